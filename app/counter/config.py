@@ -1,0 +1,93 @@
+"""Settings for the counter app, read from environment variables only."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the app cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def parse_hostports(raw: str, name: str) -> list[tuple[str, int]]:
+    """Parse 'host:port,host:port' (spaces allowed) into a list of pairs."""
+    pairs: list[tuple[str, int]] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"{name}: expected host:port, got {item!r}")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    replicas: list[tuple[str, int]] = field(default_factory=list)
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    sentinel_master: str = "mymaster"
+    sentinel_password: str | None = None
+    counter_key: str = "counter"
+    # Per-request retry: attempts after the first, with exponential backoff between them.
+    retries: int = 3
+    backoff_base: float = 0.05
+    backoff_cap: float = 0.5
+    connect_timeout: float = 1.0
+    socket_timeout: float = 2.0
+    # How long create_app() keeps trying to reach Redis before it starts anyway.
+    startup_timeout: float = 10.0
+    # A replica that failed is skipped for this long, so reads do not pay its timeout each time.
+    replica_cooldown: float = 5.0
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
+            replicas=parse_hostports(env.get("REDIS_REPLICAS", ""), "REDIS_REPLICAS"),
+            sentinels=parse_hostports(env.get("REDIS_SENTINELS", ""), "REDIS_SENTINELS"),
+            sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or cls.sentinel_master,
+            sentinel_password=env.get("REDIS_SENTINEL_PASSWORD") or None,
+            counter_key=env.get("COUNTER_KEY", "").strip() or cls.counter_key,
+            retries=_int(env, "REDIS_RETRIES", cls.retries),
+            backoff_base=_float(env, "REDIS_BACKOFF_BASE", cls.backoff_base),
+            backoff_cap=_float(env, "REDIS_BACKOFF_CAP", cls.backoff_cap),
+            connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", cls.connect_timeout),
+            socket_timeout=_float(env, "REDIS_SOCKET_TIMEOUT", cls.socket_timeout),
+            startup_timeout=_float(env, "REDIS_STARTUP_TIMEOUT", cls.startup_timeout),
+            replica_cooldown=_float(env, "REDIS_REPLICA_COOLDOWN", cls.replica_cooldown),
+            wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", cls.wait_replicas),
+            wait_timeout_ms=_int(env, "REDIS_WAIT_TIMEOUT_MS", cls.wait_timeout_ms, minimum=1),
+        )

@@ -1,0 +1,196 @@
+"""The counter in Redis: writes to the master, reads from replicas when there are any."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.connection import parse_url
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError as RedisTimeoutError,
+)
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "Redis is not there right now": retried, then reported as 503.
+# ReadOnlyError appears when a write reaches a master that a failover just demoted.
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+
+
+class RedisUnavailable(Exception):
+    """Redis could not be reached after the configured retries."""
+
+
+class NotDurable(Exception):
+    """The write happened on the master but too few replicas acknowledged it in time."""
+
+    def __init__(self, value: int, acked: int, required: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"write not acknowledged by {required} replica(s) within {timeout_ms} ms "
+            f"(acknowledged by {acked})"
+        )
+        self.value = value
+        self.acked = acked
+        self.required = required
+
+
+class CounterOverflow(Exception):
+    """INCRBY/DECRBY would leave the 64-bit range Redis allows."""
+
+
+def _retry(settings: Settings) -> Retry:
+    # One Retry per client: redis-py may adjust a Retry's error list per connection.
+    return Retry(ExponentialBackoff(cap=settings.backoff_cap, base=settings.backoff_base),
+                 settings.retries)
+
+
+class CounterStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.key = settings.counter_key
+        url = parse_url(settings.redis_url)
+        common: dict[str, Any] = {
+            "username": url.get("username"),
+            "password": url.get("password"),
+            "db": url.get("db", 0),
+            "socket_connect_timeout": settings.connect_timeout,
+            "socket_timeout": settings.socket_timeout,
+            "decode_responses": True,
+        }
+        self._replicas: list[redis.Redis] = []
+        self._replica_down_until: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self.sentinel: Sentinel | None = None
+        if settings.sentinels:
+            self.sentinel = Sentinel(
+                settings.sentinels,
+                sentinel_kwargs={
+                    "password": settings.sentinel_password,
+                    "socket_connect_timeout": settings.connect_timeout,
+                    "socket_timeout": settings.socket_timeout,
+                },
+                **common,
+            )
+            # The pools ask Sentinel for the current master/replicas on each new connection,
+            # so a failover is followed without a restart.
+            self.master = self.sentinel.master_for(settings.sentinel_master, retry=_retry(settings))
+            # slave_for falls back to the master itself when Sentinel knows no replica.
+            self._replicas.append(self.sentinel.slave_for(
+                settings.sentinel_master, retry=Retry(NoBackoff(), 0)))
+        else:
+            self.master = redis.Redis.from_url(settings.redis_url, retry=_retry(settings),
+                                               **{k: v for k, v in common.items()
+                                                  if k not in ("username", "password", "db")})
+            for host, port in settings.replicas:
+                # A replica gets one attempt: on failure the read goes to the master instead.
+                self._replicas.append(redis.Redis(host=host, port=port,
+                                                  retry=Retry(NoBackoff(), 0), **common))
+
+    # --- start-up -----------------------------------------------------------------------
+    def wait_until_ready(self, timeout: float) -> bool:
+        """Ping the master with backoff until it answers or `timeout` passes. Never raises."""
+        deadline = time.monotonic() + timeout
+        delay = max(self.settings.backoff_base, 0.05)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.master.ping()
+                log.info("redis master reachable after %d attempt(s)", attempt)
+                return True
+            except RedisError as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    # Start anyway: /healthz stays up, /readyz and the API answer 503
+                    # until Redis appears, instead of the container crash-looping.
+                    log.warning("redis master not reachable after %d attempt(s): %s; "
+                                "starting anyway", attempt, exc)
+                    return False
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, max(self.settings.backoff_cap, 1.0))
+
+    def ping_master(self) -> None:
+        try:
+            self.master.ping()
+        except _TRANSIENT as exc:
+            raise RedisUnavailable(f"redis master unreachable: {exc}") from exc
+
+    # --- reads ----------------------------------------------------------------------------
+    def _pick_replica(self) -> tuple[int, redis.Redis] | None:
+        now = time.monotonic()
+        with self._lock:
+            healthy = [i for i in range(len(self._replicas))
+                       if self._replica_down_until.get(i, 0.0) <= now]
+        if not healthy:
+            return None
+        index = random.choice(healthy)
+        return index, self._replicas[index]
+
+    def get(self) -> int:
+        picked = self._pick_replica()
+        if picked is not None:
+            index, replica = picked
+            try:
+                return int(replica.get(self.key) or 0)
+            except RedisError as exc:
+                # Includes a replica still loading or with its master link down: use the master.
+                log.warning("replica read failed, falling back to master: %s", exc)
+                with self._lock:
+                    self._replica_down_until[index] = (time.monotonic()
+                                                       + self.settings.replica_cooldown)
+        try:
+            return int(self.master.get(self.key) or 0)
+        except _TRANSIENT as exc:
+            raise RedisUnavailable(f"redis unreachable: {exc}") from exc
+
+    # --- writes ---------------------------------------------------------------------------
+    def _write(self, command: str, *args: Any) -> int:
+        wait = self.settings.wait_replicas
+        try:
+            if wait:
+                # WAIT only counts writes made on the same connection, so the write and the
+                # WAIT travel together in one (non-transactional) pipeline.
+                pipe = self.master.pipeline(transaction=False)
+                getattr(pipe, command)(self.key, *args)
+                pipe.wait(wait, self.settings.wait_timeout_ms)
+                result, acked = pipe.execute()
+            else:
+                result, acked = getattr(self.master, command)(self.key, *args), None
+        except _TRANSIENT as exc:
+            raise RedisUnavailable(f"redis master unreachable: {exc}") from exc
+        except ResponseError as exc:
+            if "overflow" in str(exc):
+                raise CounterOverflow(str(exc)) from exc
+            raise
+        value = 0 if command == "set" else int(result)
+        if acked is not None and int(acked) < wait:
+            raise NotDurable(value, int(acked), wait, self.settings.wait_timeout_ms)
+        return value
+
+    def increment(self, by: int) -> int:
+        return self._write("incrby", by)
+
+    def decrement(self, by: int) -> int:
+        return self._write("decrby", by)
+
+    def reset(self) -> int:
+        return self._write("set", 0)
+
+    def describe_master(self) -> str:
+        if self.sentinel is not None:
+            host, port = self.sentinel.discover_master(self.settings.sentinel_master)
+            return f"{host}:{port}"
+        kwargs = self.master.connection_pool.connection_kwargs
+        return f"{kwargs.get('host')}:{kwargs.get('port')}"
