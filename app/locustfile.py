@@ -5,6 +5,7 @@ Headless, several processes so Locust itself is not the bottleneck, e.g.:
 """
 from __future__ import annotations
 
+import os
 import random
 
 from locust import FastHttpUser, between, task
@@ -12,7 +13,7 @@ from locust import FastHttpUser, between, task
 
 class CounterUser(FastHttpUser):
     # Zero think time by default (a load test); set LOCUST_WAIT_MAX for a gentler crowd.
-    wait_time = between(0, float(__import__("os").environ.get("LOCUST_WAIT_MAX", "0")))
+    wait_time = between(0, float(os.environ.get("LOCUST_WAIT_MAX", "0")))
 
     @task(16)
     def read(self) -> None:

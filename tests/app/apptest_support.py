@@ -1,0 +1,172 @@
+"""Helpers for the counter app tests: real redis-server / redis-sentinel processes on loopback
+(Debian's binaries, free ports, temp dirs, password on) and a real gunicorn serving the app."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import redis
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+APP_DIR = REPO / "app"
+# The app is not installed: make `import counter` work from the source tree.
+if str(APP_DIR) not in sys.path:
+    sys.path.insert(0, str(APP_DIR))
+
+PASSWORD = "s3cret-test-pw"
+SENTINEL_PASSWORD = "sentinel-test-pw"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - we report the last one on timeout
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc}")
+
+
+class RedisProcess:
+    """One redis-server (or redis-sentinel) process on 127.0.0.1 with its own directory."""
+
+    def __init__(self, workdir: Path, name: str, *, replica_of: int | None = None,
+                 sentinel_conf: str | None = None) -> None:
+        self.port = free_port()
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.replica_of = replica_of
+        self.sentinel_conf = sentinel_conf
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.sentinel_conf is not None
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        password = SENTINEL_PASSWORD if self.is_sentinel else PASSWORD
+        return redis.Redis(host="127.0.0.1", port=self.port, password=password,
+                           socket_timeout=2, socket_connect_timeout=1, decode_responses=True,
+                           **kwargs)
+
+    def start(self) -> RedisProcess:
+        log = str(self.dir / "server.log")
+        if self.is_sentinel:
+            conf = self.dir / "sentinel.conf"
+            # Sentinel rewrites its config file, so each one gets its own writable copy.
+            conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                            f"logfile {log}\n{self.sentinel_conf}")
+            argv = [REDIS_SENTINEL, str(conf)]
+        else:
+            argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+                    "--requirepass", PASSWORD, "--masterauth", PASSWORD,
+                    "--logfile", log, "--daemonize", "no"]
+            if self.replica_of is not None:
+                argv += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.client().ping(), 10, f"{self.name} on port {self.port}")
+        return self
+
+    def stop(self, save: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if save:
+            # SHUTDOWN SAVE writes dump.rdb, so a restart comes back with the data.
+            try:
+                self.client().shutdown(save=True)
+            except redis.ConnectionError:
+                pass
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def wait_in_sync(self, master: RedisProcess) -> None:
+        def synced() -> bool:
+            info = self.client().info("replication")
+            offset = master.client().info("replication")["master_repl_offset"]
+            return (info.get("master_link_status") == "up"
+                    and info.get("slave_repl_offset", -1) >= offset)
+        wait_for(synced, 15, f"{self.name} in sync with {master.name}")
+
+
+def redis_url(server: RedisProcess, host: str = "127.0.0.1") -> str:
+    return f"redis://:{PASSWORD}@{host}:{server.port}/0"
+
+
+# Short timeouts and backoff so that "Redis down" tests take fractions of a second.
+FAST_RETRY_ENV = {
+    "REDIS_RETRIES": "2",
+    "REDIS_BACKOFF_BASE": "0.01",
+    "REDIS_BACKOFF_CAP": "0.05",
+    "REDIS_CONNECT_TIMEOUT": "0.5",
+    "REDIS_SOCKET_TIMEOUT": "1",
+    "REDIS_STARTUP_TIMEOUT": "2",
+}
+
+
+class Gunicorn:
+    """The app under a real gunicorn process on loopback, as the image runs it."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)}
+        self.proc: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a full pipe would block gunicorn's logging.
+        self.log = tempfile.NamedTemporaryFile(prefix="swarmlab-apptest-gunicorn-", suffix=".log")
+
+    def start(self) -> Gunicorn:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "--config", str(APP_DIR / "gunicorn.conf.py"), "counter:create_app()"],
+            cwd=APP_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: requests.get(f"{self.base}/healthz", timeout=1).ok, 20,
+                     "gunicorn /healthz")
+        except AssertionError:
+            out = self.output()
+            self.stop()
+            raise AssertionError(f"gunicorn did not come up:\n{out}") from None
+        return self
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
