@@ -1,0 +1,177 @@
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Client layer of the swarmlab.cluster Redis modules: connections through redis-py with an
+explicit Retry policy, errors that name host:port, and collection of instance records for the
+pure logic in ``_redis.py``."""
+
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+import typing as t
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
+    address,
+    parse_info,
+    parse_replication,
+    parse_role,
+)
+
+REDIS_IMPORT_ERROR: str | None
+try:
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+except ImportError:
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+    HAS_REDIS = False
+else:
+    REDIS_IMPORT_ERROR = None
+    HAS_REDIS = True
+
+# Connection parameters every module takes (names as in the modules' argument specs).
+CONNECTION_KEYS = ('login_user', 'login_password', 'tls', 'validate_certs', 'ca_certs',
+                   'client_cert_file', 'client_key_file', 'connect_timeout')
+
+
+class RedisModuleError(Exception):
+    """A failure the module reports as is (the message names the host:port concerned)."""
+
+
+def _raw(response: t.Any, **options: t.Any) -> str:
+    return response.decode() if isinstance(response, bytes) else response
+
+
+def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+    """A redis-py client; nothing is sent yet.
+
+    Retry policy: up to 3 retries with exponential backoff (0.1 s, capped at 1 s) on connection
+    errors and timeouts. The socket timeouts come from ``connect_timeout``.
+    """
+    timeout = float(params.get('connect_timeout') or 5)
+    kwargs: dict[str, t.Any] = {
+        'host': host,
+        'port': port,
+        'username': params.get('login_user'),
+        'password': params.get('login_password'),
+        'socket_connect_timeout': timeout,
+        'socket_timeout': max(timeout, 5.0),
+        'decode_responses': True,
+        'retry': Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+    }
+    if params.get('tls'):
+        kwargs.update({
+            'ssl': True,
+            'ssl_ca_certs': params.get('ca_certs'),
+            'ssl_cert_reqs': 'required' if params.get('validate_certs', True) else 'none',
+            'ssl_certfile': params.get('client_cert_file'),
+            'ssl_keyfile': params.get('client_key_file'),
+        })
+        if not params.get('validate_certs', True):
+            kwargs['ssl_check_hostname'] = False
+    client = redis.Redis(**kwargs)
+    # INFO is parsed by _redis.parse_info, which keeps run ids and host names as strings.
+    client.set_response_callback('INFO', _raw)
+    return client
+
+
+def describe_error(where: str, exc: Exception) -> str:
+    """A readable message naming host:port for the usual redis-py errors."""
+    if HAS_REDIS:
+        if isinstance(exc, redis.exceptions.AuthenticationError):
+            return '%s: authentication failed (wrong login_user/login_password?): %s' % (where, exc)
+        if isinstance(exc, redis.exceptions.ResponseError) and 'NOPERM' in str(exc):
+            return '%s: the user lacks a permission: %s' % (where, exc)
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return '%s: unreachable: %s' % (where, exc)
+    return '%s: %s' % (where, exc)
+
+
+def connect(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+    """A client that answered PING; raises RedisModuleError naming host:port otherwise."""
+    client = make_client(host, port, params)
+    try:
+        client.ping()
+    except Exception as exc:  # redis-py raises many error classes; all are reported the same way
+        raise RedisModuleError(describe_error(address(host, port) or host, exc)) from exc
+    return client
+
+
+def command(client: t.Any, where: str, *args: t.Any) -> t.Any:
+    """Run one command, turning any error into RedisModuleError naming host:port."""
+    try:
+        return client.execute_command(*args)
+    except Exception as exc:
+        raise RedisModuleError(describe_error(where, exc)) from exc
+
+
+def resolve(host: str) -> list[str]:
+    """IP addresses a host name resolves to (empty when it does not)."""
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+    except (OSError, UnicodeError):
+        return []
+
+
+def probe_run_id(host: str, port: int, params: dict[str, t.Any]) -> str | None:
+    """run_id of the server at host:port, or None when it cannot be reached from here."""
+    probe = dict(params)
+    probe['connect_timeout'] = min(float(params.get('connect_timeout') or 5), 2.0)
+    try:
+        client = make_client(host, port, probe)
+        info = parse_info(client.execute_command('INFO', 'server'))
+        return str(info.get('run_id')) or None
+    except Exception:  # best effort: the address may only resolve inside the servers' network
+        return None
+
+
+def read_state(client: t.Any, where: str) -> dict[str, t.Any]:
+    """INFO server + INFO replication + ROLE of one connected instance."""
+    server = parse_info(command(client, where, 'INFO', 'server'))
+    repl_text = command(client, where, 'INFO', 'replication')
+    role = command(client, where, 'ROLE')
+    return {
+        'run_id': str(server.get('run_id', '')) or None,
+        'version': str(server.get('redis_version', '')) or None,
+        'config_file': str(server.get('config_file', '') or '') or None,
+        'repl': parse_replication(repl_text),
+        'role_state': parse_role(role),
+    }
+
+
+def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_master: bool = True) -> dict[str, t.Any]:
+    """One instance record (see ``_redis.py``); unreachable instances get ``reachable: false``."""
+    key = address(host, port)
+    record: dict[str, t.Any] = {
+        'key': key, 'host': host, 'port': port, 'addresses': resolve(host),
+        'reachable': False, 'error': None, 'run_id': None, 'version': None, 'config_file': None,
+        'repl': {}, 'role_state': {}, 'master_run_id': None,
+    }
+    try:
+        client = connect(host, port, params)
+        record.update(read_state(client, key))
+        record['reachable'] = True
+        client.close()
+    except RedisModuleError as exc:
+        record['error'] = str(exc)
+        return record
+    repl = record['repl']
+    if probe_master and repl.get('role') == 'replica' and repl.get('master_host'):
+        record['master_run_id'] = probe_run_id(repl['master_host'], repl['master_port'], params)
+    return record
+
+
+def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    return [collect_instance(i['host'], i['port'], params) for i in instances]
+
+
+def wait_until(check: t.Callable[[], t.Any], timeout: float, interval: float = 0.2) -> t.Any:
+    """Call check() until it returns something truthy or timeout seconds pass; the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
