@@ -18,7 +18,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .config import Settings
 
@@ -31,6 +31,14 @@ _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 class RedisUnavailable(Exception):
     """Redis could not be reached after the configured retries."""
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason for clients and logs; redis-py's own messages can embed whole reprs."""
+    if isinstance(exc, MasterNotFoundError):
+        return "no master found through Sentinel"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 class NotDurable(Exception):
@@ -78,6 +86,9 @@ class CounterStore:
                 settings.sentinels,
                 sentinel_kwargs={
                     "password": settings.sentinel_password,
+                    # One attempt per sentinel: the master/replica clients' own Retry repeats
+                    # the whole discovery, so retrying here too would multiply the waits.
+                    "retry": Retry(NoBackoff(), 0),
                     "socket_connect_timeout": settings.connect_timeout,
                     "socket_timeout": settings.socket_timeout,
                 },
@@ -116,7 +127,7 @@ class CounterStore:
                     # Start anyway: /healthz stays up, /readyz and the API answer 503
                     # until Redis appears, instead of the container crash-looping.
                     log.warning("redis master not reachable after %d attempt(s): %s; "
-                                "starting anyway", attempt, exc)
+                                "starting anyway", attempt, _describe(exc))
                     return False
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, max(self.settings.backoff_cap, 1.0))
@@ -125,7 +136,7 @@ class CounterStore:
         try:
             self.master.ping()
         except _TRANSIENT as exc:
-            raise RedisUnavailable(f"redis master unreachable: {exc}") from exc
+            raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
 
     # --- reads ----------------------------------------------------------------------------
     def _pick_replica(self) -> tuple[int, redis.Redis] | None:
@@ -146,14 +157,14 @@ class CounterStore:
                 return int(replica.get(self.key) or 0)
             except RedisError as exc:
                 # Includes a replica still loading or with its master link down: use the master.
-                log.warning("replica read failed, falling back to master: %s", exc)
+                log.warning("replica read failed, falling back to master: %s", _describe(exc))
                 with self._lock:
                     self._replica_down_until[index] = (time.monotonic()
                                                        + self.settings.replica_cooldown)
         try:
             return int(self.master.get(self.key) or 0)
         except _TRANSIENT as exc:
-            raise RedisUnavailable(f"redis unreachable: {exc}") from exc
+            raise RedisUnavailable(f"redis unreachable: {_describe(exc)}") from exc
 
     # --- writes ---------------------------------------------------------------------------
     def _write(self, command: str, *args: Any) -> int:
@@ -169,7 +180,7 @@ class CounterStore:
             else:
                 result, acked = getattr(self.master, command)(self.key, *args), None
         except _TRANSIENT as exc:
-            raise RedisUnavailable(f"redis master unreachable: {exc}") from exc
+            raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
         except ResponseError as exc:
             if "overflow" in str(exc):
                 raise CounterOverflow(str(exc)) from exc

@@ -15,6 +15,8 @@ from typing import Callable
 
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"
@@ -68,6 +70,9 @@ class RedisProcess:
 
     def client(self, **kwargs: object) -> redis.Redis:
         password = SENTINEL_PASSWORD if self.is_sentinel else PASSWORD
+        # No hidden retries in the test's own client (redis-py's default backs off for
+        # seconds); tests poll explicitly with wait_for.
+        kwargs.setdefault("retry", Retry(NoBackoff(), 0))
         return redis.Redis(host="127.0.0.1", port=self.port, password=password,
                            socket_timeout=2, socket_connect_timeout=1, decode_responses=True,
                            **kwargs)
@@ -84,7 +89,9 @@ class RedisProcess:
             argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--dir", str(self.dir), "--save", "", "--appendonly", "no",
                     "--requirepass", PASSWORD, "--masterauth", PASSWORD,
-                    "--logfile", log, "--daemonize", "no"]
+                    "--logfile", log, "--daemonize", "no",
+                    # Full syncs start at once instead of after the default 5 s delay.
+                    "--repl-diskless-sync-delay", "0"]
             if self.replica_of is not None:
                 argv += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,205 @@
+"""What happens when Redis is slow to start, goes away, fails over, or loses replicas."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from apptest_support import (FAST_RETRY_ENV, PASSWORD, REDIS_SENTINEL, SENTINEL_PASSWORD,
+                             RedisProcess, free_port, redis_url, wait_for)
+
+
+def test_redis_down_is_503_then_recovers_without_restart(make_client, lone_redis, counter_key):
+    client = make_client(REDIS_URL=redis_url(lone_redis))
+    assert client.post("/api/counter/increment", json={"by": 3}).get_json() == {"value": 3}
+
+    lone_redis.stop(save=True)
+    for method, path in [("get", "/api/counter"), ("post", "/api/counter/increment"),
+                         ("post", "/api/counter/decrement"), ("post", "/api/counter/reset"),
+                         ("get", "/readyz")]:
+        resp = getattr(client, method)(path)
+        assert resp.status_code == 503, (path, resp.get_data(as_text=True))
+        assert resp.mimetype == "application/json"
+        assert "unreachable" in resp.get_json()["error"]
+        assert "Traceback" not in resp.get_data(as_text=True)
+    # Liveness does not depend on Redis: the orchestrator must not kill a waiting replica.
+    assert client.get("/healthz").status_code == 200
+    # The page still renders and says what is wrong.
+    page = client.get("/")
+    assert page.status_code == 200 and "Redis is unavailable" in page.get_data(as_text=True)
+
+    # Same port, same data directory: the same app object reconnects by itself.
+    lone_redis.start()
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/api/counter").get_json() == {"value": 3}
+    assert client.post("/api/counter/increment").get_json() == {"value": 4}
+
+
+def test_per_request_retry_rides_out_a_short_outage(make_client, lone_redis):
+    """A request that arrives while Redis restarts is retried with backoff, not failed."""
+    client = make_client(REDIS_URL=redis_url(lone_redis), REDIS_RETRIES="8",
+                         REDIS_BACKOFF_BASE="0.1", REDIS_BACKOFF_CAP="0.5")
+    assert client.post("/api/counter/increment").get_json() == {"value": 1}
+    lone_redis.stop(save=True)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.post, "/api/counter/increment")
+        time.sleep(0.3)  # the request is now inside its retry loop
+        lone_redis.start()
+        resp = pending.result(timeout=30)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"value": 2}
+
+
+def test_gunicorn_starts_before_redis_and_does_not_crash_loop(gunicorn_factory, redis_workdir):
+    server_to_be = RedisProcess(redis_workdir, "late")  # port chosen, nothing listening yet
+    app = gunicorn_factory({**FAST_RETRY_ENV, "REDIS_STARTUP_TIMEOUT": "1",
+                            "REDIS_URL": redis_url(server_to_be)})
+    pid = app.proc.pid
+    assert requests.get(f"{app.base}/healthz", timeout=5).status_code == 200
+    ready = requests.get(f"{app.base}/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.headers["Content-Type"] == "application/json"
+    assert requests.post(f"{app.base}/api/counter/increment", timeout=5).status_code == 503
+    try:
+        server_to_be.start()
+        wait_for(lambda: requests.get(f"{app.base}/readyz", timeout=5).ok, 10, "readyz 200")
+        resp = requests.post(f"{app.base}/api/counter/increment", timeout=5)
+        assert resp.status_code == 200 and resp.json() == {"value": 1}
+        # Same gunicorn master all along: nothing exited and was restarted.
+        assert app.proc.poll() is None and app.proc.pid == pid
+        assert "Worker exiting" not in app.output() and "Booting worker" in app.output()
+    finally:
+        server_to_be.stop()
+
+
+def test_500_concurrent_increments_are_exact(gunicorn_factory, redis_pair, counter_key):
+    master, _ = redis_pair
+    app = gunicorn_factory({"REDIS_URL": redis_url(master), "COUNTER_KEY": counter_key},
+                           workers=2, threads=8)
+    url = f"{app.base}/api/counter/increment"
+    local = threading.local()
+
+    def one(_: int) -> tuple[int, int, str]:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        resp = session.post(url, timeout=30)
+        return resp.status_code, resp.json()["value"], resp.headers["X-Served-By"]
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, range(500)))
+    assert {status for status, _, _ in results} == {200}
+    # Each increment saw a distinct value after it: none lost, none doubled.
+    assert sorted(value for _, value, _ in results) == list(range(1, 501))
+    assert requests.get(f"{app.base}/api/counter", timeout=5).json() == {"value": 500}
+    assert master.client().get(counter_key) == "500"
+
+
+# --- durability mode (WAIT) -------------------------------------------------------------------
+
+def test_wait_mode_acknowledged_by_replica(make_client, redis_pair, counter_key):
+    master, replica = redis_pair
+    client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="1")
+    resp = client.post("/api/counter/increment", json={"by": 2})
+    assert resp.status_code == 200 and resp.get_json() == {"value": 2}
+    # Acknowledged means the replica already has it, with no further waiting.
+    assert replica.client().get(counter_key) == "2"
+    assert client.post("/api/counter/reset").get_json() == {"value": 0}
+
+
+def test_wait_mode_is_503_when_no_replica_acknowledges(make_client, lone_redis, counter_key):
+    client = make_client(REDIS_URL=redis_url(lone_redis), REDIS_WAIT_REPLICAS="1",
+                         REDIS_WAIT_TIMEOUT_MS="200")
+    started = time.monotonic()
+    resp = client.post("/api/counter/increment")
+    assert time.monotonic() - started < 3
+    assert resp.status_code == 503
+    body = resp.get_json()
+    assert "not acknowledged by 1 replica" in body["error"]
+    # The master did apply it; the response says so rather than pretending it was lost.
+    assert body["value"] == 1 and body["acknowledged"] == 0
+    assert lone_redis.client().get(counter_key) == "1"
+    # Reads are unaffected by the durability mode.
+    assert client.get("/api/counter").get_json() == {"value": 1}
+
+
+def test_wait_mode_is_503_when_fewer_replicas_than_required(make_client, redis_pair):
+    master, _ = redis_pair
+    client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="2",
+                         REDIS_WAIT_TIMEOUT_MS="200")
+    resp = client.post("/api/counter/decrement")
+    assert resp.status_code == 503
+    assert resp.get_json()["acknowledged"] == 1
+
+
+# --- Sentinel ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def sentinel_group(redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess,
+                                                           list[RedisProcess]]]:
+    if not os.path.exists(REDIS_SENTINEL):
+        pytest.skip("redis-sentinel is not installed (apt-get install redis-sentinel)")
+    master = RedisProcess(redis_workdir, "s-master").start()
+    replica = RedisProcess(redis_workdir, "s-replica", replica_of=master.port).start()
+    conf = (f"requirepass {SENTINEL_PASSWORD}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {master.port} 2\n"
+            f"sentinel auth-pass mymaster {PASSWORD}\n"
+            f"sentinel sentinel-pass {SENTINEL_PASSWORD}\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 10000\n")
+    sentinels = [RedisProcess(redis_workdir, f"sentinel-{i}-{master.port}", sentinel_conf=conf)
+                 for i in range(3)]
+    try:
+        for sentinel in sentinels:
+            sentinel.start()
+        replica.wait_in_sync(master)
+        # Each sentinel must have found the replica before a failover can pick it.
+        wait_for(lambda: all(len(s.client().sentinel_slaves("mymaster")) == 1 for s in sentinels),
+                 15, "sentinels to discover the replica")
+        yield master, replica, sentinels
+    finally:
+        for server in (*sentinels, replica, master):
+            server.stop()
+
+
+def test_sentinel_discovery_and_failover_without_restart(make_client, sentinel_group):
+    master, replica, sentinels = sentinel_group
+    client = make_client(
+        # Only the credentials and db of REDIS_URL are used with Sentinel: the host here is
+        # a closed port, so any answer proves the master was found through Sentinel.
+        REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
+        REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
+        REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD,
+        REDIS_RETRIES="6", REDIS_BACKOFF_BASE="0.1", REDIS_BACKOFF_CAP="1")
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/api/counter/increment", json={"by": 10}).get_json() == {"value": 10}
+    assert master.client().get(client.application.extensions["counter_store"].key) == "10"
+    replica.wait_in_sync(master)
+    # Reads through Sentinel's replica list see the replicated value.
+    assert client.get("/api/counter").get_json() == {"value": 10}
+
+    sentinels[0].client().execute_command("SENTINEL", "FAILOVER", "mymaster")
+    wait_for(lambda: int(sentinels[0].client().sentinel_get_master_addr_by_name("mymaster")[1])
+             == replica.port, 20, "sentinel to promote the replica")
+    # Wait until the old master is demoted, so no write can still land on it.
+    wait_for(lambda: master.client().info("replication")["role"] == "slave", 20,
+             "old master to become a replica")
+
+    resp = client.post("/api/counter/increment")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"value": 11}
+    key = client.application.extensions["counter_store"].key
+    assert replica.client().get(key) == "11"  # the write went to the new master
+    assert client.get("/readyz").status_code == 200
+
+
+def test_sentinel_unreachable_is_503(make_client, redis_workdir):
+    client = make_client(REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:1/0",
+                         REDIS_SENTINELS=f"127.0.0.1:{free_port()}", REDIS_STARTUP_TIMEOUT="0")
+    resp = client.post("/api/counter/increment")
+    assert resp.status_code == 503 and "error" in resp.get_json()
+    assert client.get("/api/counter").status_code == 503
