@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set-up of a fresh Debian 12 machine for this collection: system packages, a running dockerd and
+# the controller's virtual environment (.venv) with the pinned requirements. Safe to run again.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+log() { printf '\n== %s\n' "$*"; }
+
+apt_packages=(
+    docker.io debootstrap           # the lab: an engine on the machine, images from Debian's archive
+    redis-server redis-sentinel     # real Redis for the app's and the modules' tests
+    haproxy wrk apache2-utils       # edge tests, benchmarks, htpasswd
+    chromium chromium-driver        # the browser test of the web page
+    shellcheck                      # ansible-test sanity's shellcheck test
+    python3-venv git rsync curl
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# kubectl for the manifests' dry run; another package may already provide it.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    if [ -d /run/systemd/system ]; then
+        systemctl start docker
+    else
+        # No systemd as PID 1 on our machines: run the daemon in the background.
+        nohup dockerd >/var/log/swarmlab-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/swarmlab-dockerd.log" >&2; exit 1; }
+fi
+
+venv="$here/.venv"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "creating $venv with the pinned requirements"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -r "$here/requirements.txt"
+    echo "$want" >"$stamp"
+fi
+log "set-up done: $(docker version --format 'docker {{.Server.Version}}'), $("$venv/bin/ansible" --version | head -1)"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Every test of the collection, from a fresh machine: set-up, linters, ansible-test sanity, pytest
+# (unit, integration against real servers, app, manifests), then the Molecule scenarios on the lab.
+# Usage: scripts/test.sh [stage ...]   stages: lint sanity pytest molecule (default: all)
+# SWARMLAB_SCENARIOS overrides the list of Molecule scenarios.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(lint sanity pytest molecule)
+scenarios=${SWARMLAB_SCENARIOS:-"lab swarm registry default"}
+results="$here/results/test"
+rm -rf "$results"; mkdir -p "$results"
+passed=0 failed=0
+started=$(date +%s)
+step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
+
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+for stage in "${stages[@]}"; do
+    case $stage in
+    lint)
+        step "yamllint"
+        yamllint --strict .
+        step "ansible-lint (production profile)"
+        ansible-lint --offline
+        if [ -x scripts/render_k8s.sh ]; then
+            step "k8s/ manifests match the k8s_app role's output"
+            bash scripts/render_k8s.sh --check
+        fi
+        ;;
+    sanity)
+        step "ansible-test sanity"
+        bash scripts/sanity.sh
+        ;;
+    pytest)
+        step "pytest"
+        # Exit 5 (no test collected) is a failure here, like any other non-zero exit.
+        pytest tests --junitxml="$results/pytest.xml" -p no:cacheprovider
+        read -r p f < <(python3 - "$results/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+s = ET.parse(sys.argv[1]).getroot()
+s = s if s.tag == "testsuite" else s.find("testsuite")
+t, fl, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+print(t - fl - e - sk, fl + e)
+PY
+)
+        passed=$((passed + p)); failed=$((failed + f))
+        ;;
+    molecule)
+        for s in $scenarios; do
+            step "molecule test -s $s"
+            if molecule test -s "$s"; then
+                passed=$((passed + 1))
+            else
+                failed=$((failed + 1))
+                echo "molecule scenario $s FAILED" >&2
+                exit 1
+            fi
+        done
+        ;;
+    *)
+        echo "unknown stage: $stage" >&2; exit 2 ;;
+    esac
+done
+step "done"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
