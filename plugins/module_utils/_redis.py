@@ -25,9 +25,11 @@ import typing as t
 def _value(raw: str) -> t.Any:
     """Convert an INFO scalar to int when it is one; keep everything else a string.
 
-    Unlike redis-py's own parser this never turns a run id or host name into a float.
+    Unlike redis-py's own parser this never turns a run id or host name into a float, and keeps
+    zero-padded values (``master_replid2:0000...``) as strings.
     """
-    if raw.lstrip('-').isdigit():
+    digits = raw.lstrip('-')
+    if digits.isdigit() and not (len(digits) > 1 and digits.startswith('0')):
         return int(raw)
     return raw
 
@@ -258,7 +260,7 @@ def analyze_topology(records: list[dict[str, t.Any]]) -> dict[str, t.Any]:
     unreachable = [r['key'] for r in records if not r.get('reachable')]
     for r in records:
         if not r.get('reachable'):
-            problems.append('%s is unreachable: %s' % (r['key'], r.get('error') or 'no answer'))
+            problems.append(r.get('error') or '%s is unreachable' % r['key'])
     reachable = [r for r in records if r.get('reachable')]
     masters = [r['key'] for r in reachable if (r.get('repl') or {}).get('role') == 'master']
 
@@ -435,3 +437,80 @@ def replication_plan(current: dict[str, t.Any], desired_role: str, desired_maste
     if current['role'] == 'replica' and (current['master'] == desired_master or same_master):
         return {'replicaof': False, 'target': desired_master}
     return {'replicaof': True, 'target': desired_master}
+
+
+def seen_address(master: dict[str, t.Any] | None, replica: dict[str, t.Any]) -> tuple[str, int]:
+    """The address by which the master sees a replica (its ``slaveN`` line), else the listed one.
+
+    That is the address ``FAILOVER TO`` needs, and a good address for the other instances to reach
+    the replica once it is promoted (they share the master's network).
+    """
+    if master and master.get('reachable'):
+        line = _match_replica_line(master, replica)
+        if line and line.get('ip') and line.get('port'):
+            return line['ip'], line['port']
+    return replica['host'], replica['port']
+
+
+def decide_failover(topology: dict[str, t.Any], target: str | None, force: bool) -> dict[str, t.Any]:
+    """What ``redis_failover`` has to do (without Sentinel).
+
+    Returns a dict with ``action`` (``noop``, ``planned``, ``forced``, ``fence``, ``repoint`` or
+    ``error``), ``old_master``, ``new_master`` and ``reason`` (or ``msg`` for an error).
+    """
+    listed = [e['address'] for e in topology['instances']]
+    if target is not None and target not in listed:
+        return {'action': 'error', 'msg': 'target %s is not one of the listed instances (%s)' % (target, ', '.join(listed))}
+    masters = topology['masters']
+    if len(masters) > 1:
+        keep = legitimate_master(topology, target)
+        if not force:
+            return {'action': 'error', 'msg': 'split brain: %s all report the master role; set force: true to keep '
+                    '%s and make the others its replicas (their writes since the split are discarded)'
+                    % (', '.join(masters), keep or 'the target')}
+        if keep is None:
+            return {'action': 'error', 'msg': 'split brain: %s all report the master role and as many replicas '
+                    'follow each; name the one to keep with target' % ', '.join(masters)}
+        return {'action': 'fence', 'old_master': [m for m in masters if m != keep], 'new_master': keep,
+                'reason': 'split brain: keeping %s' % keep}
+    if len(masters) == 1:
+        master = masters[0]
+        if target == master:
+            stray = repoint_list(topology, master)
+            if not stray:
+                return {'action': 'noop', 'old_master': master, 'new_master': master,
+                        'reason': 'target is already the master'}
+            return {'action': 'repoint', 'old_master': master, 'new_master': master,
+                    'reason': 'target is the master; repointing %s' % ', '.join(stray)}
+        new, why = choose_promotion_candidate(topology, target)
+        if new is None:
+            return {'action': 'error', 'msg': 'no replica to promote: %s' % why}
+        return {'action': 'planned', 'old_master': master, 'new_master': new, 'reason': why}
+    reported = sorted({e['master_reported'] for e in topology['instances']
+                       if e['role'] == 'replica' and e['master_reported']})
+    old = ', '.join(reported) or 'unknown'
+    if not force:
+        return {'action': 'error', 'msg': 'no reachable master (replicas follow %s; unreachable: %s); set force: true '
+                'to promote the replica with the highest offset' % (old, ', '.join(topology['unreachable']) or 'none')}
+    new, why = choose_promotion_candidate(topology, target)
+    if new is None:
+        return {'action': 'error', 'msg': 'no replica to promote: %s' % why}
+    return {'action': 'forced', 'old_master': old, 'new_master': new, 'reason': why}
+
+
+def repoint_list(topology: dict[str, t.Any], new_master: str) -> list[str]:
+    """Reachable instances, other than new_master, that are not replicas of new_master."""
+    return [e['address'] for e in topology['instances']
+            if e['reachable'] and e['address'] != new_master
+            and not (e['role'] == 'replica' and e['master'] == new_master)]
+
+
+def converged(topology: dict[str, t.Any], new_master: str) -> bool:
+    """new_master is the only master and every reachable instance replicates from it, link up."""
+    if topology['masters'] != [new_master]:
+        return False
+    for e in topology['instances']:
+        if e['reachable'] and e['address'] != new_master:
+            if e['master'] != new_master or e['link_status'] != 'up' or e['sync_in_progress']:
+                return False
+    return True

@@ -175,3 +175,11 @@ def wait_until(check: t.Callable[[], t.Any], timeout: float, interval: float = 0
         if result or time.monotonic() >= deadline:
             return result
         time.sleep(interval)
+
+
+def config_get(client: t.Any, where: str, name: str) -> str:
+    """The value of one config parameter ('' when unset)."""
+    reply = command(client, where, 'CONFIG', 'GET', name)
+    if isinstance(reply, dict):
+        return str(reply.get(name) or '')
+    return str(reply[1]) if len(reply) > 1 else ''

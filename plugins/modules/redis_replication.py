@@ -228,6 +228,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     REDIS_IMPORT_ERROR,
     RedisModuleError,
     command,
+    config_get,
     connect,
     probe_run_id,
     read_state,
@@ -245,10 +246,7 @@ class ReplicationManager:
         self.warnings: list[str] = []
 
     def _config_get(self, name: str) -> str:
-        reply = command(self.client, self.where, 'CONFIG', 'GET', name)
-        if isinstance(reply, dict):
-            return reply.get(name) or ''
-        return reply[1] if len(reply) > 1 else ''
+        return config_get(self.client, self.where, name)
 
     def _check_not_self(self, state: dict[str, t.Any]) -> None:
         host, port = self.p['master_host'], self.p['master_port']

@@ -1,0 +1,634 @@
+#!/usr/bin/python
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: redis_failover
+short_description: Planned switchover or forced promotion in a Redis replication set
+version_added: 1.0.0
+description:
+  - Planned switchover (the master is reachable) to a named replica or to the most up-to-date one.
+    On Redis 6.2 or later it uses C(FAILOVER TO host port TIMEOUT ms), which pauses writes on the
+    master until the target has caught up. Otherwise (or with O(method=manual)) it runs the same
+    steps itself - pause writes with C(CLIENT PAUSE WRITE), wait until the target's offset has
+    caught up with the master's, promote the target, make the old master its replica, unpause -
+    so no acknowledged write is lost. The other replicas are then pointed at the new master.
+  - Forced promotion (O(force=true)) when the master is gone - the reachable replica with the
+    highest replication offset (or O(target)) gets C(REPLICAOF NO ONE), the others are pointed at
+    it, and the old master, if it is reachable again, is fenced (made a replica of the new master).
+    A later run with O(force=true) also fences an old master that came back as a second master.
+  - With O(sentinels), the failover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
+    view stays right. A O(target) is honoured by giving the other replicas C(replica-priority 0)
+    until Sentinel has promoted the target, then restoring their priorities.
+  - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
+    any safety check, has no view of the whole topology, does not repoint the other replicas, has no
+    C(masterauth) and never checks that replication works afterwards.
+  - Idempotent - when the requested O(target) is already the master and the set is healthy,
+    nothing changes. Without a target every run is a switchover.
+  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
+    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+author: "swarmlab maintainers"
+requirements:
+  - redis (redis-py) >= 4.0
+attributes:
+  check_mode:
+    support: full
+    description: Decides what it would do (and reports C(changed), the old and the new master) without writing.
+  diff_mode:
+    support: full
+    description: Shows the master before and after.
+options:
+  instances:
+    description:
+      - Every Redis instance of the replication set, as reachable from the module host.
+      - Replicas are pointed at the new master by the address the old master sees it under (its
+        C(slaveN) line in C(INFO replication)), else by the address listed here.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      host:
+        description: Address of the instance.
+        type: str
+        required: true
+      port:
+        description: Port of the instance.
+        type: int
+        default: 6379
+  target:
+    description:
+      - The replica to promote, one of O(instances). Without it the reachable replica with the
+        highest replication offset is chosen.
+    type: dict
+    suboptions:
+      host:
+        description: Address of the target, as in O(instances).
+        type: str
+        required: true
+      port:
+        description: Port of the target.
+        type: int
+        default: 6379
+  force:
+    description:
+      - Allow a promotion when no master is reachable, and fencing when more than one instance
+        reports the master role (the master most replicas follow, or O(target), is kept).
+      - Writes the old master acknowledged but had not replicated are lost; the module reports the
+        offsets it saw in RV(before).
+    type: bool
+    default: false
+  method:
+    description:
+      - V(auto) uses V(sentinel) when O(sentinels) is given, else V(failover) on Redis 6.2 or
+        later and V(manual) before.
+      - V(failover) uses the C(FAILOVER) command; V(manual) pauses writes and promotes step by
+        step; V(sentinel) uses C(SENTINEL FAILOVER).
+      - Only a planned switchover uses the method; a forced promotion always promotes directly.
+    type: str
+    default: auto
+    choices: [auto, failover, manual, sentinel]
+  timeout:
+    description:
+      - Seconds the switchover may take - the time writes may stay paused while the target catches
+        up, and then the time to wait for every replica to be linked to the new master.
+    type: int
+    default: 30
+  sentinels:
+    description: Sentinels that monitor the set; the first reachable one is used.
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: Address of the Sentinel.
+        type: str
+        required: true
+      port:
+        description: Port of the Sentinel.
+        type: int
+        default: 26379
+  sentinel_master_name:
+    description: Name of the monitored master in Sentinel.
+    type: str
+    default: mymaster
+  sentinel_password:
+    description: Password of the Sentinels (C(requirepass) in sentinel.conf), if any.
+    type: str
+  master_auth:
+    description:
+      - Password the instances use to authenticate to the new master. When given, C(masterauth) is
+        set (C(CONFIG SET)) on every instance the module makes a replica, before it does.
+    type: str
+  persist:
+    description:
+      - Run C(CONFIG REWRITE) on every instance whose role changed, so a restart does not bring an
+        old master back as a master. Instances without a config file are reported in a warning.
+    type: bool
+    default: false
+  login_user:
+    description: ACL user name (Redis 6 or later), the same on every instance.
+    type: str
+  login_password:
+    description: Password of the instances (C(requirepass) or the ACL user's password).
+    type: str
+  tls:
+    description: Connect with TLS (to instances and Sentinels).
+    type: bool
+    default: false
+  validate_certs:
+    description: Verify the servers' certificates and host names when O(tls=true).
+    type: bool
+    default: true
+  ca_certs:
+    description: CA bundle to verify the servers' certificates with.
+    type: path
+  client_cert_file:
+    description: Client certificate for TLS client authentication.
+    type: path
+  client_key_file:
+    description: Key of O(client_cert_file).
+    type: path
+  connect_timeout:
+    description: Seconds to wait for a connection and for each reply.
+    type: float
+    default: 5
+notes:
+  - Sentinel's own failover does not pause writes; writes acknowledged by the old master after the
+    promotion are lost. Use O(method=failover) or O(method=manual) for a loss-free planned switchover
+    when Sentinel is not used.
+seealso:
+  - module: swarmlab.cluster.redis_topology_info
+  - module: swarmlab.cluster.redis_replication
+"""
+
+EXAMPLES = r"""
+- name: Planned switchover to redis-2
+  swarmlab.cluster.redis_failover:
+    instances:
+      - host: 10.0.0.11
+      - host: 10.0.0.12
+      - host: 10.0.0.13
+    target:
+      host: 10.0.0.12
+    login_password: "{{ redis_password }}"
+    master_auth: "{{ redis_password }}"
+    persist: true
+  no_log: true
+
+- name: The master is gone - promote the most up-to-date replica
+  swarmlab.cluster.redis_failover:
+    instances: "{{ redis_instances }}"
+    login_password: "{{ redis_password }}"
+    master_auth: "{{ redis_password }}"
+    force: true
+  no_log: true
+
+- name: Switchover through Sentinel
+  swarmlab.cluster.redis_failover:
+    instances: "{{ redis_instances }}"
+    sentinels:
+      - host: 10.0.0.11
+        port: 26379
+    sentinel_master_name: mymaster
+    login_password: "{{ redis_password }}"
+  no_log: true
+"""
+
+RETURN = r"""
+old_master:
+  description: The master before the task (C(host:port) as listed, or as the replicas report it when it is gone).
+  returned: success
+  type: str
+  sample: 10.0.0.11:6379
+new_master:
+  description: The master after the task (in check mode, the one that would be promoted).
+  returned: success
+  type: str
+  sample: 10.0.0.12:6379
+operation:
+  description: What was done - V(noop), V(planned), V(forced), V(fence), V(repoint) or V(sentinel).
+  returned: success
+  type: str
+  sample: planned
+method:
+  description: How the promotion was done (V(failover), V(manual), V(sentinel), V(replicaof)), null when nothing was promoted.
+  returned: success
+  type: str
+  sample: failover
+reason:
+  description: Why this replica was chosen, or why nothing was done.
+  returned: success
+  type: str
+  sample: highest replication offset (18273)
+elapsed:
+  description: Seconds from the first write to a converged set (every reachable replica linked to the new master).
+  returned: success
+  type: float
+  sample: 1.42
+repointed:
+  description: Instances the module made replicas of the new master.
+  returned: success
+  type: list
+  elements: str
+  sample: [10.0.0.11:6379, 10.0.0.13:6379]
+fenced:
+  description: Old masters that were made replicas of the new master.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+persisted:
+  description: Instances where C(CONFIG REWRITE) ran.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+before:
+  description: The topology before the task, as returned by M(swarmlab.cluster.redis_topology_info).
+  returned: success
+  type: dict
+  sample: {healthy: true, master: 10.0.0.11:6379, split_brain: false}
+after:
+  description: The topology after the task (equal to RV(before) in check mode).
+  returned: success
+  type: dict
+  sample: {healthy: true, master: 10.0.0.12:6379, split_brain: false}
+"""
+
+import time
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
+    address,
+    analyze_topology,
+    converged,
+    decide_failover,
+    parse_replication,
+    repoint_list,
+    seen_address,
+    supports_failover_command,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
+    HAS_REDIS,
+    REDIS_IMPORT_ERROR,
+    RedisModuleError,
+    collect_instance,
+    collect_topology,
+    command,
+    config_get,
+    connect,
+    probe_run_id,
+    wait_until,
+)
+
+
+class FailoverManager:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.p = module.params
+        self.check = module.check_mode
+        self.instances = self.p['instances']
+        self.warnings: list[str] = []
+        self.repointed: list[str] = []
+        self.fenced: list[str] = []
+        self.persisted: list[str] = []
+        self.touched: set[str] = set()
+        self.records: dict[str, dict[str, t.Any]] = {}
+        self.target = address(self.p['target']['host'], self.p['target']['port']) if self.p['target'] else None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def topology(self) -> dict[str, t.Any]:
+        records = collect_topology(self.instances, self.p)
+        self.records = {r['key']: r for r in records}
+        return analyze_topology(records)
+
+    def client(self, key: str) -> t.Any:
+        r = self.records[key]
+        return connect(r['host'], r['port'], self.p)
+
+    def repl(self, key: str) -> dict[str, t.Any]:
+        return parse_replication(command(self.client(key), key, 'INFO', 'replication'))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def make_replica(self, key: str, master: tuple[str, int], fence: bool = False) -> None:
+        client = self.client(key)
+        if self.p['master_auth'] is not None:
+            command(client, key, 'CONFIG', 'SET', 'masterauth', self.p['master_auth'])
+        command(client, key, 'REPLICAOF', master[0], str(master[1]))
+        (self.fenced if fence else self.repointed).append(key)
+        self.touched.add(key)
+
+    def promote(self, key: str) -> None:
+        command(self.client(key), key, 'REPLICAOF', 'NO', 'ONE')
+        self.touched.add(key)
+
+    def persist(self) -> None:
+        if not self.p['persist']:
+            return
+        for key in sorted(self.touched):
+            rec = collect_instance(self.records[key]['host'], self.records[key]['port'], self.p, probe_master=False)
+            if not rec['reachable']:
+                continue
+            if not rec['config_file']:
+                self.warnings.append('%s runs without a config file: its new role is lost on restart' % key)
+                continue
+            command(self.client(key), key, 'CONFIG', 'REWRITE')
+            self.persisted.append(key)
+
+    def new_master_address(self, old_master: str | None, new_master: str) -> tuple[str, int]:
+        return seen_address(self.records.get(old_master or ''), self.records[new_master])
+
+    def wait_converged(self, new_master: str) -> dict[str, t.Any]:
+        last: dict[str, t.Any] = {}
+
+        def check() -> bool:
+            last.clear()
+            last.update(self.topology())
+            return converged(last, new_master)
+
+        if not wait_until(check, self.p['timeout'], 0.25):
+            self.warnings.append('the set had not converged on %s after %ss: %s'
+                                 % (new_master, self.p['timeout'], last.get('summary')))
+        return last
+
+    # -- the switchover methods ----------------------------------------------------------------
+
+    def failover_command(self, old: str, new: str) -> None:
+        host, port = seen_address(self.records[old], self.records[new])
+        client = self.client(old)
+        command(client, old, 'FAILOVER', 'TO', host, str(port), 'TIMEOUT', str(self.p['timeout'] * 1000))
+
+        def done() -> bool:
+            state = parse_replication(command(client, old, 'INFO', 'replication'))
+            return state.get('master_failover_state') in (None, 'no-failover')
+
+        wait_until(done, self.p['timeout'] + 5, 0.1)
+        if self.repl(new)['role'] != 'replica' and self.repl(old)['role'] == 'replica':
+            self.touched.update((old, new))
+            self.repointed.append(old)
+            return
+        raise RedisModuleError('%s: FAILOVER TO %s did not complete within %ss (the target did not catch up, '
+                               'or it was aborted); %s is still the master and writes are unpaused'
+                               % (old, new, self.p['timeout'], old))
+
+    def manual(self, old: str, new: str, version: str | None) -> None:
+        old_client = self.client(old)
+        new_client = self.client(new)
+        pause_ms = str(self.p['timeout'] * 1000)
+        mode = ['WRITE'] if supports_failover_command(version) else []
+        command(old_client, old, 'CLIENT', 'PAUSE', pause_ms, *mode)
+        try:
+            def caught_up() -> bool:
+                master = parse_replication(command(old_client, old, 'INFO', 'replication'))
+                replica = parse_replication(command(new_client, new, 'INFO', 'replication'))
+                return replica['master_link_status'] == 'up' and \
+                    replica['replica_repl_offset'] >= master['master_repl_offset']
+
+            if not wait_until(caught_up, self.p['timeout'] - 1, 0.05):
+                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted'
+                                       % (new, old, self.p['timeout']))
+            self.promote(new)
+            self.make_replica(old, self.new_master_address(old, new))
+        finally:
+            try:
+                old_client.execute_command('CLIENT', 'UNPAUSE')
+            except Exception as exc:  # the pause also ends by itself after `timeout`
+                self.warnings.append('%s: CLIENT UNPAUSE failed (%s); the pause ends by itself' % (old, exc))
+
+    # -- Sentinel ------------------------------------------------------------------------------
+
+    def sentinel(self) -> tuple[t.Any, str]:
+        errors = []
+        params = dict(self.p, login_user=None, login_password=self.p['sentinel_password'])
+        for s in self.p['sentinels']:
+            where = address(s['host'], s['port']) or ''
+            try:
+                return connect(s['host'], s['port'], params), where
+            except RedisModuleError as exc:
+                errors.append(str(exc))
+        raise RedisModuleError('no Sentinel reachable: %s' % '; '.join(errors))
+
+    def sentinel_master(self, client: t.Any, where: str) -> str | None:
+        """The listed instance Sentinel considers the master (by address, else by run_id)."""
+        reply = command(client, where, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', self.p['sentinel_master_name'])
+        if not reply:
+            raise RedisModuleError('%s: Sentinel does not monitor a master named %s'
+                                   % (where, self.p['sentinel_master_name']))
+        host, port = reply[0], int(reply[1])
+        key = address(host, port)
+        if key in self.records:
+            return key
+        run_id = probe_run_id(host, port, self.p)
+        for k, r in self.records.items():
+            if run_id and r.get('run_id') == run_id:
+                return k
+        return None
+
+    def sentinel_failover(self, before: dict[str, t.Any]) -> dict[str, t.Any]:
+        client, where = self.sentinel()
+        old = self.sentinel_master(client, where)
+        if self.target and old == self.target and before['healthy']:
+            return {'action': 'noop', 'old_master': old, 'new_master': old, 'reason': 'target is already the master'}
+        if self.target and self.target not in self.records:
+            raise RedisModuleError('target %s is not one of the listed instances' % self.target)
+        if self.check:
+            return {'action': 'sentinel', 'old_master': old, 'new_master': self.target,
+                    'reason': 'Sentinel chooses' if not self.target else 'requested target'}
+        saved: dict[str, str] = {}
+        try:
+            if self.target:
+                self.steer_sentinel(client, where, old, saved)
+            command(client, where, 'SENTINEL', 'FAILOVER', self.p['sentinel_master_name'])
+
+            def moved() -> str | None:
+                now = self.sentinel_master(client, where)
+                return now if now and now != old else None
+
+            new = wait_until(moved, self.p['timeout'], 0.2)
+            if not new:
+                raise RedisModuleError('%s: Sentinel did not promote a new master within %ss'
+                                       % (where, self.p['timeout']))
+        finally:
+            for key, value in saved.items():
+                try:
+                    command(self.client(key), key, 'CONFIG', 'SET', 'replica-priority', value)
+                except RedisModuleError as exc:
+                    self.warnings.append('could not restore replica-priority %s: %s' % (value, exc))
+        if self.target and new != self.target:
+            raise RedisModuleError('Sentinel promoted %s instead of the target %s' % (new, self.target))
+        self.touched.update(k for k in self.records if self.records[k]['reachable'])
+        return {'action': 'sentinel', 'old_master': old, 'new_master': new,
+                'reason': 'requested target' if self.target else 'chosen by Sentinel'}
+
+    def steer_sentinel(self, client: t.Any, where: str, old: str | None, saved: dict[str, str]) -> None:
+        """Give every replica but the target replica-priority 0 and wait until Sentinel has seen it."""
+        others = [k for k, r in self.records.items()
+                  if r['reachable'] and k not in (self.target, old) and (r['repl'] or {}).get('role') == 'replica']
+        for key in others:
+            c = self.client(key)
+            saved[key] = config_get(c, key, 'replica-priority') or '100'
+            command(c, key, 'CONFIG', 'SET', 'replica-priority', '0')
+        if not others:
+            return
+        ports = {self.records[k]['port'] for k in others}
+
+        def seen() -> bool:
+            try:
+                replicas = client.sentinel_slaves(self.p['sentinel_master_name'])
+            except Exception as exc:
+                raise RedisModuleError('%s: SENTINEL REPLICAS failed: %s' % (where, exc)) from exc
+            return all(int(r.get('slave-priority', 100)) == 0 for r in replicas if int(r.get('port', 0)) in ports)
+
+        if not wait_until(seen, 15, 0.5):
+            raise RedisModuleError('%s: Sentinel did not see replica-priority 0 on %s in time'
+                                   % (where, ', '.join(others)))
+
+    # -- main flow -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, t.Any]:
+        started = time.monotonic()
+        before = self.topology()
+        versions = [r['version'] for r in self.records.values() if r['version']]
+        method = self.p['method']
+        if method == 'auto':
+            if self.p['sentinels']:
+                method = 'sentinel'
+            else:
+                method = 'failover' if versions and all(supports_failover_command(v) for v in versions) else 'manual'
+        if method == 'sentinel' and not self.p['sentinels']:
+            raise RedisModuleError('method sentinel needs sentinels')
+
+        if method == 'sentinel':
+            decision = self.sentinel_failover(before)
+            used = 'sentinel' if decision['action'] == 'sentinel' else None
+        else:
+            decision = decide_failover(before, self.target, self.p['force'])
+            if decision['action'] == 'error':
+                raise RedisModuleError(decision['msg'])
+            used = None
+            if not self.check:
+                used = self.execute(decision, method)
+
+        changed = decision['action'] != 'noop'
+        after = before
+        if changed and not self.check:
+            after = self.wait_converged(decision['new_master'])
+            self.persist()
+        result = {
+            'changed': changed,
+            'operation': decision['action'],
+            'method': used if not self.check else (method if decision['action'] == 'planned' else None),
+            'reason': decision.get('reason'),
+            'old_master': decision.get('old_master') if isinstance(decision.get('old_master'), str)
+            else ', '.join(decision.get('old_master') or []),
+            'new_master': decision.get('new_master'),
+            'elapsed': round(time.monotonic() - started, 3),
+            'repointed': self.repointed,
+            'fenced': self.fenced,
+            'persisted': self.persisted,
+            'before': before,
+            'after': after,
+            'diff': {'before': {'master': before['master'] or ', '.join(before['masters'])},
+                     'after': {'master': decision.get('new_master')}},
+        }
+        if self.warnings:
+            result['warnings'] = self.warnings
+        return result
+
+    def execute(self, decision: dict[str, t.Any], method: str) -> str | None:
+        action, new = decision['action'], decision['new_master']
+        old = decision.get('old_master')
+        if action == 'noop':
+            return None
+        if action == 'planned':
+            version = self.records[old]['version']
+            if method == 'failover':
+                self.failover_command(old, new)
+            else:
+                self.manual(old, new, version)
+            used = method
+        elif action == 'forced':
+            self.promote(new)
+            used = 'replicaof'
+        elif action == 'fence':
+            for m in old:
+                self.make_replica(m, self.new_master_address(None, new), fence=True)
+            used = None
+        else:
+            used = None
+        target = self.new_master_address(old if isinstance(old, str) and old in self.records else None, new)
+        for key in repoint_list(self.topology(), new):
+            if key not in self.fenced:
+                self.make_replica(key, target)
+        if action == 'forced':
+            # The old master may be back by now: fence it (unreachable ones are tried again next run).
+            for key, rec in self.records.items():
+                if key not in self.repointed and key != new and not rec['reachable']:
+                    again = collect_instance(rec['host'], rec['port'], self.p, probe_master=False)
+                    if again['reachable']:
+                        self.make_replica(key, target, fence=True)
+        return used
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            'instances': {
+                'type': 'list', 'elements': 'dict', 'required': True,
+                'options': {
+                    'host': {'type': 'str', 'required': True},
+                    'port': {'type': 'int', 'default': 6379},
+                },
+            },
+            'target': {
+                'type': 'dict',
+                'options': {
+                    'host': {'type': 'str', 'required': True},
+                    'port': {'type': 'int', 'default': 6379},
+                },
+            },
+            'force': {'type': 'bool', 'default': False},
+            'method': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'failover', 'manual', 'sentinel']},
+            'timeout': {'type': 'int', 'default': 30},
+            'sentinels': {
+                'type': 'list', 'elements': 'dict',
+                'options': {
+                    'host': {'type': 'str', 'required': True},
+                    'port': {'type': 'int', 'default': 26379},
+                },
+            },
+            'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
+            'sentinel_password': {'type': 'str', 'no_log': True},
+            'master_auth': {'type': 'str', 'no_log': True},
+            'persist': {'type': 'bool', 'default': False},
+            'login_user': {'type': 'str'},
+            'login_password': {'type': 'str', 'no_log': True},
+            'tls': {'type': 'bool', 'default': False},
+            'validate_certs': {'type': 'bool', 'default': True},
+            'ca_certs': {'type': 'path'},
+            'client_cert_file': {'type': 'path'},
+            'client_key_file': {'type': 'path'},
+            'connect_timeout': {'type': 'float', 'default': 5},
+        },
+        required_if=[('method', 'sentinel', ['sentinels'])],
+        supports_check_mode=True,
+    )
+    if not HAS_REDIS:
+        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
+    try:
+        result = FailoverManager(module).run()
+    except RedisModuleError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

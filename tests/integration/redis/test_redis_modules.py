@@ -1,0 +1,307 @@
+"""Integration tests: the three Redis modules against real redis-server / Sentinel processes.
+
+Run from the checkout:  .venv/bin/pytest tests/integration/redis -q
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import PASSWORD, Topology, conn, run_module
+
+
+def instances_arg(topo: Topology) -> dict:
+    return {'instances': topo.instances, 'login_password': PASSWORD}
+
+
+def wait_for(check, timeout=15.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError('condition not met in %ss' % timeout)
+
+
+@pytest.fixture
+def bare(tmp_path):
+    """Three standalone instances (no replication yet)."""
+    t = Topology(tmp_path)
+    try:
+        t.start(replicate=False)
+        yield t
+    finally:
+        t.stop()
+
+
+# --- redis_replication ------------------------------------------------------------------------
+
+def test_replica_converges_then_unchanged(bare):
+    r2 = bare.replicas[0]
+    bare.master.client().set('k', 'v')
+    args = conn(r2.port, role='replica', master_host='127.0.0.1', master_port=bare.master.port,
+                master_auth=PASSWORD, persist=True)
+    first = run_module('redis_replication', args, diff=True)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True
+    assert first['role'] == 'replica' and first['master'] == bare.master.addr
+    assert first['link_status'] == 'up' and first['link_state'] == 'connected'
+    assert first['sync_in_progress'] is False and first['lag_bytes'] == 0
+    assert first['diff']['before']['role'] == 'master' and first['diff']['after']['master'] == bare.master.addr
+    assert first['persisted'] is True
+    assert 'replicaof 127.0.0.1 %d' % bare.master.port in r2.conf.read_text()
+    assert r2.client().get('k') == 'v'
+
+    second = run_module('redis_replication', args)
+    assert not second.get('failed'), second.get('msg')
+    assert second['changed'] is False and second['persisted'] is False
+
+
+def test_masterauth_change_is_applied_and_reported(bare):
+    r2 = bare.replicas[0]
+    r2.client().config_set('masterauth', 'wrong')
+    args = conn(r2.port, role='replica', master_host='127.0.0.1', master_port=bare.master.port,
+                master_auth=PASSWORD)
+    result = run_module('redis_replication', args)
+    assert result['changed'] is True and result['masterauth_changed'] is True
+    assert result['link_status'] == 'up'
+    assert r2.client().config_get('masterauth')['masterauth'] == PASSWORD
+    assert PASSWORD not in str(result)
+
+
+def test_check_mode_reports_change_without_making_it(bare):
+    r3 = bare.replicas[1]
+    args = conn(r3.port, role='replica', master_host='127.0.0.1', master_port=bare.master.port)
+    result = run_module('redis_replication', args, check=True)
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is True
+    assert r3.client().info('replication')['role'] == 'master'
+
+
+def test_promote_to_master(topo):
+    r2 = topo.replicas[0]
+    result = run_module('redis_replication', conn(r2.port, role='master'))
+    assert result['changed'] is True and result['role'] == 'master'
+    assert r2.client().info('replication')['role'] == 'master'
+    again = run_module('redis_replication', conn(r2.port, role='master'))
+    assert again['changed'] is False
+
+
+def test_refuses_replica_of_itself_through_an_alias(bare):
+    r2 = bare.replicas[0]
+    # "localhost" is not the login address, but it is the same server: compared by run_id.
+    result = run_module('redis_replication', conn(r2.port, role='replica', master_host='localhost',
+                                                  master_port=r2.port))
+    assert result.get('failed') is True
+    assert 'itself' in result['msg'] and r2.addr in result['msg']
+    assert r2.client().info('replication')['role'] == 'master'
+
+
+def test_wrong_password_names_host_and_port(topo):
+    result = run_module('redis_replication', conn(topo.master.port, role='master', login_password='nope'))
+    assert result.get('failed') is True
+    assert topo.master.addr in result['msg'] and 'authentication failed' in result['msg']
+
+
+def test_unreachable_host_names_host_and_port(topo):
+    port = topo.master.port
+    topo.master.stop()
+    result = run_module('redis_replication', conn(port, role='master'))
+    assert result.get('failed') is True
+    assert '127.0.0.1:%d' % port in result['msg'] and 'unreachable' in result['msg']
+
+
+def test_wait_times_out_when_link_cannot_come_up(bare):
+    r2 = bare.replicas[0]
+    args = conn(r2.port, role='replica', master_host='127.0.0.1', master_port=bare.master.port,
+                master_auth='wrong-password', wait_timeout=3)
+    result = run_module('redis_replication', args)
+    assert result.get('failed') is True
+    assert 'not working' in result['msg'] and r2.addr in result['msg']
+
+
+# --- redis_topology_info ----------------------------------------------------------------------
+
+def test_topology_healthy_then_broken_link(topo):
+    topo.master.client().set('x', 'y' * 1000)
+    ok = run_module('redis_topology_info', instances_arg(topo))
+    assert ok['healthy'] is True and ok['split_brain'] is False, ok['summary']
+    assert ok['master'] == topo.master.addr
+    assert sorted(ok['replicas']) == sorted(r.addr for r in topo.replicas)
+    for entry in ok['instances']:
+        if entry['role'] == 'replica':
+            assert entry['master'] == topo.master.addr and entry['link_status'] == 'up'
+            assert entry['lag_bytes'] is not None and entry['last_ack_seconds'] is not None
+            assert entry['replid'] == ok['instances'][0]['replid']
+
+    r2 = topo.replicas[0]
+    r2.client().config_set('masterauth', 'wrong')
+    r2.client().client_kill_filter(_type='master')
+    wait_for(lambda: r2.client().info('replication')['master_link_status'] == 'down')
+    bad = run_module('redis_topology_info', instances_arg(topo))
+    assert bad['healthy'] is False and bad['split_brain'] is False
+    assert any(r2.addr in p and 'down' in p for p in bad['problems'])
+
+    failed = run_module('redis_topology_info', dict(instances_arg(topo), fail_on_unhealthy=True))
+    assert failed.get('failed') is True and r2.addr in failed['msg']
+
+
+def test_topology_split_brain_with_two_masters(topo):
+    topo.replicas[1].client().replicaof('no', 'one')
+    result = run_module('redis_topology_info', instances_arg(topo))
+    assert result['split_brain'] is True and result['healthy'] is False
+    assert sorted(result['masters']) == sorted([topo.master.addr, topo.replicas[1].addr])
+
+
+def test_topology_maps_alias_master_address(topo):
+    # r3 follows "localhost:<port>", an alias of the listed 127.0.0.1:<port>.
+    r3 = topo.replicas[1]
+    r3.client().replicaof('localhost', topo.master.port)
+    wait_for(lambda: r3.client().info('replication')['master_link_status'] == 'up')
+    result = run_module('redis_topology_info', instances_arg(topo))
+    entry = next(e for e in result['instances'] if e['address'] == r3.addr)
+    assert entry['master_reported'] == 'localhost:%d' % topo.master.port
+    assert entry['master'] == topo.master.addr
+    assert result['healthy'] is True, result['summary']
+
+
+def test_topology_unreachable_and_wrong_password(topo):
+    port = topo.replicas[1].port
+    topo.replicas[1].stop()
+    result = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD})
+    assert result['unreachable'] == ['127.0.0.1:%d' % port] and result['healthy'] is False
+    wrong = run_module('redis_topology_info', {'instances': topo.instances[:1], 'login_password': 'nope'})
+    assert 'authentication failed' in wrong['instances'][0]['error']
+    assert topo.master.addr in wrong['instances'][0]['error']
+
+
+# --- redis_failover ---------------------------------------------------------------------------
+
+class Writer(threading.Thread):
+    """INCR a counter on whichever instance is master; remember every acknowledged result."""
+
+    def __init__(self, topo: Topology) -> None:
+        super().__init__(daemon=True)
+        self.topo = topo
+        self.acked: list[tuple[int, int]] = []  # (port, value)
+        self.errors = 0
+        self.stop_flag = threading.Event()
+
+    def master(self):
+        for s in self.topo.servers:
+            try:
+                if s.client().execute_command('ROLE')[0] == 'master':
+                    return s
+            except redis.exceptions.RedisError:
+                pass
+        return None
+
+    def run(self) -> None:
+        server = self.topo.master
+        client = server.client()
+        while not self.stop_flag.is_set():
+            try:
+                self.acked.append((server.port, client.incr('counter')))
+            except redis.exceptions.RedisError:
+                self.errors += 1
+                time.sleep(0.01)
+                server = self.master() or server
+                client = server.client()
+
+
+@pytest.mark.parametrize('method', ['failover', 'manual'])
+def test_planned_switchover_keeps_every_acknowledged_write(topo, method):
+    target = topo.replicas[1]
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+    args = dict(instances_arg(topo), target={'host': '127.0.0.1', 'port': target.port}, method=method,
+                master_auth=PASSWORD, timeout=20)
+    result = run_module('redis_failover', args, diff=True)
+    wait_for(lambda: any(p == target.port for p, _ in writer.acked))
+    n = len(writer.acked)
+    wait_for(lambda: len(writer.acked) > n + 100)
+    writer.stop_flag.set()
+    writer.join(10)
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is True and result['method'] == method
+    assert result['old_master'] == topo.master.addr and result['new_master'] == target.addr
+    assert result['after']['healthy'] is True and result['after']['master'] == target.addr
+    assert result['before']['master'] == topo.master.addr and result['elapsed'] > 0
+
+    values = [v for _, v in writer.acked]
+    old_acked = [v for p, v in writer.acked if p == topo.master.port]
+    assert old_acked, 'no write acknowledged by the old master'
+    assert len(values) == len(set(values)), 'an INCR result repeated: a write was lost'
+    assert values == sorted(values)
+    assert int(target.client().get('counter')) >= max(values)
+
+    again = run_module('redis_failover', args)
+    assert again['changed'] is False and again['operation'] == 'noop'
+
+
+def test_check_mode_failover_changes_nothing(topo):
+    args = dict(instances_arg(topo), target={'host': '127.0.0.1', 'port': topo.replicas[0].port})
+    result = run_module('redis_failover', args, check=True)
+    assert result['changed'] is True and result['new_master'] == topo.replicas[0].addr
+    assert topo.master.client().info('replication')['role'] == 'master'
+
+
+def test_forced_promotion_picks_highest_offset_and_fences_old_master(topo):
+    r2, r3 = topo.replicas
+    # r2 falls behind: its link goes down (wrong masterauth), then the master takes more writes.
+    r2.client().config_set('masterauth', 'wrong')
+    r2.client().client_kill_filter(_type='master')
+    wait_for(lambda: r2.client().info('replication')['master_link_status'] == 'down')
+    m = topo.master.client()
+    for i in range(100):
+        m.set('key%d' % i, i)
+    wait_for(lambda: r3.client().info('replication')['slave_repl_offset']
+             == m.info('replication')['master_repl_offset'])
+    old_port = topo.master.port
+    topo.master.stop()
+
+    refused = run_module('redis_failover', instances_arg(topo))
+    assert refused.get('failed') is True and 'force' in refused['msg']
+
+    result = run_module('redis_failover', dict(instances_arg(topo), force=True, master_auth=PASSWORD, timeout=15))
+    assert not result.get('failed'), result.get('msg')
+    assert result['operation'] == 'forced' and result['new_master'] == r3.addr
+    assert r2.addr in result['repointed']
+    assert r3.client().info('replication')['role'] == 'master'
+    wait_for(lambda: r2.client().info('replication')['master_link_status'] == 'up')
+    assert r2.client().info('replication')['master_port'] == r3.port
+    assert r2.client().get('key99') == '99'
+
+    # The old master comes back (empty, as a master): a split brain the next run fences.
+    topo.master.start()
+    seen = run_module('redis_topology_info', instances_arg(topo))
+    assert seen['split_brain'] is True
+    fenced = run_module('redis_failover', dict(instances_arg(topo), force=True, master_auth=PASSWORD))
+    assert not fenced.get('failed'), fenced.get('msg')
+    assert fenced['operation'] == 'fence' and fenced['fenced'] == ['127.0.0.1:%d' % old_port]
+    assert fenced['after']['healthy'] is True and fenced['after']['master'] == r3.addr
+    assert topo.master.client().get('key99') == '99'
+
+
+def test_sentinel_failover_to_target(topo):
+    topo.start_sentinels()
+    target = topo.replicas[0]
+    args = dict(instances_arg(topo), sentinels=[{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels],
+                target={'host': '127.0.0.1', 'port': target.port}, timeout=30)
+    result = run_module('redis_failover', args)
+    assert not result.get('failed'), result.get('msg')
+    assert result['method'] == 'sentinel' and result['new_master'] == target.addr
+    assert result['old_master'] == topo.master.addr
+    assert result['after']['healthy'] is True, result['after']['summary']
+    for s in topo.sentinels:
+        wait_for(lambda s=s: s.client().sentinel_get_master_addr_by_name('mymaster')[1] == target.port)
+    # replica-priority restored on the replica that was held back
+    assert topo.replicas[1].client().config_get('replica-priority')['replica-priority'] == '100'
+    again = run_module('redis_failover', args)
+    assert again['changed'] is False
