@@ -8,12 +8,13 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-out="$root/k8s"
+# RENDER_K8S_DIR: compare with / write to another directory (the tests use a copy).
+out="${RENDER_K8S_DIR:-$root/k8s}"
 check=false
 case "${1:-}" in
   "") ;;
   --check) check=true ;;
-  -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
