@@ -1,0 +1,46 @@
+"""Unit tests of the stack_convergence filter."""
+from __future__ import annotations
+
+from ansible_collections.swarmlab.cluster.plugins.filter.stack_convergence import stack_convergence
+
+SERVICES = [
+    {"Name": "app_web", "Mode": "Replicated", "Replicas": 4},
+    {"Name": "app_edge", "Mode": "Global", "Replicas": None},
+    {"Name": "other_web", "Mode": "Replicated", "Replicas": 9},
+]
+
+
+def task(name, node, current="Running 3 seconds ago", desired="Running", error=""):
+    return {"Name": name, "Node": node, "CurrentState": current, "DesiredState": desired, "Error": error}
+
+
+def test_converged_when_every_service_runs_its_tasks():
+    tasks = [task(f"app_web.{i}", f"n{i % 2}") for i in range(1, 5)] + [task("app_edge.abc", "n0")]
+    r = stack_convergence(tasks, SERVICES, "app")
+    assert r["converged"] is True
+    assert r["short"] == []
+    assert r["services"]["web"]["nodes"] == {"n0": 2, "n1": 2}
+    assert r["services"]["edge"]["desired"] == 1
+    assert "other_web" not in r["services"] and "web" in r["services"]
+
+
+def test_starting_and_shutdown_tasks_do_not_count():
+    tasks = [task(f"app_web.{i}", "n1") for i in range(1, 4)]
+    tasks.append(task("app_web.4", "n2", current="Starting 1 second ago"))
+    tasks.append(task("app_web.4", "n2", current="Running 1 minute ago", desired="Shutdown"))
+    tasks.append(task("app_edge.x", "n1"))
+    r = stack_convergence(tasks, SERVICES, "app")
+    assert r["converged"] is False
+    assert r["short"] == ["web"]
+    assert r["services"]["web"]["running"] == 3
+
+
+def test_errors_of_pending_tasks_are_reported():
+    tasks = [task("app_web.1", "", current="Pending 5 seconds ago", error="no suitable node")]
+    r = stack_convergence(tasks, SERVICES, "app")
+    assert r["short"] == ["web"]
+    assert any("no suitable node" in e for e in r["services"]["web"]["errors"])
+
+
+def test_no_service_of_the_stack_is_not_converged():
+    assert stack_convergence([], SERVICES, "missing")["converged"] is False
