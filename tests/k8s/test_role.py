@@ -107,3 +107,46 @@ def test_rendering_without_passwords_writes_no_secrets_file(tmp_path: Path) -> N
     run = run_playbook({"k8s_app_state": "rendered", "k8s_app_render_dir": str(tmp_path)})
     assert run.rc == 0, run.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k8s-deployment.yaml"]
+
+
+def test_apply_tasks_send_the_rendered_objects(tmp_path: Path) -> None:
+    """apply.yml templates each file on its own (kubernetes.core.k8s definition=); the result
+    must be the same objects, in the same order, as the rendered files hold."""
+    from k8stest_support import ROOT, load_docs
+    out = tmp_path / "apply.json"
+    templates = ROOT / "roles" / "k8s_app" / "templates"
+    play = tmp_path / "play.yml"
+    # A loop of lookups, one per template, exactly as apply.yml calls them.
+    play.write_text(f"""
+- name: Objects as the apply tasks build them
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  roles:
+    - role: swarmlab.cluster.k8s_app
+  post_tasks:
+    - name: Template each file as apply.yml does
+      ansible.builtin.set_fact:
+        _objects: >-
+          {{{{ _objects | default([]) + (lookup('ansible.builtin.template', '{templates}/' ~ item)
+               | ansible.builtin.from_yaml_all | select | list) }}}}
+      loop: "{{{{ _k8s_app_templates + _k8s_app_secret_templates }}}}"
+      no_log: true
+    - name: Write them
+      ansible.builtin.copy:
+        dest: "{out}"
+        mode: "0600"
+        content: "{{{{ _objects | to_json }}}}"
+      no_log: true
+""", encoding="utf-8")
+    variables = {**PASSWORDS, "k8s_app_state": "rendered",
+                 "k8s_app_render_dir": str(tmp_path / "rendered"), "stack_sentinel_enabled": True}
+    run = run_playbook(variables, playbook=play)
+    assert run.rc == 0, run.output
+    sent = json.loads(out.read_text(encoding="utf-8"))
+    rendered = load_docs(tmp_path / "rendered" / "k8s-deployment.yaml") + \
+        load_docs(tmp_path / "rendered" / "k8s-secrets.yaml")
+    assert sent == rendered
+    assert "StatefulSet" in {d["kind"] for d in sent}

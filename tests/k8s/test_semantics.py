@@ -48,6 +48,8 @@ def test_web_probes_hit_readyz_and_healthz_on_the_app_port(renderings: dict[str,
     web = _container(renderings[which].get("Deployment", "web"), "web")
     ports = {p["name"]: p["containerPort"] for p in web["ports"]}
     assert ports == {"http": 8000}
+    service = renderings[which].get("Service", "web")["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in service] == [(8080, "http")]  # stack_http_port
     assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
