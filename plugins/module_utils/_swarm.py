@@ -1,0 +1,317 @@
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pure decision logic of the swarmlab.cluster Swarm maintenance modules.
+
+Everything here works on the plain dictionaries the Docker Engine API returns for
+``GET /nodes``, ``GET /services`` and ``GET /tasks``; nothing talks to a daemon, so all of it is
+unit-tested without one. Private to this collection: the names may change without notice.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as t
+
+Node = t.Dict[str, t.Any]
+Service = t.Dict[str, t.Any]
+Task = t.Dict[str, t.Any]
+
+# Task states in which a task holds (or is about to hold) a slot on its node.
+LIVE_TASK_STATES = frozenset((
+    'new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running',
+))
+
+
+class SwarmLogicError(Exception):
+    """A condition the caller reports to the user as is."""
+
+
+# Nodes
+
+def node_hostname(node: Node) -> str:
+    return str(node.get('Description', {}).get('Hostname') or node.get('ID', ''))
+
+
+def node_availability(node: Node) -> str:
+    return str(node.get('Spec', {}).get('Availability', ''))
+
+
+def node_state(node: Node) -> str:
+    return str(node.get('Status', {}).get('State', ''))
+
+
+def is_schedulable(node: Node) -> bool:
+    """True when the scheduler may place new tasks on the node (active and ready)."""
+    return node_availability(node) == 'active' and node_state(node) == 'ready'
+
+
+def find_node(nodes: t.Iterable[Node], ref: str) -> Node:
+    """The node whose ID or hostname is ``ref``.
+
+    An exact ID wins; then a unique hostname; among several nodes with that hostname (a stale,
+    down entry next to the live one) the only one that is not down.
+    """
+    nodes = list(nodes)
+    for node in nodes:
+        if node.get('ID') == ref:
+            return node
+    named = [node for node in nodes if node_hostname(node) == ref]
+    if len(named) > 1:
+        named = [node for node in named if node_state(node) != 'down']
+    if not named:
+        known = ', '.join(sorted(node_hostname(node) for node in nodes)) or 'none'
+        raise SwarmLogicError('No Swarm node has the hostname or ID %r (nodes: %s).' % (ref, known))
+    if len(named) > 1:
+        raise SwarmLogicError(
+            'Several Swarm nodes have the hostname %r (%s); give the node ID instead.'
+            % (ref, ', '.join(sorted(node['ID'] for node in named))))
+    return named[0]
+
+
+# Services
+
+def service_name(service: Service) -> str:
+    return str(service.get('Spec', {}).get('Name') or service.get('ID', ''))
+
+
+def is_replicated(service: Service) -> bool:
+    return 'Replicated' in service.get('Spec', {}).get('Mode', {})
+
+
+def desired_replicas(service: Service) -> int:
+    return int(service.get('Spec', {}).get('Mode', {}).get('Replicated', {}).get('Replicas', 0) or 0)
+
+
+def placement(service: Service) -> dict[str, t.Any]:
+    return service.get('Spec', {}).get('TaskTemplate', {}).get('Placement', {}) or {}
+
+
+def max_replicas_per_node(service: Service) -> int:
+    """0 means no limit (the API's own convention)."""
+    return int(placement(service).get('MaxReplicas', 0) or 0)
+
+
+def parse_constraint(expression: str) -> tuple[str, str, str]:
+    """Split ``node.labels.zone == a`` into (key, operator, value)."""
+    for operator in ('==', '!='):
+        if operator in expression:
+            key, value = expression.split(operator, 1)
+            return key.strip(), operator, value.strip()
+    raise SwarmLogicError('Cannot read the placement constraint %r.' % expression)
+
+
+def _constraint_subject(node: Node, key: str) -> str | None:
+    """The node's value for a constraint key; None when the node has no such attribute."""
+    spec = node.get('Spec', {})
+    description = node.get('Description', {})
+    lowered = key.lower()
+    if lowered == 'node.id':
+        return node.get('ID')
+    if lowered == 'node.hostname':
+        return description.get('Hostname')
+    if lowered == 'node.role':
+        return spec.get('Role')
+    if lowered == 'node.platform.os':
+        return description.get('Platform', {}).get('OS')
+    if lowered == 'node.platform.arch':
+        return description.get('Platform', {}).get('Architecture')
+    if lowered.startswith('node.labels.'):
+        return (spec.get('Labels') or {}).get(key[len('node.labels.'):])
+    if lowered.startswith('engine.labels.'):
+        return (description.get('Engine', {}).get('Labels') or {}).get(key[len('engine.labels.'):])
+    raise SwarmLogicError('Unknown placement constraint key %r.' % key)
+
+
+def node_satisfies(node: Node, constraints: t.Iterable[str]) -> bool:
+    """Whether the node satisfies every constraint (compared case-insensitively, as swarmkit does)."""
+    for expression in constraints:
+        key, operator, value = parse_constraint(expression)
+        subject = _constraint_subject(node, key)
+        equal = subject is not None and str(subject).lower() == value.lower()
+        if (operator == '==') != equal:
+            return False
+    return True
+
+
+def eligible_nodes(service: Service, nodes: t.Iterable[Node]) -> list[Node]:
+    """Schedulable nodes that satisfy the service's placement constraints."""
+    constraints = placement(service).get('Constraints') or []
+    return [node for node in nodes if is_schedulable(node) and node_satisfies(node, constraints)]
+
+
+# Tasks
+
+def is_running(task: Task) -> bool:
+    """A task that runs and is meant to keep running."""
+    return task.get('DesiredState') == 'running' and task.get('Status', {}).get('State') == 'running'
+
+
+def is_live(task: Task) -> bool:
+    """A task that occupies its node: running, or on its way to run."""
+    return task.get('Status', {}).get('State') in LIVE_TASK_STATES
+
+
+def running_count(service: Service, tasks: t.Iterable[Task]) -> int:
+    return sum(1 for task in tasks if task.get('ServiceID') == service['ID'] and is_running(task))
+
+
+def service_counts(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node]) -> dict[str, int]:
+    """Running tasks of one service per node hostname; every node appears, with 0 if none."""
+    names = {node['ID']: node_hostname(node) for node in nodes}
+    counts = {name: 0 for name in names.values()}
+    for task in tasks:
+        if task.get('ServiceID') == service['ID'] and is_running(task):
+            name = names.get(task.get('NodeID', ''), task.get('NodeID', '?'))
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def node_totals(services: t.Iterable[Service], tasks: t.Iterable[Task], nodes: t.Iterable[Node]) -> dict[str, int]:
+    """Running tasks of replicated services per node hostname; every node appears."""
+    nodes = list(nodes)
+    replicated = {service['ID'] for service in services if is_replicated(service)}
+    names = {node['ID']: node_hostname(node) for node in nodes}
+    totals = {name: 0 for name in names.values()}
+    for task in tasks:
+        if task.get('ServiceID') in replicated and is_running(task):
+            name = names.get(task.get('NodeID', ''), task.get('NodeID', '?'))
+            totals[name] = totals.get(name, 0) + 1
+    return totals
+
+
+def live_tasks_on_node(node_id: str, services: t.Iterable[Service], tasks: t.Iterable[Task]) -> list[Task]:
+    """Tasks of replicated services that still occupy the node."""
+    replicated = {service['ID'] for service in services if is_replicated(service)}
+    return [task for task in tasks
+            if task.get('NodeID') == node_id and task.get('ServiceID') in replicated and is_live(task)]
+
+
+def short_services(services: t.Iterable[Service], tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
+    """Replicated services with fewer running tasks than replicas, as {name, replicas, running}."""
+    tasks = list(tasks)
+    short = []
+    for service in services:
+        if not is_replicated(service):
+            continue
+        replicas = desired_replicas(service)
+        running = running_count(service, tasks)
+        if running < replicas:
+            short.append({'name': service_name(service), 'replicas': replicas, 'running': running})
+    return sorted(short, key=lambda item: item['name'])
+
+
+def service_report(services: t.Iterable[Service], tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
+    """Every replicated service as {name, id, replicas, running}."""
+    tasks = list(tasks)
+    return sorted(
+        ({'name': service_name(service), 'id': service['ID'], 'replicas': desired_replicas(service),
+          'running': running_count(service, tasks)}
+         for service in services if is_replicated(service)),
+        key=lambda item: item['name'])
+
+
+# Decisions
+
+def drain_problems(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
+                   tasks: t.Iterable[Task]) -> list[str]:
+    """Why the other nodes could not take the target node's work; empty when they can.
+
+    Checked: some other node is active and ready; every replicated service that has live tasks on
+    the target has another schedulable node satisfying its placement constraints; and with
+    max_replicas_per_node, those nodes have room for all its replicas. Not checked: CPU and memory
+    reservations, and placement preferences (they spread tasks, they never forbid a node).
+    """
+    nodes = list(nodes)
+    tasks = list(tasks)
+    others = [node for node in nodes if node['ID'] != target['ID']]
+    remaining = [node for node in others if is_schedulable(node)]
+    name = node_hostname(target)
+    if not remaining:
+        return ['%s is the last active node: no other node is active and ready to take its tasks.' % name]
+    problems = []
+    on_target = {task.get('ServiceID') for task in tasks if task.get('NodeID') == target['ID'] and is_live(task)}
+    for service in sorted(services, key=service_name):
+        if not is_replicated(service) or service['ID'] not in on_target:
+            continue
+        replicas = desired_replicas(service)
+        if replicas == 0:
+            continue
+        eligible = eligible_nodes(service, remaining)
+        constraints = placement(service).get('Constraints') or []
+        if not eligible:
+            problems.append('service %s: no other active node satisfies its placement constraints %s.'
+                            % (service_name(service), constraints or '(none)'))
+            continue
+        limit = max_replicas_per_node(service)
+        if limit and limit * len(eligible) < replicas:
+            problems.append(
+                'service %s: max_replicas_per_node %d on %d other eligible node(s) (%s) holds %d of %d replicas.'
+                % (service_name(service), limit, len(eligible),
+                   ', '.join(sorted(node_hostname(node) for node in eligible)), limit * len(eligible), replicas))
+    return problems
+
+
+def imbalance(service: Service, nodes: t.Iterable[Node], tasks: t.Iterable[Task]) -> dict[str, t.Any] | None:
+    """How the service's running tasks are spread unevenly over its eligible nodes, or None.
+
+    Eligible nodes are the schedulable nodes that satisfy its constraints. The spread is uneven
+    when the busiest eligible node runs more than one task more than the idlest (an even spread
+    of R tasks over N nodes gives every node floor(R/N) or ceil(R/N)), or when one node runs more
+    than ceil(R/N). Tasks on nodes that are not eligible (drained, paused, down) are not counted.
+    Services that are not replicated, or have fewer than two eligible nodes, are never uneven.
+    """
+    if not is_replicated(service):
+        return None
+    nodes = list(nodes)
+    eligible = eligible_nodes(service, nodes)
+    replicas = desired_replicas(service)
+    if len(eligible) < 2 or replicas == 0:
+        return None
+    counts = service_counts(service, tasks, nodes)
+    eligible_counts = {node_hostname(node): counts.get(node_hostname(node), 0) for node in eligible}
+    busiest = max(eligible_counts.values())
+    idlest = min(eligible_counts.values())
+    ideal_max = math.ceil(replicas / len(eligible))
+    if busiest - idlest <= 1 and busiest <= ideal_max:
+        return None
+    return {
+        'name': service_name(service),
+        'id': service['ID'],
+        'replicas': replicas,
+        'counts': eligible_counts,
+        'reason': 'busiest eligible node runs %d task(s), idlest %d (even spread: at most %d per node)'
+                  % (busiest, idlest, ideal_max),
+    }
+
+
+def select_services(services: t.Iterable[Service], names: t.Iterable[str]) -> list[Service]:
+    """The services named (by name or ID); all of them when ``names`` is empty."""
+    services = list(services)
+    names = list(names)
+    if not names:
+        return services
+    chosen = []
+    for ref in names:
+        match = [service for service in services if service['ID'] == ref or service_name(service) == ref]
+        if not match:
+            raise SwarmLogicError('No Swarm service has the name or ID %r.' % ref)
+        chosen.extend(service for service in match if service not in chosen)
+    return chosen
+
+
+def update_outcome(service: Service, started_before: str | None) -> str:
+    """State of the update we started: 'pending', 'updating', 'completed' or 'failed'.
+
+    ``started_before`` is UpdateStatus.StartedAt as it was before our update, so an earlier,
+    completed update is not mistaken for ours.
+    """
+    status = service.get('UpdateStatus') or {}
+    if not status or status.get('StartedAt') == started_before:
+        return 'pending'
+    state = status.get('State', '')
+    if state == 'completed':
+        return 'completed'
+    if state in ('paused', 'rollback_started', 'rollback_paused', 'rollback_completed'):
+        return 'failed'
+    return 'updating'

@@ -1,0 +1,294 @@
+#!/usr/bin/python
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: swarm_rebalance
+short_description: Spread Docker Swarm service tasks evenly again after a node comes back
+version_added: 1.0.0
+description:
+  - Swarm does not move running tasks to a node that becomes active again (after a drain, a reboot or
+    a join); they stay where they were rescheduled. This module finds the replicated services whose
+    running tasks are spread unevenly over their eligible nodes, and force-updates them (what
+    C(docker service update --force) does), so the scheduler places their tasks again.
+  - A spread is uneven when the busiest eligible node runs more than one task more than the idlest, or
+    more than ceil(replicas / eligible nodes). Eligible nodes are active and ready, and satisfy the
+    placement constraints of the service.
+  - Each force update runs with the service's own C(update_config) (parallelism, delay, order,
+    failure action); the services are updated one after the other, and with O(wait=true) the module
+    waits for each update to complete and for the service to run all its replicas before the next.
+  - Reports the running tasks per node, overall and per service, before and after.
+  - Runs on a Swarm manager. It talks to the Docker Engine API over the daemon's Unix socket with
+    Python's standard library, so it needs no third-party library on the manager; it does not use
+    the Docker SDK (Debian 12 ships 5.0.3) nor community.docker's module_utils, which are private to
+    that collection and may change.
+author:
+  - swarmlab maintainers
+attributes:
+  check_mode:
+    support: full
+    details: Reports the services that would be force-updated; updates nothing.
+  diff_mode:
+    support: none
+options:
+  services:
+    description:
+      - Names or IDs of the services to consider. All replicated services when empty.
+    type: list
+    elements: str
+    default: []
+  wait:
+    description:
+      - Wait for each force update to complete and the service to run all its replicas.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for each service before failing.
+    type: int
+    default: 300
+  poll_interval:
+    description:
+      - Seconds between two looks at the Swarm while waiting.
+    type: int
+    default: 2
+  docker_host:
+    description:
+      - The Docker daemon's Unix socket, as a C(unix://) URL. Other schemes are not supported.
+    type: str
+    default: unix:///var/run/docker.sock
+  api_timeout:
+    description:
+      - Seconds allowed for one Docker API call.
+    type: int
+    default: 60
+notes:
+  - Placement preferences (spread over a label) and resource reservations are not taken into account
+    when judging a spread; the scheduler still honours them when it places the updated tasks.
+  - A force update restarts every task of the service, following its update_config; with
+    C(order=stop-first) and C(parallelism=1) (the defaults) one replica is down at a time.
+seealso:
+  - module: swarmlab.cluster.swarm_node_drain
+  - module: community.docker.docker_node
+"""
+
+EXAMPLES = r"""
+- name: Reactivate worker1
+  community.docker.docker_node:
+    hostname: worker1
+    availability: active
+
+- name: Spread the tasks over every active node again
+  swarmlab.cluster.swarm_rebalance:
+    wait_timeout: 180
+  register: rebalance
+
+- name: Show the per-node task counts
+  ansible.builtin.debug:
+    msg: "before {{ rebalance.tasks_before }}, after {{ rebalance.tasks_after }}"
+
+- name: Only look at two services, and do not wait
+  swarmlab.cluster.swarm_rebalance:
+    services: [web, worker]
+    wait: false
+"""
+
+RETURN = r"""
+services_updated:
+  description: Services force-updated (in check mode, those that would be).
+  returned: success
+  type: list
+  elements: str
+  sample: [probe]
+unbalanced_before:
+  description: The unevenly spread services found, with their running tasks per eligible node.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: probe
+      id: x1y2z3
+      replicas: 4
+      counts: {manager1: 2, worker1: 0, worker2: 2}
+      reason: "busiest eligible node runs 2 task(s), idlest 0 (even spread: at most 2 per node)"
+unbalanced_after:
+  description: Services still spread unevenly at the end (same form as RV(unbalanced_before)).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+tasks_before:
+  description: Running tasks of replicated services per node hostname, before.
+  returned: success
+  type: dict
+  sample: {manager1: 2, worker1: 0, worker2: 2}
+tasks_after:
+  description: Running tasks of replicated services per node hostname, after (equal to RV(tasks_before) in check mode).
+  returned: success
+  type: dict
+  sample: {manager1: 1, worker1: 2, worker2: 1}
+service_tasks_before:
+  description: Running tasks per node hostname of each service considered, before.
+  returned: success
+  type: dict
+  sample: {probe: {manager1: 2, worker1: 0, worker2: 2}}
+service_tasks_after:
+  description: Running tasks per node hostname of each service considered, after.
+  returned: success
+  type: dict
+  sample: {probe: {manager1: 1, worker1: 2, worker2: 1}}
+services_short:
+  description: Replicated services running fewer tasks than their replicas at the end. Also returned on failure.
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+waited:
+  description: Seconds spent waiting for the updates.
+  returned: success
+  type: float
+  sample: 12.4
+"""
+
+import time
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
+    SwarmLogicError,
+    desired_replicas,
+    imbalance,
+    is_replicated,
+    node_totals,
+    running_count,
+    select_services,
+    service_counts,
+    service_name,
+    short_services,
+    update_outcome,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
+    DockerApiError,
+    SwarmApi,
+)
+
+
+class RebalanceError(Exception):
+    """A failure that carries the partial result."""
+
+    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class Rebalancer:
+    """Finds uneven services, force-updates them one by one, waits, and reports the spread."""
+
+    def __init__(self, module: t.Any, api: t.Any, sleep: t.Callable[[float], None] = time.sleep,
+                 clock: t.Callable[[], float] = time.monotonic) -> None:
+        self.module = module
+        self.api = api
+        self.params = module.params
+        self.sleep = sleep
+        self.clock = clock
+
+    def _look(self, result: dict[str, t.Any], suffix: str) -> list[dict[str, t.Any]]:
+        """Record the spread under *_<suffix>; return the uneven services."""
+        nodes, services, tasks = self.api.nodes(), self.api.services(), self.api.tasks()
+        chosen = [service for service in select_services(services, self.params['services'])
+                  if is_replicated(service)]
+        result['tasks_' + suffix] = node_totals(services, tasks, nodes)
+        result['service_tasks_' + suffix] = {service_name(service): service_counts(service, tasks, nodes)
+                                             for service in chosen}
+        result['services_short'] = short_services(chosen, tasks)
+        uneven = [found for found in (imbalance(service, nodes, tasks) for service in chosen) if found]
+        result['unbalanced_' + suffix] = uneven
+        return uneven
+
+    def run(self) -> dict[str, t.Any]:
+        if not self.api.swarm_manager():
+            raise SwarmLogicError('This host is not a Swarm manager; run the module on (or delegate it to) a manager.')
+        result: dict[str, t.Any] = {'changed': False, 'services_updated': [], 'waited': 0.0}
+        uneven = self._look(result, 'before')
+        if not uneven:
+            for key in ('tasks', 'service_tasks', 'unbalanced'):
+                result[key + '_after'] = result[key + '_before']
+            return result
+        result['changed'] = True
+        if self.module.check_mode:
+            result['services_updated'] = [found['name'] for found in uneven]
+            for key in ('tasks', 'service_tasks', 'unbalanced'):
+                result[key + '_after'] = result[key + '_before']
+            return result
+        start = self.clock()
+        for found in uneven:
+            self._force_update(found['id'], result)
+            result['services_updated'].append(found['name'])
+            if self.params['wait']:
+                self._wait(found['id'], result)
+        result['waited'] = round(self.clock() - start, 1)
+        self._look(result, 'after')
+        return result
+
+    def _force_update(self, service_id: str, result: dict[str, t.Any]) -> None:
+        service = self.api.service(service_id)
+        spec = dict(service['Spec'])
+        template = dict(spec.get('TaskTemplate', {}))
+        template['ForceUpdate'] = int(template.get('ForceUpdate', 0) or 0) + 1
+        spec['TaskTemplate'] = template
+        self._started_before = (service.get('UpdateStatus') or {}).get('StartedAt')
+        self.api.update_service(service, spec)
+
+    def _wait(self, service_id: str, result: dict[str, t.Any]) -> None:
+        start = self.clock()
+        while True:
+            service = self.api.service(service_id)
+            outcome = update_outcome(service, self._started_before)
+            if outcome == 'failed':
+                self._look(result, 'after')
+                status = service.get('UpdateStatus') or {}
+                raise RebalanceError('The force update of %s ended as %s: %s'
+                                     % (service_name(service), status.get('State'), status.get('Message', '')), result)
+            if outcome == 'completed':
+                running = running_count(service, self.api.tasks())
+                if running >= desired_replicas(service):
+                    return
+            if self.clock() - start >= self.params['wait_timeout']:
+                self._look(result, 'after')
+                raise RebalanceError(
+                    'Timed out after %ds waiting for the force update of %s (update %s, services short: %s).'
+                    % (self.params['wait_timeout'], service_name(service), outcome,
+                       ', '.join('%(name)s %(running)d/%(replicas)d' % s for s in result['services_short']) or 'none'),
+                    result)
+            self.sleep(self.params['poll_interval'])
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            'services': {'type': 'list', 'elements': 'str', 'default': []},
+            'wait': {'type': 'bool', 'default': True},
+            'wait_timeout': {'type': 'int', 'default': 300},
+            'poll_interval': {'type': 'int', 'default': 2},
+            'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock'},
+            'api_timeout': {'type': 'int', 'default': 60},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        api = SwarmApi(module.params['docker_host'], module.params['api_timeout'])
+        result = Rebalancer(module, api).run()
+    except RebalanceError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except (DockerApiError, SwarmLogicError) as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
