@@ -1,0 +1,213 @@
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Decision logic of the Swarm maintenance modules, on API-shaped dictionaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
+
+
+def node(node_id, hostname=None, availability='active', state='ready', role='worker', labels=None, engine_labels=None):
+    return {
+        'ID': node_id,
+        'Version': {'Index': 10},
+        'Spec': {'Role': role, 'Availability': availability, 'Labels': labels or {}},
+        'Description': {'Hostname': hostname or node_id, 'Platform': {'OS': 'linux', 'Architecture': 'x86_64'},
+                        'Engine': {'Labels': engine_labels or {}}},
+        'Status': {'State': state},
+    }
+
+
+def service(service_id, replicas=4, constraints=None, max_replicas=0, name=None, mode='Replicated'):
+    spec_mode = {'Replicated': {'Replicas': replicas}} if mode == 'Replicated' else {'Global': {}}
+    return {
+        'ID': service_id,
+        'Version': {'Index': 20},
+        'Spec': {'Name': name or service_id, 'Mode': spec_mode,
+                 'TaskTemplate': {'Placement': {'Constraints': constraints or [], 'MaxReplicas': max_replicas}}},
+    }
+
+
+def task(service_id, node_id, state='running', desired='running'):
+    return {'ServiceID': service_id, 'NodeID': node_id, 'DesiredState': desired, 'Status': {'State': state}}
+
+
+NODES = [node('m1', 'manager1', role='manager'), node('w1', 'worker1'), node('w2', 'worker2')]
+
+
+class TestFindNode:
+    def test_by_id_and_hostname(self):
+        assert sw.find_node(NODES, 'w1')['ID'] == 'w1'
+        assert sw.find_node(NODES, 'worker2')['ID'] == 'w2'
+
+    def test_unknown_lists_known(self):
+        with pytest.raises(sw.SwarmLogicError, match='worker1'):
+            sw.find_node(NODES, 'worker9')
+
+    def test_stale_down_duplicate_is_ignored(self):
+        nodes = NODES + [node('old', 'worker1', state='down')]
+        assert sw.find_node(nodes, 'worker1')['ID'] == 'w1'
+
+    def test_two_live_duplicates_are_ambiguous(self):
+        nodes = NODES + [node('w1b', 'worker1')]
+        with pytest.raises(sw.SwarmLogicError, match='give the node ID'):
+            sw.find_node(nodes, 'worker1')
+
+
+class TestConstraints:
+    def test_parse(self):
+        assert sw.parse_constraint('node.labels.zone == a') == ('node.labels.zone', '==', 'a')
+        assert sw.parse_constraint('node.role!=manager') == ('node.role', '!=', 'manager')
+        with pytest.raises(sw.SwarmLogicError):
+            sw.parse_constraint('node.role manager')
+
+    @pytest.mark.parametrize('constraint, expected', [
+        ('node.hostname==worker1', ['w1']),
+        ('node.hostname!=worker1', ['m1', 'w2']),
+        ('node.role==manager', ['m1']),
+        ('node.role == Manager', ['m1']),
+        ('node.labels.disk==ssd', ['w2']),
+        ('node.labels.disk!=ssd', ['m1', 'w1']),
+        ('engine.labels.gpu==yes', ['w1']),
+        ('node.platform.os==linux', ['m1', 'w1', 'w2']),
+        ('node.id==w2', ['w2']),
+    ])
+    def test_match(self, constraint, expected):
+        nodes = [node('m1', 'manager1', role='manager'), node('w1', 'worker1', engine_labels={'gpu': 'yes'}),
+                 node('w2', 'worker2', labels={'disk': 'ssd'})]
+        assert [n['ID'] for n in nodes if sw.node_satisfies(n, [constraint])] == expected
+
+    def test_unknown_key_is_an_error(self):
+        with pytest.raises(sw.SwarmLogicError, match='Unknown'):
+            sw.node_satisfies(NODES[0], ['node.color==red'])
+
+    def test_eligible_skips_unschedulable(self):
+        nodes = [node('m1', availability='drain'), node('w1', state='down'), node('w2', availability='pause'), node('w3')]
+        assert [n['ID'] for n in sw.eligible_nodes(service('s'), nodes)] == ['w3']
+
+
+class TestDrainProblems:
+    def test_room_elsewhere(self):
+        tasks = [task('s', 'm1'), task('s', 'w1'), task('s', 'w1'), task('s', 'w2')]
+        assert sw.drain_problems(NODES[1], NODES, [service('s')], tasks) == []
+
+    def test_last_active_node(self):
+        nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1'), node('w2', 'worker2', state='down')]
+        problems = sw.drain_problems(nodes[1], nodes, [service('s')], [task('s', 'w1')])
+        assert problems == ['worker1 is the last active node: no other node is active and ready to take its tasks.']
+
+    def test_last_active_node_even_without_services(self):
+        nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1')]
+        assert 'last active node' in sw.drain_problems(nodes[1], nodes, [], [])[0]
+
+    def test_constraint_only_this_node_satisfies(self):
+        svc = service('pinned', replicas=1, constraints=['node.hostname==worker1'])
+        problems = sw.drain_problems(NODES[1], NODES, [svc], [task('pinned', 'w1')])
+        assert len(problems) == 1
+        assert problems[0].startswith('service pinned: no other active node satisfies')
+
+    def test_constraint_satisfied_by_a_drained_node_only(self):
+        nodes = [node('m1', role='manager'), node('w1', labels={'zone': 'a'}),
+                 node('w2', labels={'zone': 'a'}, availability='drain')]
+        svc = service('z', replicas=2, constraints=['node.labels.zone==a'])
+        assert sw.drain_problems(nodes[1], nodes, [svc], [task('z', 'w1'), task('z', 'w1')])
+
+    def test_service_not_on_the_node_is_not_checked(self):
+        svc = service('pinned2', replicas=1, constraints=['node.hostname==worker2'])
+        assert sw.drain_problems(NODES[1], NODES, [svc], [task('pinned2', 'w2')]) == []
+
+    def test_max_replicas_per_node(self):
+        svc = service('s', replicas=4, max_replicas=1)
+        tasks = [task('s', n['ID']) for n in NODES]
+        problems = sw.drain_problems(NODES[1], NODES, [svc], tasks)
+        assert problems == ['service s: max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 4 replicas.']
+
+    def test_max_replicas_with_room(self):
+        svc = service('s', replicas=4, max_replicas=2)
+        assert sw.drain_problems(NODES[1], NODES, [svc], [task('s', 'w1')]) == []
+
+    def test_global_services_are_ignored(self):
+        svc = service('g', mode='Global', constraints=['node.hostname==worker1'])
+        assert sw.drain_problems(NODES[1], NODES, [svc], [task('g', 'w1')]) == []
+
+    def test_finished_tasks_do_not_count(self):
+        svc = service('pinned', replicas=1, constraints=['node.hostname==worker1'])
+        tasks = [task('pinned', 'w1', state='shutdown', desired='shutdown')]
+        assert sw.drain_problems(NODES[1], NODES, [svc], tasks) == []
+
+
+class TestCounts:
+    def test_node_totals_and_service_counts(self):
+        services = [service('s'), service('g', mode='Global')]
+        tasks = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', 'w1', state='shutdown', desired='shutdown'),
+                 task('s', 'w1', state='starting'), task('g', 'w1')]
+        assert sw.node_totals(services, tasks, NODES) == {'manager1': 2, 'worker1': 0, 'worker2': 1}
+        assert sw.service_counts(services[0], tasks, NODES) == {'manager1': 2, 'worker1': 0, 'worker2': 1}
+
+    def test_short_and_live(self):
+        services = [service('s', replicas=4), service('t', replicas=1)]
+        tasks = [task('s', 'm1'), task('s', 'w2'), task('s', 'w1', state='preparing'), task('t', 'w2')]
+        assert sw.short_services(services, tasks) == [{'name': 's', 'replicas': 4, 'running': 2}]
+        assert len(sw.live_tasks_on_node('w1', services, tasks)) == 1
+        assert sw.live_tasks_on_node('w1', services, [task('s', 'w1', state='shutdown', desired='shutdown')]) == []
+        assert sw.service_report(services, tasks)[0] == {'name': 's', 'id': 's', 'replicas': 4, 'running': 2}
+
+
+class TestImbalance:
+    def test_node_back_from_drain_is_uneven(self):
+        tasks = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', 'w2')]
+        found = sw.imbalance(service('s'), NODES, tasks)
+        assert found['counts'] == {'manager1': 2, 'worker1': 0, 'worker2': 2}
+        assert found['name'] == 's'
+
+    def test_even_spread(self):
+        tasks = [task('s', 'm1'), task('s', 'm1'), task('s', 'w1'), task('s', 'w2')]
+        assert sw.imbalance(service('s'), NODES, tasks) is None
+
+    def test_fewer_replicas_than_nodes(self):
+        assert sw.imbalance(service('s', replicas=2), NODES, [task('s', 'm1'), task('s', 'w1')]) is None
+
+    def test_all_on_one_node(self):
+        assert sw.imbalance(service('s', replicas=2), NODES, [task('s', 'm1'), task('s', 'm1')]) is not None
+
+    def test_drained_node_not_counted(self):
+        nodes = [NODES[0], node('w1', 'worker1', availability='drain'), NODES[2]]
+        tasks = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', 'w2')]
+        assert sw.imbalance(service('s'), nodes, tasks) is None
+
+    def test_constraints_limit_the_nodes(self):
+        svc = service('s', replicas=2, constraints=['node.role==worker'])
+        assert sw.imbalance(svc, NODES, [task('s', 'w1'), task('s', 'w2')]) is None
+        assert sw.imbalance(svc, NODES, [task('s', 'w2'), task('s', 'w2')]) is not None
+
+    def test_single_eligible_node_or_global(self):
+        svc = service('s', constraints=['node.hostname==worker1'])
+        assert sw.imbalance(svc, NODES, [task('s', 'w1')] * 4) is None
+        assert sw.imbalance(service('g', mode='Global'), NODES, []) is None
+
+
+class TestSelectAndOutcome:
+    def test_select(self):
+        services = [service('a1', name='web'), service('b2', name='redis')]
+        assert sw.select_services(services, []) == services
+        assert [s['ID'] for s in sw.select_services(services, ['redis', 'a1'])] == ['b2', 'a1']
+        with pytest.raises(sw.SwarmLogicError, match='nope'):
+            sw.select_services(services, ['nope'])
+
+    @pytest.mark.parametrize('status, before, expected', [
+        (None, None, 'pending'),
+        ({'State': 'completed', 'StartedAt': 't0'}, 't0', 'pending'),
+        ({'State': 'updating', 'StartedAt': 't1'}, 't0', 'updating'),
+        ({'State': 'completed', 'StartedAt': 't1'}, 't0', 'completed'),
+        ({'State': 'completed', 'StartedAt': 't1'}, None, 'completed'),
+        ({'State': 'paused', 'StartedAt': 't1'}, 't0', 'failed'),
+        ({'State': 'rollback_completed', 'StartedAt': 't1'}, 't0', 'failed'),
+    ])
+    def test_update_outcome(self, status, before, expected):
+        svc = service('s')
+        if status:
+            svc['UpdateStatus'] = status
+        assert sw.update_outcome(svc, before) == expected
