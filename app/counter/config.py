@@ -50,9 +50,24 @@ def parse_hostports(raw: str, name: str) -> list[tuple[str, int]]:
     return pairs
 
 
+def _password(env: Mapping[str, str]) -> str | None:
+    """REDIS_PASSWORD_FILE (a Docker/Kubernetes secret file) or REDIS_PASSWORD, if set."""
+    path = env.get("REDIS_PASSWORD_FILE", "").strip()
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                # Secret files usually end with a newline that is not part of the password.
+                return handle.read().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"REDIS_PASSWORD_FILE: cannot read {path}: {exc}") from exc
+    return env.get("REDIS_PASSWORD") or None
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
+    # Overrides the password in REDIS_URL, for every Redis node (master, replicas, Sentinel's).
+    redis_password: str | None = None
     replicas: list[tuple[str, int]] = field(default_factory=list)
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     sentinel_master: str = "mymaster"
@@ -76,6 +91,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
+            redis_password=_password(env),
             replicas=parse_hostports(env.get("REDIS_REPLICAS", ""), "REDIS_REPLICAS"),
             sentinels=parse_hostports(env.get("REDIS_SENTINELS", ""), "REDIS_SENTINELS"),
             sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or cls.sentinel_master,

@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -64,14 +65,26 @@ def _retry(settings: Settings) -> Retry:
                  settings.retries)
 
 
+def _strip_password(url: str) -> str:
+    """The URL without its password: redis-py's from_url lets the URL's password win over
+    the password argument, and a password file must win."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class CounterStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.key = settings.counter_key
         url = parse_url(settings.redis_url)
+        password = settings.redis_password or url.get("password")
         common: dict[str, Any] = {
             "username": url.get("username"),
-            "password": url.get("password"),
+            "password": password,
             "db": url.get("db", 0),
             "socket_connect_timeout": settings.connect_timeout,
             "socket_timeout": settings.socket_timeout,
@@ -101,7 +114,10 @@ class CounterStore:
             self._replicas.append(self.sentinel.slave_for(
                 settings.sentinel_master, retry=Retry(NoBackoff(), 0)))
         else:
-            self.master = redis.Redis.from_url(settings.redis_url, retry=_retry(settings),
+            master_url = (_strip_password(settings.redis_url) if settings.redis_password
+                          else settings.redis_url)
+            self.master = redis.Redis.from_url(master_url, retry=_retry(settings),
+                                               password=password,
                                                **{k: v for k, v in common.items()
                                                   if k not in ("username", "password", "db")})
             for host, port in settings.replicas:

@@ -165,3 +165,36 @@ def test_bad_config_fails_fast() -> None:
         create_app({"REDIS_REPLICAS": "no-port-here"})
     with pytest.raises(ConfigError, match="REDIS_RETRIES"):
         create_app({"REDIS_RETRIES": "many"})
+
+
+# --- password from a secret file (the Swarm stack mounts /run/secrets/redis_password) -------
+
+def test_password_file_is_used_and_wins_over_the_url(make_client, redis_pair, tmp_path) -> None:
+    from apptest_support import PASSWORD
+
+    master, replica = redis_pair
+    secret = tmp_path / "redis_password"
+    secret.write_text(PASSWORD + "\n")  # secret files often end with a newline
+    no_password = make_client(REDIS_URL=f"redis://127.0.0.1:{master.port}/0",
+                              REDIS_PASSWORD_FILE=str(secret),
+                              REDIS_REPLICAS=f"127.0.0.1:{replica.port}")
+    assert assert_json(no_password.post("/api/counter/increment"), 200) == {"value": 1}
+    wrong_in_url = make_client(REDIS_URL=f"redis://:wrong@127.0.0.1:{master.port}/0",
+                               REDIS_PASSWORD_FILE=str(secret))
+    assert assert_json(wrong_in_url.post("/api/counter/increment"), 200) == {"value": 2}
+    replica.wait_in_sync(master)
+    assert assert_json(no_password.get("/api/counter"), 200) == {"value": 2}
+
+
+def test_wrong_password_is_503_not_500(make_client, redis_pair) -> None:
+    master, _ = redis_pair
+    client = make_client(REDIS_URL=f"redis://127.0.0.1:{master.port}/0", REDIS_PASSWORD="wrong")
+    assert "error" in assert_json(client.post("/api/counter/increment"), 503)
+
+
+def test_unreadable_password_file_fails_fast(tmp_path) -> None:
+    from counter import create_app
+    from counter.config import ConfigError
+
+    with pytest.raises(ConfigError, match="REDIS_PASSWORD_FILE"):
+        create_app({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})
