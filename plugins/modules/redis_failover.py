@@ -31,7 +31,7 @@ description:
     nothing changes. Without a target every run is a switchover.
   - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
     connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
-author: "swarmlab maintainers"
+author: "swarmlab maintainers (!UNKNOWN)"
 requirements:
   - redis (redis-py) >= 4.0
 attributes:

@@ -24,7 +24,7 @@ description:
     master cannot be reached from where the module runs.
   - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
     connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
-author: "swarmlab maintainers"
+author: "swarmlab maintainers (!UNKNOWN)"
 requirements:
   - redis (redis-py) >= 4.0
 attributes:

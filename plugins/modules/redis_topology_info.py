@@ -23,7 +23,7 @@ description:
     module runs, then by replication id.
   - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
     connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
-author: "swarmlab maintainers"
+author: "swarmlab maintainers (!UNKNOWN)"
 requirements:
   - redis (redis-py) >= 4.0
 attributes:
@@ -32,6 +32,7 @@ attributes:
     description: The module only reads.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 options:
   instances:
     description: The Redis instances that make up the replication set, as reachable from the module host.

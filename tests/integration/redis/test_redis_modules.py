@@ -11,7 +11,9 @@ import time
 import pytest
 import redis
 
-from conftest import PASSWORD, Topology, conn, run_module
+from redis_harness import PASSWORD, Topology, conn, run_module, run_playbook
+
+pytestmark = pytest.mark.integration
 
 
 def instances_arg(topo: Topology) -> dict:
@@ -26,17 +28,6 @@ def wait_for(check, timeout=15.0, interval=0.1):
             return result
         time.sleep(interval)
     raise AssertionError('condition not met in %ss' % timeout)
-
-
-@pytest.fixture
-def bare(tmp_path):
-    """Three standalone instances (no replication yet)."""
-    t = Topology(tmp_path)
-    try:
-        t.start(replicate=False)
-        yield t
-    finally:
-        t.stop()
 
 
 # --- redis_replication ------------------------------------------------------------------------
@@ -223,7 +214,7 @@ def test_planned_switchover_keeps_every_acknowledged_write(topo, method):
     args = dict(instances_arg(topo), target={'host': '127.0.0.1', 'port': target.port}, method=method,
                 master_auth=PASSWORD, timeout=20)
     result = run_module('redis_failover', args, diff=True)
-    wait_for(lambda: any(p == target.port for p, _ in writer.acked))
+    wait_for(lambda: any(port == target.port for port, value in writer.acked))
     n = len(writer.acked)
     wait_for(lambda: len(writer.acked) > n + 100)
     writer.stop_flag.set()
@@ -234,7 +225,7 @@ def test_planned_switchover_keeps_every_acknowledged_write(topo, method):
     assert result['after']['healthy'] is True and result['after']['master'] == target.addr
     assert result['before']['master'] == topo.master.addr and result['elapsed'] > 0
 
-    values = [v for _, v in writer.acked]
+    values = [value for port, value in writer.acked]
     old_acked = [v for p, v in writer.acked if p == topo.master.port]
     assert old_acked, 'no write acknowledged by the old master'
     assert len(values) == len(set(values)), 'an INCR result repeated: a write was lost'
@@ -305,3 +296,27 @@ def test_sentinel_failover_to_target(topo):
     assert topo.replicas[1].client().config_get('replica-priority')['replica-priority'] == '100'
     again = run_module('redis_failover', args)
     assert again['changed'] is False
+
+
+# --- playbooks/redis_failover.yml -------------------------------------------------------------
+
+@pytest.mark.parametrize('with_sentinel', [False, True])
+def test_failover_playbook(topo, with_sentinel):
+    target = topo.replicas[1]
+    extra = {'redis_instances': topo.instances, 'redis_password': PASSWORD,
+             'redis_target': {'host': '127.0.0.1', 'port': target.port}}
+    if with_sentinel:
+        topo.start_sentinels()
+        extra['redis_sentinels'] = [{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels]
+    proc = run_playbook('playbooks/redis_failover.yml', extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert PASSWORD not in proc.stdout
+    assert 'healthy: master %s' % target.addr in proc.stdout
+    assert target.client().info('replication')['role'] == 'master'
+    # persist: true rewrote the old master's config file, so a restart keeps it a replica
+    assert 'replicaof 127.0.0.1 %d' % target.port in topo.master.conf.read_text()
+
+
+def test_failover_playbook_needs_a_password(topo):
+    proc = run_playbook('playbooks/redis_failover.yml', {'redis_instances': topo.instances})
+    assert proc.returncode != 0 and 'redis_password' in proc.stdout
