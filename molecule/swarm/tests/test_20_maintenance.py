@@ -1,0 +1,158 @@
+"""Node maintenance as a user runs it: playbooks/node_maintenance.yml against the scenario's lab.
+
+A probe service (4 replicas of the lab's python image, dnsrr, no published port) is created on the
+Swarm; the playbook is run with ansible-playbook from the checkout, and the outcome is read back from
+the manager's dockerd. Runs after test_10_swarm.py (file order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+LAB = os.environ.get("SWARM_LAB_NAME", "molecule-swarm")
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+testinfra_hosts = ["docker://%s-manager1" % LAB]
+PROBE = "probe"
+PINNED = "probe-pinned"
+
+
+def playbook(*extra: str) -> subprocess.CompletedProcess:
+    """ansible-playbook playbooks/node_maintenance.yml -e lab_name=<lab> <extra>, from the checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    env["ANSIBLE_CONFIG"] = str(PROJECT / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml",
+               "-e", "lab_name=%s" % LAB]
+    for item in extra:
+        command += ["-e", item]
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    print(done.stdout[-4000:], done.stderr[-2000:])
+    return done
+
+
+def running_per_node(host, service: str) -> dict[str, int]:
+    lines = host.check_output(
+        "docker service ps %s --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'" % service)
+    counts = {"manager1": 0, "worker1": 0, "worker2": 0}
+    for line in lines.splitlines():
+        node, state = line.split(" ", 1)
+        if state.startswith("Running"):
+            counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
+def replicas(host, service: str) -> str:
+    return host.check_output("docker service ls --filter name=%s --format '{{.Replicas}}'" % service).strip()
+
+
+def wait_for(host, service: str, expected: str, timeout: int = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while replicas(host, service) != expected:
+        assert time.monotonic() < deadline, "%s is %s, not %s" % (service, replicas(host, service), expected)
+        time.sleep(2)
+
+
+def availability(host, node: str) -> str:
+    return host.check_output("docker node inspect %s --format '{{.Spec.Availability}}'" % node).strip()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def probe(host):
+    # sleep as PID 1 ignores SIGTERM: a short grace period keeps the rolling restarts quick.
+    host.run("docker service rm %s %s" % (PROBE, PINNED))
+    host.check_output(
+        "docker service create --detach --name %s --replicas 4 --endpoint-mode dnsrr --stop-grace-period 1s "
+        "swarmlab-lab/python:bookworm sleep infinity" % PROBE)
+    wait_for(host, PROBE, "4/4")
+    yield
+    host.run("docker service rm %s %s" % (PROBE, PINNED))
+    for node in ("manager1", "worker1", "worker2"):
+        host.run("docker node update --availability active %s" % node)
+
+
+def test_drain_moves_every_task_and_keeps_the_replicas(host):
+    before = running_per_node(host, PROBE)
+    assert before["worker1"] >= 1, before
+    done = playbook("node=worker1", "action=drain")
+    assert done.returncode == 0
+    assert availability(host, "worker1") == "drain"
+    after = running_per_node(host, PROBE)
+    assert after["worker1"] == 0, after
+    assert sum(after.values()) == 4
+    assert replicas(host, PROBE) == "4/4"
+    assert "running tasks per node after" in done.stdout
+
+
+def test_drain_again_changes_nothing(host):
+    done = playbook("node=worker1", "action=drain")
+    assert done.returncode == 0
+    assert "changed=0" in done.stdout
+
+
+def test_tasks_do_not_come_back_by_themselves(host):
+    # What the seed lab saw: after reactivation Swarm leaves the running tasks where they are.
+    host.check_output("docker node update --availability active worker1")
+    time.sleep(10)
+    assert running_per_node(host, PROBE)["worker1"] == 0
+    host.check_output("docker node update --availability drain worker1")
+
+
+def test_activate_rebalances(host):
+    done = playbook("node=worker1", "action=activate")
+    assert done.returncode == 0
+    assert "force-updated: probe" in done.stdout
+    assert availability(host, "worker1") == "active"
+    after = running_per_node(host, PROBE)
+    assert after["worker1"] >= 1, after
+    assert max(after.values()) - min(after.values()) <= 1, after
+    assert replicas(host, PROBE) == "4/4"
+
+
+def test_activate_when_even_changes_nothing(host):
+    done = playbook("node=worker1", "action=activate")
+    assert done.returncode == 0
+    assert "changed=0" in done.stdout
+    assert "nothing (already even)" in done.stdout
+
+
+def test_cycle(host):
+    done = playbook("node=worker2", "action=cycle")
+    assert done.returncode == 0
+    assert availability(host, "worker2") == "active"
+    after = running_per_node(host, PROBE)
+    assert after["worker2"] >= 1, after
+    assert replicas(host, PROBE) == "4/4"
+
+
+def test_last_active_node_is_refused(host):
+    host.check_output("docker node update --availability drain worker1")
+    host.check_output("docker node update --availability drain worker2")
+    try:
+        wait_for(host, PROBE, "4/4")
+        done = playbook("node=manager1", "action=drain")
+        assert done.returncode != 0
+        assert "Refusing to drain manager1: manager1 is the last active node" in done.stdout + done.stderr
+        assert availability(host, "manager1") == "active"
+        assert replicas(host, PROBE) == "4/4"
+    finally:
+        host.check_output("docker node update --availability active worker1")
+        host.check_output("docker node update --availability active worker2")
+
+
+def test_constraint_only_this_node_satisfies_is_refused(host):
+    host.check_output(
+        "docker service create --detach --name %s --replicas 1 --endpoint-mode dnsrr --stop-grace-period 1s "
+        "--constraint node.hostname==worker2 swarmlab-lab/python:bookworm sleep infinity" % PINNED)
+    wait_for(host, PINNED, "1/1")
+    done = playbook("node=worker2", "action=drain")
+    assert done.returncode != 0
+    assert "service %s: no other active node satisfies its placement constraints" % PINNED in done.stdout + done.stderr
+    assert availability(host, "worker2") == "active"
