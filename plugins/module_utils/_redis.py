@@ -208,6 +208,11 @@ def _matches_address(inst: dict[str, t.Any], host: str | None, port: int | None)
     return host == inst.get('host') or host in (inst.get('addresses') or [])
 
 
+def is_listed(host: str | None, port: int | None, records: list[dict[str, t.Any]]) -> bool:
+    """host:port is the address (or a resolved IP) of one of the records."""
+    return any(_matches_address(r, host, port) for r in records)
+
+
 def resolve_master(replica: dict[str, t.Any], instances: list[dict[str, t.Any]]) -> tuple[str | None, str | None]:
     """Map the master a replica reports (possibly an alias) to a listed instance.
 

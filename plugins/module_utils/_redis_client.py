@@ -14,6 +14,7 @@ import typing as t
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
+    is_listed,
     parse_info,
     parse_replication,
     parse_role,
@@ -47,7 +48,7 @@ def _raw(response: t.Any, **options: t.Any) -> str:
 def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
     """A redis-py client; nothing is sent yet.
 
-    Retry policy: up to 3 retries with exponential backoff (0.1 s, capped at 1 s) on connection
+    Retry policy: up to 3 retries with exponential backoff (0.1, 0.2, 0.4 s) on connection
     errors and timeouts. The socket timeouts come from ``connect_timeout``.
     """
     timeout = float(params.get('connect_timeout') or 5)
@@ -59,7 +60,7 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
         'socket_connect_timeout': timeout,
         'socket_timeout': max(timeout, 5.0),
         'decode_responses': True,
-        'retry': Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        'retry': Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
     }
     if params.get('tls'):
         kwargs.update({
@@ -164,7 +165,15 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
 
 
 def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    return [collect_instance(i['host'], i['port'], params) for i in instances]
+    """Records of every listed instance. A replica's master is probed for its run_id only when
+    its address is not one of the listed instances (an alias), so a dead master costs one try."""
+    records = [collect_instance(i['host'], i['port'], params, probe_master=False) for i in instances]
+    for record in records:
+        repl = record['repl']
+        if repl.get('role') == 'replica' and repl.get('master_host') and not is_listed(
+                repl['master_host'], repl['master_port'], records):
+            record['master_run_id'] = probe_run_id(repl['master_host'], repl['master_port'], params)
+    return records
 
 
 def wait_until(check: t.Callable[[], t.Any], timeout: float, interval: float = 0.2) -> t.Any:

@@ -74,8 +74,8 @@ def master_info(offset=1000, replid='a' * 40, slaves=()):
 
 
 def healthy_set(offsets=(1000, 900)):
-    m = rec('10.0.0.11', info=master_info(1000, slaves=[('10.0.0.12', 6379, offsets[0], 0),
-                                                         ('10.0.0.13', 6379, offsets[1], 2)]), run_id='m')
+    slaves = [('10.0.0.12', 6379, offsets[0], 0), ('10.0.0.13', 6379, offsets[1], 2)]
+    m = rec('10.0.0.11', info=master_info(1000, slaves=slaves), run_id='m')
     r2 = rec('10.0.0.12', info=replica_info(offset=offsets[0]), role={'role': 'replica', 'state': 'connected'},
              run_id='r2')
     r3 = rec('10.0.0.13', info=replica_info(offset=offsets[1]), role={'role': 'replica', 'state': 'connected'},
