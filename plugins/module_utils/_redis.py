@@ -240,14 +240,11 @@ def resolve_master(replica: dict[str, t.Any], instances: list[dict[str, t.Any]])
 
 
 def _match_replica_line(master: dict[str, t.Any], replica: dict[str, t.Any]) -> dict[str, t.Any] | None:
-    """Find the master's ``slaveN`` line that describes this replica."""
-    lines = (master.get('repl') or {}).get('replicas') or []
-    for line in lines:
+    """Find the master's ``slaveN`` line that describes this replica (by exact address only:
+    guessing by port alone could pick another replica when all listen on 6379)."""
+    for line in (master.get('repl') or {}).get('replicas') or []:
         if _matches_address(replica, line['ip'], line['port']):
             return line
-    same_port = [line for line in lines if line['port'] == replica.get('port')]
-    if len(same_port) == 1:
-        return same_port[0]
     return None
 
 
@@ -444,13 +441,18 @@ def replication_plan(current: dict[str, t.Any], desired_role: str, desired_maste
     return {'replicaof': True, 'target': desired_master}
 
 
+def master_sees(master: dict[str, t.Any] | None, replica: dict[str, t.Any]) -> bool:
+    """The master lists this replica (same address) among its connected replicas."""
+    return bool(master and master.get('reachable') and master is not replica and _match_replica_line(master, replica))
+
+
 def seen_address(master: dict[str, t.Any] | None, replica: dict[str, t.Any]) -> tuple[str, int]:
     """The address by which the master sees a replica (its ``slaveN`` line), else the listed one.
 
     That is the address ``FAILOVER TO`` needs, and a good address for the other instances to reach
     the replica once it is promoted (they share the master's network).
     """
-    if master and master.get('reachable'):
+    if master and master.get('reachable') and master is not replica:
         line = _match_replica_line(master, replica)
         if line and line.get('ip') and line.get('port'):
             return line['ip'], line['port']

@@ -47,6 +47,8 @@ options:
       - Every Redis instance of the replication set, as reachable from the module host.
       - Replicas are pointed at the new master by the address the old master sees it under (its
         C(slaveN) line in C(INFO replication)), else by the address listed here.
+      - C(FAILOVER TO) needs the target under the address the master lists it by; when the listed
+        address differs (published ports, NAT), the manual sequence is used instead, with a warning.
     type: list
     elements: dict
     required: true
@@ -269,6 +271,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     analyze_topology,
     converged,
     decide_failover,
+    master_sees,
     parse_replication,
     repoint_list,
     seen_address,
@@ -344,6 +347,8 @@ class FailoverManager:
             self.persisted.append(key)
 
     def new_master_address(self, old_master: str | None, new_master: str) -> tuple[str, int]:
+        if old_master == new_master:
+            old_master = None
         return seen_address(self.records.get(old_master or ''), self.records[new_master])
 
     def wait_converged(self, new_master: str) -> dict[str, t.Any]:
@@ -550,6 +555,10 @@ class FailoverManager:
             return None
         if action == 'planned':
             version = self.records[old]['version']
+            if method == 'failover' and not master_sees(self.records[old], self.records[new]):
+                self.warnings.append('%s does not list %s under that address among its replicas (FAILOVER TO '
+                                     'needs it); used the manual sequence instead' % (old, new))
+                method = 'manual'
             if method == 'failover':
                 self.failover_command(old, new)
             else:

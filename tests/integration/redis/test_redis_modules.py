@@ -302,19 +302,21 @@ def test_sentinel_failover_to_target(topo):
 
 @pytest.mark.parametrize('with_sentinel', [False, True])
 def test_failover_playbook(topo, with_sentinel):
-    target = topo.replicas[1]
-    extra = {'redis_instances': topo.instances, 'redis_password': PASSWORD,
-             'redis_target': {'host': '127.0.0.1', 'port': target.port}}
+    extra = {'redis_instances': topo.instances, 'redis_password': PASSWORD}
     if with_sentinel:
+        # Sentinel chooses the replica (the module test above covers a Sentinel target).
         topo.start_sentinels()
         extra['redis_sentinels'] = [{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels]
+    else:
+        extra['redis_target'] = {'host': '127.0.0.1', 'port': topo.replicas[1].port}
     proc = run_playbook('playbooks/redis_failover.yml', extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert PASSWORD not in proc.stdout
-    assert 'healthy: master %s' % target.addr in proc.stdout
-    assert target.client().info('replication')['role'] == 'master'
+    new = [r for r in topo.replicas if r.client().info('replication')['role'] == 'master']
+    assert len(new) == 1 and (with_sentinel or new[0] is topo.replicas[1])
+    assert 'healthy: master %s' % new[0].addr in proc.stdout
     # persist: true rewrote the old master's config file, so a restart keeps it a replica
-    assert 'replicaof 127.0.0.1 %d' % target.port in topo.master.conf.read_text()
+    assert 'replicaof 127.0.0.1 %d' % new[0].port in topo.master.conf.read_text()
 
 
 def test_failover_playbook_needs_a_password(topo):

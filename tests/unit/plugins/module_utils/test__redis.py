@@ -18,6 +18,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     repoint_list,
     resolve_master,
     same_server,
+    master_sees,
     seen_address,
     supports_failover_command,
 )
@@ -280,3 +281,13 @@ def test_replication_plan():
     assert replication_plan({'role': 'replica', 'master': 'a:1'}, 'replica', 'b:1')['replicaof'] is True
     assert replication_plan({'role': 'replica', 'master': 'a:1'}, 'replica', 'b:1', same_master=True)['replicaof'] \
         is False
+
+
+def test_seen_address_never_guesses_by_port():
+    records = healthy_set()
+    # 10.0.0.14:6379 is not connected to the master: the master's view must not be borrowed from
+    # another replica that happens to listen on the same port.
+    stranger = rec('10.0.0.14')
+    assert seen_address(records[0], stranger) == ('10.0.0.14', 6379)
+    assert seen_address(records[0], records[0]) == ('10.0.0.11', 6379)
+    assert master_sees(records[0], records[1]) and not master_sees(records[0], stranger)

@@ -1,0 +1,76 @@
+"""The Redis modules: DOCUMENTATION matches the argument spec, passwords are no_log, and a
+missing redis-py fails through missing_required_lib."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import yaml
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover']
+PREFIX = 'ansible_collections.swarmlab.cluster.plugins.modules.'
+
+
+class Captured(Exception):
+    pass
+
+
+def capture_spec(monkeypatch, name):
+    module = importlib.import_module(PREFIX + name)
+    seen = {}
+
+    def fake_init(self, **kwargs):
+        seen.update(kwargs)
+        raise Captured()
+
+    monkeypatch.setattr(module, 'AnsibleModule', type('M', (), {'__init__': fake_init}))
+    with pytest.raises(Captured):
+        module.main()
+    return module, seen
+
+
+def compare(doc_options, spec):
+    assert sorted(doc_options) == sorted(spec)
+    for name, option in spec.items():
+        doc = doc_options[name]
+        assert doc.get('type', 'str') == option.get('type', 'str'), name
+        assert doc.get('default') == option.get('default'), name
+        assert bool(doc.get('required')) == bool(option.get('required')), name
+        assert doc.get('elements') == option.get('elements'), name
+        if 'options' in option:
+            compare(doc['suboptions'], option['options'])
+
+
+@pytest.mark.parametrize('name', MODULES)
+def test_documentation_matches_argument_spec(monkeypatch, name):
+    module, seen = capture_spec(monkeypatch, name)
+    spec = seen['argument_spec']
+    compare(yaml.safe_load(module.DOCUMENTATION)['options'], spec)
+    assert seen['supports_check_mode'] is True
+    for option, value in spec.items():
+        if 'password' in option or option == 'master_auth':
+            assert value.get('no_log') is True, option
+    yaml.safe_load(module.EXAMPLES)
+    yaml.safe_load(module.RETURN)
+
+
+@pytest.mark.parametrize('name', MODULES)
+def test_missing_redis_py_is_reported(monkeypatch, capsys, name):
+    module = importlib.import_module(PREFIX + name)
+    monkeypatch.setattr(module, 'HAS_REDIS', False)
+    args = {'instances': [{'host': 'h'}], 'role': 'master'}
+    if name in ('redis_topology_info', 'redis_failover'):
+        args.pop('role')
+    else:
+        args.pop('instances')
+    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
+    monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy', raising=False)
+    with pytest.raises(SystemExit):
+        module.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] is True and 'redis' in out['msg'] and 'Failed to import' in out['msg']
