@@ -25,14 +25,14 @@ description:
     that collection and may change.
   - To set a node back to active use M(community.docker.docker_node), then M(swarmlab.cluster.swarm_rebalance);
     Swarm does not move tasks back to a reactivated node by itself.
-author:
-  - swarmlab maintainers
+author: "swarmlab maintainers (!UNKNOWN)"
 attributes:
   check_mode:
     support: full
-    details: Checks capacity and reports whether the node would change; does not wait.
+    description: Checks capacity and reports whether the node would change; does not wait.
   diff_mode:
     support: none
+    description: No diff; the before and after task counts are in the result.
 options:
   node:
     description:

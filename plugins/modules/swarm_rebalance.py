@@ -25,14 +25,14 @@ description:
     Python's standard library, so it needs no third-party library on the manager; it does not use
     the Docker SDK (Debian 12 ships 5.0.3) nor community.docker's module_utils, which are private to
     that collection and may change.
-author:
-  - swarmlab maintainers
+author: "swarmlab maintainers (!UNKNOWN)"
 attributes:
   check_mode:
     support: full
-    details: Reports the services that would be force-updated; updates nothing.
+    description: Reports the services that would be force-updated; updates nothing.
   diff_mode:
     support: none
+    description: No diff; the before and after task counts are in the result.
 options:
   services:
     description:

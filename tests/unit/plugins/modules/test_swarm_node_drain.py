@@ -66,7 +66,10 @@ class Clock:
         self.now += seconds
 
 
-NODES = lambda: [node('m1', 'manager1', role='manager'), node('w1', 'worker1'), node('w2', 'worker2')]  # noqa: E731
+def make_nodes():
+    return [node('m1', 'manager1', role='manager'), node('w1', 'worker1'), node('w2', 'worker2')]
+
+
 BEFORE = [task('s', 'm1'), task('s', 'w1'), task('s', 'w1'), task('s', 'w2')]
 MOVING = [task('s', 'm1'), task('s', 'w1', state='running', desired='shutdown'), task('s', 'w2'), task('s', 'w2')]
 AFTER = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', 'w2'),
@@ -79,7 +82,7 @@ def drainer(api, **params):
 
 
 def test_drain_waits_until_the_work_moved():
-    api = FakeApi(NODES(), [service('s')], [BEFORE, MOVING, AFTER])
+    api = FakeApi(make_nodes(), [service('s')], [BEFORE, MOVING, AFTER])
     result = drainer(api).run()
     assert result['changed'] is True
     assert api.node_updates[0][0] == 'w1'
@@ -95,7 +98,7 @@ def test_drain_waits_until_the_work_moved():
 
 
 def test_already_drained_is_not_a_change():
-    nodes = NODES()
+    nodes = make_nodes()
     nodes[1]['Spec']['Availability'] = 'drain'
     api = FakeApi(nodes, [service('s')], [AFTER])
     result = drainer(api).run()
@@ -104,7 +107,7 @@ def test_already_drained_is_not_a_change():
 
 
 def test_check_mode_reports_the_change_and_updates_nothing():
-    api = FakeApi(NODES(), [service('s')], [BEFORE])
+    api = FakeApi(make_nodes(), [service('s')], [BEFORE])
     result = drainer(api, check_mode=True).run()
     assert result['changed'] is True
     assert api.node_updates == []
@@ -112,7 +115,7 @@ def test_check_mode_reports_the_change_and_updates_nothing():
 
 
 def test_refuses_the_last_active_node():
-    nodes = NODES()
+    nodes = make_nodes()
     nodes[0]['Spec']['Availability'] = 'drain'
     nodes[2]['Spec']['Availability'] = 'drain'
     api = FakeApi(nodes, [service('s')], [[task('s', 'w1')] * 4])
@@ -125,7 +128,7 @@ def test_refuses_the_last_active_node():
 def test_force_drains_anyway_and_warns():
     svc = service('pinned', replicas=1, constraints=['node.hostname==worker1'])
     pending = [task('pinned', '', state='pending')]
-    api = FakeApi(NODES(), [svc], [[task('pinned', 'w1')], pending])
+    api = FakeApi(make_nodes(), [svc], [[task('pinned', 'w1')], pending])
     fake = drainer(api, force=True, wait=False)
     result = fake.run()
     assert result['changed'] is True
@@ -135,13 +138,13 @@ def test_force_drains_anyway_and_warns():
 
 def test_timeout_lists_services_short():
     stuck = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', '', state='pending')]
-    api = FakeApi(NODES(), [service('s')], [BEFORE, stuck])
+    api = FakeApi(make_nodes(), [service('s')], [BEFORE, stuck])
     with pytest.raises(RefusedError, match=r'Timed out after 10s .* services short: s 3/4') as exc:
         drainer(api).run()
     assert exc.value.result['services_short'] == [{'name': 's', 'replicas': 4, 'running': 3}]
 
 
 def test_not_a_manager():
-    api = FakeApi(NODES(), [], [[]], manager=False)
+    api = FakeApi(make_nodes(), [], [[]], manager=False)
     with pytest.raises(SwarmLogicError, match='not a Swarm manager'):
         drainer(api).run()
