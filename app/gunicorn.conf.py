@@ -16,3 +16,6 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# gunicorn's control socket (gunicornc) is not used here, and the non-root user cannot create it
+# under its read-only home: leave it off rather than log an error at every start.
+control_socket_disable = True

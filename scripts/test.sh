@@ -25,6 +25,9 @@ for stage in "${stages[@]}"; do
         step "yamllint"
         yamllint --strict .
         step "ansible-lint (production profile)"
+        # Molecule installs a copy of the collection into ~/.ansible; an old copy there would be
+        # linted against instead of this checkout.
+        rm -rf "$HOME/.ansible/collections/ansible_collections/swarmlab/cluster"
         ansible-lint --offline
         if [ -x scripts/render_k8s.sh ]; then
             step "k8s/ manifests match the k8s_app role's output"
