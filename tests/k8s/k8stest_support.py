@@ -60,8 +60,18 @@ def run_playbook(extra_vars: dict[str, Any], *args: str, playbook: Path = PLAYBO
 
 
 def load_docs(path: Path) -> list[dict[str, Any]]:
+    """The objects of a manifest file, as kubectl reads them: every document, and the items of a
+    v1 List (k8s-deployment.yaml is one List document) in their place."""
     with path.open(encoding="utf-8") as handle:
-        return [doc for doc in yaml.safe_load_all(handle) if doc]
+        docs = [doc for doc in yaml.safe_load_all(handle) if doc]
+    objects = []
+    for doc in docs:
+        if doc.get("apiVersion") == "v1" and doc.get("kind") == "List":
+            assert isinstance(doc.get("items"), list), f"{path}: a List without items"
+            objects.extend(doc["items"])
+        else:
+            objects.append(doc)
+    return objects
 
 
 @dataclass

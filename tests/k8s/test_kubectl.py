@@ -51,10 +51,10 @@ def offline_kubectl(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     }), encoding="utf-8")
     cache = base / "cache"
     discovery = cache / "discovery" / "127.0.0.1_1"
-    group_versions = sorted({gv for gv, *_ in RESOURCES})
+    group_versions = sorted({gv for gv, *_rest in RESOURCES})
     groups = []
     for gv in group_versions:
-        group, _, version = gv.rpartition("/")
+        group, _sep, version = gv.rpartition("/")
         entry = {"groupVersion": gv, "version": version}
         groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
         resources = [{"name": res, "singularName": kind.lower(), "namespaced": namespaced,
@@ -97,7 +97,7 @@ def test_kubectl_accepts_the_checked_in_manifests(offline_kubectl: list[str]) ->
 
 
 def test_kubectl_rejects_what_a_cluster_would_not_decode(offline_kubectl: list[str],
-                                                        tmp_path: Path) -> None:
+                                                         tmp_path: Path) -> None:
     """The check can fail: an unquoted `namespace: no` is a YAML boolean, not a name."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: no\n",

@@ -33,7 +33,8 @@ def test_check_fails_on_drift_and_rendering_repairs_it(tmp_path: Path) -> None:
 
     proc = _script("--check", out=copy)
     assert proc.returncode == 1
-    assert "-  replicas: 3" in proc.stdout and "+  replicas: 4" in proc.stdout
+    # The web Deployment's spec.replicas, indented as an item of the List document.
+    assert "-      replicas: 3" in proc.stdout and "+      replicas: 4" in proc.stdout
     assert "k8s/stray.yaml is not produced by the role" in proc.stderr
 
     os.remove(copy / "stray.yaml")

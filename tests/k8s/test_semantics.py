@@ -133,7 +133,7 @@ def test_workload_selectors_match_their_pod_labels(renderings: dict[str, Renderi
 def test_no_two_workloads_select_the_same_pods(renderings: dict[str, Rendering],
                                                which: str) -> None:
     templates = pod_templates(renderings[which].all_docs())
-    for workload, _ in templates:
+    for workload, _template in templates:
         selector = workload["spec"]["selector"]["matchLabels"]
         owners = [w["metadata"]["name"] for w, t in templates
                   if selector.items() <= t["metadata"]["labels"].items()]
@@ -147,7 +147,7 @@ def test_every_service_selects_pods_and_named_ports(renderings: dict[str, Render
     templates = pod_templates(docs)
     for service in [d for d in docs if d["kind"] == "Service"]:
         selector = service["spec"]["selector"]
-        pods = [t for _, t in templates if selector.items() <= t["metadata"]["labels"].items()]
+        pods = [t for _workload, t in templates if selector.items() <= t["metadata"]["labels"].items()]
         assert pods, f"Service {service['metadata']['name']} selects no pod"
         for port in service["spec"]["ports"]:
             for pod in pods:
