@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Baseline benchmark of the counter app under bare gunicorn on this machine.
 
 Starts its own redis-server (loopback, free port, temp dir, password) and gunicorn serving
@@ -102,7 +102,8 @@ def run_wrk(url: str, method: str, seconds: int, threads: int, connections: int,
     cpu0, app0, wall0 = child_cpu(), proc_cpu_seconds(app_pids), time.monotonic()
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
                           "--timeout", "5s", "-s", str(lua), url],
-                         env=env, capture_output=True, text=True, timeout=seconds + 60)
+                         env=env, capture_output=True, text=True, timeout=seconds + 60,
+                         check=False)
     wall = time.monotonic() - wall0
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if out.returncode != 0 or line is None:
@@ -123,7 +124,8 @@ def run_locust(base: str, seconds: int, users: int, processes: int, workdir: Pat
                           "-H", base, "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
                           "--processes", str(processes), "--csv", str(prefix),
                           "--only-summary", "--stop-timeout", "5"],
-                         capture_output=True, text=True, timeout=seconds + 90)
+                         capture_output=True, text=True, timeout=seconds + 90,
+                         check=False)
     wall = time.monotonic() - wall0
     rows = list(csv.DictReader(open(f"{prefix}_stats.csv")))
     total = next((r for r in rows if r["Name"] == "Aggregated"), None)
@@ -144,7 +146,7 @@ def run_locust(base: str, seconds: int, users: int, processes: int, workdir: Pat
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seconds", type=int, default=15, help="duration of each case")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4,

@@ -72,7 +72,7 @@ def make_client(counter_key: str):
 @pytest.fixture
 def client(make_client, redis_pair: tuple[RedisProcess, RedisProcess]):
     """Test client on the master only (no replica reads, so reads see writes at once)."""
-    master, _ = redis_pair
+    master, _replica = redis_pair
     return make_client(REDIS_URL=redis_url(master))
 
 

@@ -20,7 +20,7 @@ def test_get_starts_at_zero(client) -> None:
 
 
 def test_increment_decrement_reset_roundtrip(client, redis_pair, counter_key) -> None:
-    master, _ = redis_pair
+    master, _replica = redis_pair
     assert assert_json(client.post("/api/counter/increment"), 200) == {"value": 1}
     assert assert_json(client.post("/api/counter/increment", json={"by": 41}), 200) == {"value": 42}
     assert assert_json(client.post("/api/counter/decrement"), 200) == {"value": 41}
@@ -92,7 +92,7 @@ def test_unknown_path_is_404_json(client) -> None:
 
 
 def test_overflow_is_409_not_500(client, redis_pair, counter_key) -> None:
-    master, _ = redis_pair
+    master, _replica = redis_pair
     master.client().set(counter_key, 2**63 - 1)
     data = assert_json(client.post("/api/counter/increment"), 409)
     assert "64-bit" in data["error"]
@@ -101,7 +101,7 @@ def test_overflow_is_409_not_500(client, redis_pair, counter_key) -> None:
 
 def test_corrupt_value_is_500_json_without_traceback(client, redis_pair, counter_key) -> None:
     # Someone else wrote a non-number under our key: the client sees a plain JSON error.
-    master, _ = redis_pair
+    master, _replica = redis_pair
     master.client().set(counter_key, "banana")
     resp = client.post("/api/counter/increment")
     data = assert_json(resp, 500)
@@ -141,14 +141,14 @@ def test_reads_go_to_replica_and_writes_to_master(make_client, redis_pair, count
     assert assert_json(client.post("/api/counter/increment", json={"by": 5}), 200) == {"value": 5}
     replica.wait_in_sync(master)
     master_gets, replica_gets = _get_calls(master), _get_calls(replica)
-    for _ in range(5):
+    for _attempt in range(5):
         assert assert_json(client.get("/api/counter"), 200) == {"value": 5}
     assert _get_calls(replica) - replica_gets == 5
     assert _get_calls(master) - master_gets == 0
 
 
 def test_dead_replica_falls_back_to_master(make_client, redis_pair, counter_key) -> None:
-    master, _ = redis_pair
+    master, _replica = redis_pair
     master.client().set(counter_key, 12)
     client = make_client(REDIS_URL=redis_url(master), REDIS_REPLICAS=f"127.0.0.1:{free_port()}")
     before = _get_calls(master)
@@ -187,7 +187,7 @@ def test_password_file_is_used_and_wins_over_the_url(make_client, redis_pair, tm
 
 
 def test_wrong_password_is_503_not_500(make_client, redis_pair) -> None:
-    master, _ = redis_pair
+    master, _replica = redis_pair
     client = make_client(REDIS_URL=f"redis://127.0.0.1:{master.port}/0", REDIS_PASSWORD="wrong")
     assert "error" in assert_json(client.post("/api/counter/increment"), 503)
 

@@ -49,7 +49,7 @@ def test_buttons_change_the_value_without_reload(gunicorn_factory, redis_pair, c
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    master, _ = redis_pair
+    master, _replica = redis_pair
     master.client().set(counter_key, 40)
     app = gunicorn_factory({"REDIS_URL": redis_url(master), "COUNTER_KEY": counter_key})
 

@@ -78,13 +78,13 @@ def test_gunicorn_starts_before_redis_and_does_not_crash_loop(gunicorn_factory, 
 
 
 def test_500_concurrent_increments_are_exact(gunicorn_factory, redis_pair, counter_key):
-    master, _ = redis_pair
+    master, _replica = redis_pair
     app = gunicorn_factory({"REDIS_URL": redis_url(master), "COUNTER_KEY": counter_key},
                            workers=2, threads=8)
     url = f"{app.base}/api/counter/increment"
     local = threading.local()
 
-    def one(_: int) -> tuple[int, int, str]:
+    def one(_index: int) -> tuple[int, int, str]:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         resp = session.post(url, timeout=30)
@@ -92,9 +92,9 @@ def test_500_concurrent_increments_are_exact(gunicorn_factory, redis_pair, count
 
     with ThreadPoolExecutor(50) as pool:
         results = list(pool.map(one, range(500)))
-    assert {status for status, _, _ in results} == {200}
+    assert {status for status, _value, _served_by in results} == {200}
     # Each increment saw a distinct value after it: none lost, none doubled.
-    assert sorted(value for _, value, _ in results) == list(range(1, 501))
+    assert sorted(value for _status, value, _served_by in results) == list(range(1, 501))
     assert requests.get(f"{app.base}/api/counter", timeout=5).json() == {"value": 500}
     assert master.client().get(counter_key) == "500"
 
@@ -128,7 +128,7 @@ def test_wait_mode_is_503_when_no_replica_acknowledges(make_client, lone_redis, 
 
 
 def test_wait_mode_is_503_when_fewer_replicas_than_required(make_client, redis_pair):
-    master, _ = redis_pair
+    master, _replica = redis_pair
     client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="2",
                          REDIS_WAIT_TIMEOUT_MS="200")
     resp = client.post("/api/counter/decrement")
@@ -139,8 +139,8 @@ def test_wait_mode_is_503_when_fewer_replicas_than_required(make_client, redis_p
 # --- Sentinel ---------------------------------------------------------------------------------
 
 @pytest.fixture
-def sentinel_group(redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess,
-                                                           list[RedisProcess]]]:
+def sentinel_group(
+        redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess, list[RedisProcess]]]:
     if not os.path.exists(REDIS_SENTINEL):
         pytest.skip("redis-sentinel is not installed (apt-get install redis-sentinel)")
     master = RedisProcess(redis_workdir, "s-master").start()
