@@ -66,7 +66,7 @@ def test_a_new_leader_within_30_s(drill):
 
 
 def test_a_service_update_succeeds_without_the_old_leader(drill):
-    _, result = drill
+    result = drill[1]
     assert result["update_ok"], result["update_output"]
 
 
@@ -81,7 +81,7 @@ def test_the_old_leader_boots_again_and_is_reachable(drill):
 
 
 def test_raft_is_whole_again(drill, host):
-    _, result = drill
+    result = drill[1]
     managers = managers_seen(host)
     assert [n["ManagerStatus"]["Reachability"] for n in managers] == ["reachable"] * 3
     assert sum(1 for n in managers if n["ManagerStatus"].get("Leader")) == 1
