@@ -183,6 +183,11 @@ def check_targets(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_ms_per_request(cpu_pct: float, rps: float) -> float:
+    """CPU milliseconds per request from a CPU share (100 = one core) and a request rate."""
+    return 10.0 * cpu_pct / rps if rps else 0.0
+
+
 def cpu_deltas(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
                ) -> dict[int, float]:
     """CPU seconds each pid used between two snapshots ({pid: (starttime key, cpu seconds)}).
@@ -601,9 +606,10 @@ def run_profile(lab: Lab, edge_url: str, seconds: int, outdir: Path, lua: Path
     finally:
         lab.docker("rm", "-f", name, check=False)
     # Redis round trips: inside the master's container (loopback), and from a replica's container
-    # to the master over the overlay network. redis-cli --latency runs until stopped: `timeout`.
-    cli = ("REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" timeout -s INT {s} "
-           "redis-cli -h {h} --latency --raw 2>&1 | tail -n 1")
+    # to the master over the overlay network. With --raw, redis-cli --latency -i S samples for S
+    # seconds, prints "min max avg samples" (ms) once and exits.
+    cli = ("REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" "
+           "redis-cli -h {h} --latency --raw -i {s} 2>&1 | tail -n 1")
     for label, service, host in (("in master container (loopback)", "redis-master", "127.0.0.1"),
                                  ("replica container -> master (overlay)", "redis-replica-1",
                                   "redis-master")):
@@ -635,21 +641,24 @@ def render_markdown(meta: dict[str, Any], cases: dict[str, dict[str, Any]],
              f"{meta['seconds']} s per case, {meta['processes']} worker processes; "
              f"gunicorn {meta['workers']} workers x {meta['threads']} threads in every case.",
              "",
-             "| case | req/s | p50 ms | p95 ms | p99 ms | failures | gen CPU | web CPU | edge CPU "
-             "| redis CPU | engine CPU | machine busy | load avg (start → end) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| case | req/s | p50 ms | p95 ms | p99 ms | failures | gen CPU | web CPU "
+             "| web CPU ms/req | edge CPU | redis CPU | engine CPU | machine busy "
+             "| load avg (start → end) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, c in cases.items():
         cpu = c["profile"]["cpu_pct"]
         lines.append(
             f"| {name} | {c['rps']:.0f} | {c['p50_ms']:.0f} | {c['p95_ms']:.0f} | "
             f"{c['p99_ms']:.0f} | {c['failures']} | {cpu.get('generator', 0):.0f} % | "
-            f"{cpu.get('web', 0):.0f} % | {cpu.get('edge', 0):.0f} % | "
+            f"{cpu.get('web', 0):.0f} % | {cpu_ms_per_request(cpu.get('web', 0), c['rps']):.2f} | "
+            f"{cpu.get('edge', 0):.0f} % | "
             f"{cpu.get('redis', 0):.0f} % | {cpu.get('docker engine', 0):.0f} % | "
             f"{c['profile']['machine_busy_pct']:.0f} % | {c['load_avg_start']} → "
             f"{c['load_avg_end']} |")
-    lines += ["", "CPU columns: CPU time over the case's wall time, 100 % = one core (web, edge, "
-              "redis, engine: processes of the lab's nodes or of the bare app; machine busy: all "
-              "CPUs, 100 % = both).", "", "| target | this run | goal | met |",
+    lines += ["", "CPU columns: CPU time over the case's steady window, 100 % = one core (web, "
+              "edge, redis, engine: processes of the lab's nodes or of the bare app; kernel network "
+              "work in softirq is in no process; machine busy: all CPUs, 100 % = all, including "
+              "other jobs on the machine).", "", "| target | this run | goal | met |",
               "|---|---:|---|---|"]
     for t in targets:
         value = t["value"]
@@ -675,7 +684,7 @@ def render_markdown(meta: dict[str, Any], cases: dict[str, dict[str, Any]],
             else:
                 lines.append(f"| {path} | {conns.split()[0]} | {r['rps']:.0f} | "
                              f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['errors']} |")
-        lines += ["", "Redis (`redis-cli --latency`, ms):", ""]
+        lines += ["", "Redis (`redis-cli --latency --raw`: min max avg ms, samples):", ""]
         lines += [f"- {k}: `{v}`" for k, v in profile["redis"].items()]
     return "\n".join(lines) + "\n"
 
@@ -694,15 +703,19 @@ def render_chart(cases: dict[str, dict[str, Any]], path: Path, title: str) -> No
     xs = range(len(names))
     bars = ax1.bar(xs, rps, color=["#4c72b0" if not n.startswith("replicas-") else "#55a868"
                                    for n in names])
-    ax1.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax1.set_xticks(list(xs), [n.replace("replicas-", "swarm x") for n in names], fontsize=8)
+    ax1.bar_label(bars, fmt="%.0f", fontsize=8, label_type="center", color="white",
+                  fontweight="bold")
+    labels = {"bare": "bare\n(host)", "single": "single\n(1+1 ctr)", "swarm": "swarm\n(as dep.)"}
+    ax1.set_xticks(list(xs), [labels.get(n, n.replace("replicas-", "swarm\nx")) for n in names],
+                   fontsize=8)
     ax1.set_ylabel("requests/s (bars)")
     ax1.set_title("per case", fontsize=10)
     t1 = ax1.twinx()
     t1.plot(list(xs), p95, "o-", color="#c44e52", label="p95 ms")
     for x, y in zip(xs, p95):
-        t1.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 5), fontsize=8,
-                    color="#c44e52", ha="center")
+        t1.annotate(f"{y:.0f} ms", (x, y), textcoords="offset points", xytext=(0, 6),
+                    fontsize=8, color="#c44e52", ha="center",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     t1.axhline(TARGET_P95_MS, color="#c44e52", ls=":", lw=1)
     t1.set_ylabel("p95 ms (line; dotted: 50 ms target)", color="#c44e52")
     t1.set_ylim(0, max(p95 + [TARGET_P95_MS]) * 1.25)
@@ -713,7 +726,7 @@ def render_chart(cases: dict[str, dict[str, Any]], path: Path, title: str) -> No
         ax2.plot(reps, [c["rps"] for _, c in sweep], "s-", color="#55a868", label="req/s")
         for r, c in sweep:
             ax2.annotate(f"{c['rps']:.0f}", (r, c["rps"]), textcoords="offset points",
-                         xytext=(0, 6), fontsize=8, ha="center")
+                         xytext=(0, -13), fontsize=8, ha="center", color="#2d6a3e")
         ax2.set_xticks(reps)
         ax2.set_xlabel("web replicas (via edge)")
         ax2.set_ylabel("requests/s", color="#55a868")
@@ -756,7 +769,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn threads of the bare case (the image's default)")
     parser.add_argument("--converge-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "loadtest")
+    parser.add_argument("--render", type=Path, metavar="RUN_DIR",
+                        help="only re-render summary.md and loadtest.png from RUN_DIR/summary.json")
     args = parser.parse_args(argv)
+    if args.render:
+        data = json.loads((args.render / "summary.json").read_text())
+        meta, cases = data["meta"], data["cases"]
+        (args.render / "summary.md").write_text(
+            render_markdown(meta, cases, check_targets(cases), data.get("profile")))
+        render_chart(cases, args.render / "loadtest.png",
+                     f"Locust {meta['users']} users, {meta['seconds']} s per case, "
+                     f"{meta['cpus']} CPUs (shared; load avg at start {meta['load_avg']})")
+        return 0
     if not 5 <= args.seconds <= 120:
         parser.error("--seconds must be 5..120 (every case is bounded)")
     if not 1 <= args.profile_seconds <= 30:

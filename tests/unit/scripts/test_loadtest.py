@@ -166,3 +166,8 @@ def test_report_and_chart(lt, tmp_path):
     png = tmp_path / "chart.png"
     lt.render_chart(cases, png, "test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_ms_per_request(lt):
+    assert lt.cpu_ms_per_request(50.0, 1000.0) == pytest.approx(0.5)  # half a core, 1000 req/s
+    assert lt.cpu_ms_per_request(50.0, 0.0) == 0.0
