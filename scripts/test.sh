@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(lint sanity pytest molecule)
-scenarios=${SWARMLAB_SCENARIOS:-"lab swarm registry default"}
+scenarios=${SWARMLAB_SCENARIOS:-"lab swarm registry default ha"}
 results="$here/results/test"
 rm -rf "$results"; mkdir -p "$results"
 passed=0 failed=0
