@@ -320,7 +320,8 @@ class Lab:
                                "lab_name=" + self.name], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=timeout)
         if proc.returncode != 0:
-            raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(args), proc.stdout[-3000:]))
+            msgs = [line.strip() for line in proc.stdout.splitlines() if "msg" in line or "Refusing" in line]
+            raise RuntimeError("ansible-playbook %s failed: %s" % (" ".join(args), " | ".join(msgs)[-1500:]))
         return time.monotonic() - t
 
     # Swarm state
@@ -470,9 +471,13 @@ class Opts:
     worker: str = "worker1"
 
 
+ACTIVE_LOADS: list[Load] = []
+
+
 def with_load(lab: Lab, opts: Opts, max_seconds: float) -> Load:
     load = Load(lab.edge_url, workers=opts.workers, rate=opts.rate, max_seconds=max_seconds,
                 max_requests=opts.max_requests).start()
+    ACTIVE_LOADS.append(load)  # stopped by main() if the drill fails, so no load outlives its drill
     time.sleep(2)  # a baseline before the fault
     return load
 
@@ -533,7 +538,18 @@ def drill_drain(lab: Lab, opts: Opts) -> dict:
     watcher.start()
     lab.log("drain: draining %s (node maintenance playbook)" % node)
     t0 = time.monotonic()
-    lab.playbook("playbooks/node_maintenance.yml", "-e", "node=" + node, "-e", "action=drain")
+    forced = False
+    try:
+        lab.playbook("playbooks/node_maintenance.yml", "-e", "node=" + node, "-e", "action=drain")
+    except RuntimeError as exc:
+        # The Sentinel pinned to this node (one per node) makes swarm_node_drain refuse; the other two
+        # keep the quorum, so drain anyway and say so.
+        if "Refusing to drain" not in str(exc) or "placement constraints" not in str(exc):
+            raise
+        lab.log("drain: refused for a pinned service (%s); again with force=true" %
+                str(exc).split("Refusing to drain", 1)[1][:160].strip())
+        forced = True
+        lab.playbook("playbooks/node_maintenance.yml", "-e", "node=" + node, "-e", "action=drain", "-e", "force=true")
     took = round(time.monotonic() - t0, 2)
     stop.set()
     watcher.join(5)
@@ -543,9 +559,10 @@ def drill_drain(lab: Lab, opts: Opts) -> dict:
     low = min(samples) if samples else None
     met = summary["failed_requests"] == 0 and low is not None and low >= 4
     return {"drill": "drain", "recover": took,
-            "recover_text": "drained in %s; web min %s/4 running" % (fmt_seconds(took), low),
+            "recover_text": "drained in %s%s; web min %s/4 running" % (
+                fmt_seconds(took), " (force: a Sentinel is pinned there)" if forced else "", low),
             "load": summary, "accounting": acc, "met": met, "met_text": "yes" if met else "no",
-            "detail": {"node": node, "min_running": low}}
+            "detail": {"node": node, "min_running": low, "forced": forced}}
 
 
 def drill_rolling_update(lab: Lab, opts: Opts) -> dict:
@@ -795,6 +812,9 @@ def main(argv: list[str] | None = None) -> int:
             row = DRILLS[name](lab, opts)
         except Exception as exc:  # noqa: BLE001 - one drill's failure must not hide the others
             row = {"drill": name, "recover_text": "error: %s" % str(exc)[:300], "met": False, "met_text": "error"}
+        finally:
+            while ACTIVE_LOADS:
+                ACTIVE_LOADS.pop().stop()
         row["seconds"] = round(time.monotonic() - t, 1)
         rows.append(row)
         lab.log("%s: %s; %s" % (name, row.get("recover_text"), json.dumps(row.get("accounting"))))
