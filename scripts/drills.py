@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Fault drills on the lab: self-healing, drain under load, rolling update, Redis failover, node loss,
 registry recreation; nothing acknowledged may be lost.
 
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,7 +294,7 @@ class Lab:
 
     @staticmethod
     def run(argv: list[str], check: bool = True, timeout: float = 120, input_: str | None = None) -> str:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input_)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input_, check=False)
         if check and proc.returncode != 0:
             raise RuntimeError("%s: rc=%d %s" % (" ".join(argv[:6]), proc.returncode, proc.stderr.strip()[-400:]))
         return proc.stdout
@@ -318,7 +318,7 @@ class Lab:
         t = time.monotonic()
         proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args, "-e",
                                "lab_name=" + self.name], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         if proc.returncode != 0:
             msgs = [line.strip() for line in proc.stdout.splitlines() if "msg" in line or "Refusing" in line]
             raise RuntimeError("ansible-playbook %s failed: %s" % (" ".join(args), " | ".join(msgs)[-1500:]))
@@ -587,8 +587,9 @@ def drill_rolling_update(lab: Lab, opts: Opts) -> dict:
     met = state == "completed" and summary["failed_requests"] == 0 and acc["lost"] == 0
     return {"drill": "rolling-update", "recover": took,
             "recover_text": "update %s in %s" % (state, fmt_seconds(took)), "load": summary, "accounting": acc,
-            "met": met, "met_text": "yes" if met else "no", "detail": {"image": new, "state": state,
-                                                                      "counter_equals_acknowledged": acc["delta"] == acc["acknowledged"]}}
+            "met": met, "met_text": "yes" if met else "no",
+            "detail": {"image": new, "state": state,
+                       "counter_equals_acknowledged": acc["delta"] == acc["acknowledged"]}}
 
 
 def drill_redis_kill(lab: Lab, opts: Opts, wait_mode: bool) -> dict:
@@ -642,8 +643,8 @@ def drill_redis_kill(lab: Lab, opts: Opts, wait_mode: bool) -> dict:
            and (not wait_mode or acc["lost"] == 0))
     return {"drill": name + (" (WAIT %d)" % opts.wait_replicas if wait_mode else " (no WAIT)"),
             "recover": promoted,
-            "recover_text": "promoted after %s, writes back after %s" % (fmt_seconds(promoted),
-                                                                        fmt_seconds(wb["writes_back"])),
+            "recover_text": "promoted after %s, writes back after %s" % (
+                fmt_seconds(promoted), fmt_seconds(wb["writes_back"])),
             "load": summary, "accounting": acc, "met": met, "met_text": "yes" if met else "no",
             "detail": {"old_master": old, "new_master": new, "killed": where, **wb}}
 
@@ -740,8 +741,8 @@ def check_pullable(lab: Lab, refs: list[str]) -> dict[str, str]:
             man.raise_for_status()
             body = man.json()
             digests = [body["config"]["digest"]] + [layer["digest"] for layer in body["layers"]]
-            missing = [d for d in digests if requests.head(base + "blobs/" + d, auth=auth, verify=ca_file,
-                                                            timeout=10).status_code != 200]
+            missing = [d for d in digests
+                       if requests.head(base + "blobs/" + d, auth=auth, verify=ca_file, timeout=10).status_code != 200]
             if missing:
                 result[ref] = "missing blobs: %s" % ", ".join(missing)
                 continue
@@ -759,14 +760,14 @@ def drill_registry(lab: Lab, opts: Opts) -> dict:
     lab.mgr("docker", "rm", "-f", "registry")
     lab.playbook("playbooks/registry.yml")
     recreated = round(time.monotonic() - t0, 2)
-    _, refs_after = registry_refs(lab)
+    refs_after = registry_refs(lab)[1]
     results = check_pullable(lab, refs)
     ok = sum(1 for v in results.values() if v == "ok")
     pct = round(100.0 * ok / len(refs), 1) if refs else 0.0
     met = bool(refs) and ok == len(refs) and set(refs) <= set(refs_after)
     return {"drill": "registry", "recover": recreated,
-            "recover_text": "recreated (playbook) in %s; %d/%d pullable (%.0f %%)" % (fmt_seconds(recreated), ok,
-                                                                                   len(refs), pct),
+            "recover_text": "recreated (playbook) in %s; %d/%d pullable (%.0f %%)" % (
+                fmt_seconds(recreated), ok, len(refs), pct),
             "load": None, "accounting": None, "met": met, "met_text": "yes" if met else "no",
             "detail": {"images": results, "pullable_pct": pct, "listed_after": len(refs_after)}}
 
@@ -783,7 +784,7 @@ DRILLS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--lab", default=os.environ.get("SWARMLAB_LAB_NAME", "swarmlab"), help="lab name")
     ap.add_argument("--stack", default="swarmlab")
     ap.add_argument("--drills", default=",".join(ALL_DRILLS), help="comma-separated, from: " + ", ".join(ALL_DRILLS))

@@ -384,7 +384,7 @@ def wait_ready(url: str, timeout: float) -> None:
 
 def served_by(url: str, count: int) -> dict[str, int]:
     seen: dict[str, int] = {}
-    for _ in range(count):
+    for _attempt in range(count):
         try:
             status, who = http_get(f"{url}/api/counter")
         except OSError:
@@ -678,7 +678,7 @@ def render_markdown(meta: dict[str, Any], cases: dict[str, dict[str, Any]],
                   f"average {profile['load_avg_start']} → {profile['load_avg_end']}):", "",
                   "| path | conns | req/s | p50 ms | p95 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
         for label, r in profile["wrk"].items():
-            path, _, conns = label.rpartition(", ")
+            path, _sep, conns = label.rpartition(", ")
             if "error" in r:
                 lines.append(f"| {path} | {conns.split()[0]} | error: {r['error'][:80]} | | | |")
             else:
@@ -722,19 +722,19 @@ def render_chart(cases: dict[str, dict[str, Any]], path: Path, title: str) -> No
 
     sweep = sorted((int(n.split("-")[1]), cases[n]) for n in cases if n.startswith("replicas-"))
     if sweep:
-        reps = [r for r, _ in sweep]
-        ax2.plot(reps, [c["rps"] for _, c in sweep], "s-", color="#55a868", label="req/s")
+        reps = [r for r, _case in sweep]
+        ax2.plot(reps, [c["rps"] for _reps, c in sweep], "s-", color="#55a868", label="req/s")
         for r, c in sweep:
             ax2.annotate(f"{c['rps']:.0f}", (r, c["rps"]), textcoords="offset points",
                          xytext=(0, -13), fontsize=8, ha="center", color="#2d6a3e")
         ax2.set_xticks(reps)
         ax2.set_xlabel("web replicas (via edge)")
         ax2.set_ylabel("requests/s", color="#55a868")
-        ax2.set_ylim(0, max(c["rps"] for _, c in sweep) * 1.3)
+        ax2.set_ylim(0, max(c["rps"] for _reps, c in sweep) * 1.3)
         t2 = ax2.twinx()
-        t2.plot(reps, [c["p95_ms"] for _, c in sweep], "o--", color="#c44e52")
+        t2.plot(reps, [c["p95_ms"] for _reps, c in sweep], "o--", color="#c44e52")
         t2.axhline(TARGET_P95_MS, color="#c44e52", ls=":", lw=1)
-        t2.set_ylim(0, max([c["p95_ms"] for _, c in sweep] + [TARGET_P95_MS]) * 1.25)
+        t2.set_ylim(0, max([c["p95_ms"] for _reps, c in sweep] + [TARGET_P95_MS]) * 1.25)
         t2.set_ylabel("p95 ms", color="#c44e52")
         ax2.set_title("replica sweep", fontsize=10)
     else:

@@ -167,12 +167,12 @@ def test_no_credentials_is_401_with_basic_challenge(worker2, address):
 
 
 def test_wrong_password_is_401(worker2, address):
-    status, _ = curl(worker2, address, "-u", f"{USER}:not-{PASSWORD}")
+    status = curl(worker2, address, "-u", f"{USER}:not-{PASSWORD}")[0]
     assert status == 401
 
 
 def test_right_password_is_200(worker2, address):
-    status, _ = curl(worker2, address, "-u", f"{USER}:{PASSWORD}")
+    status = curl(worker2, address, "-u", f"{USER}:{PASSWORD}")[0]
     assert status == 200
 
 

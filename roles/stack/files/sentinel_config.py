@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Runtime configuration of the stack's Sentinels (written for the swarmlab.cluster stack role).
 
 Runs inside the stack's overlay network (python-in-network). Input: one JSON argument (addresses and
@@ -57,7 +56,7 @@ def find_master(cfg: dict, password: str, views: dict) -> tuple[str | None, str]
     if not masters:
         return None, "no reachable master among " + ", ".join(cfg["redis"])
     watched = [v.get("ip") for v in views.values() if v]
-    voted = sorted(masters, key=lambda ip: watched.count(ip), reverse=True)
+    voted = sorted(masters, key=watched.count, reverse=True)
     if watched.count(voted[0]) > 0 and (len(voted) == 1 or watched.count(voted[0]) > watched.count(voted[1])):
         return voted[0], "the master the Sentinels follow (other masters: %s)" % ", ".join(voted[1:])
     return None, "several masters and no Sentinel majority for one: " + ", ".join(masters)

@@ -61,7 +61,7 @@ def test_parse_locust_stats_without_aggregated_row_fails(lt, tmp_path):
 @pytest.mark.parametrize("gen, procs, per_proc, cpus, busy, expected", [
     (120.0, 2, [60.0, 60.0], 2, 50.0, []),                          # fine
     (185.0, 2, [92.0, 93.0], 2, 95.0, ["generator saturated: Locust used 185",
-                                        "2 Locust process(es)", "machine saturated"]),
+                                       "2 Locust process(es)", "machine saturated"]),
     (91.0, 1, [91.0], 2, None, ["of its 1 core(s)", "1 Locust process(es)"]),
     (95.0, 4, [95.0, 0.0, 0.0, 0.0], 2, 60.0, ["1 Locust process(es) at 95"]),  # one hot worker
     (179.0, 4, [45.0] * 4, 2, 89.9, []),                            # cores capped at cpu_count
