@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -48,6 +49,15 @@ ALL_DRILLS = ["web-kill", "drain", "rolling-update", "redis-kill", "redis-kill-w
 
 # --------------------------------------------------------------------------------------------------
 # Pure logic (unit-tested: tests/unit/scripts/test_drills.py)
+
+def stranded_from_output(stdout: str) -> list[str]:
+    """The services playbooks/node_maintenance.yml reports as stranded (cannot run elsewhere while
+    the node is drained; with force=true swarm_node_drain does not wait for them)."""
+    found = re.findall(r'"stranded \([^)]*\): ([^"]*)"', stdout)
+    if not found or found[-1].strip() == "none":
+        return []
+    return [name.strip() for name in found[-1].split(",") if name.strip()]
+
 
 @dataclass
 class Event:
@@ -286,6 +296,7 @@ class Lab:
         self.node_ip = {n: self._container_ip(c) for n, c in self.nodes.items()}
         self.edge_url = "http://%s:8080" % self.node_ip["manager1"]
         self.master_name = "mymaster"
+        self.last_playbook_stdout = ""
 
     # plumbing
     def log(self, msg: str) -> None:
@@ -319,6 +330,7 @@ class Lab:
         proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args, "-e",
                                "lab_name=" + self.name], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
+        self.last_playbook_stdout = proc.stdout
         if proc.returncode != 0:
             msgs = [line.strip() for line in proc.stdout.splitlines() if "msg" in line or "Refusing" in line]
             raise RuntimeError("ansible-playbook %s failed: %s" % (" ".join(args), " | ".join(msgs)[-1500:]))
@@ -543,7 +555,8 @@ def drill_drain(lab: Lab, opts: Opts) -> dict:
         lab.playbook("playbooks/node_maintenance.yml", "-e", "node=" + node, "-e", "action=drain")
     except RuntimeError as exc:
         # The Sentinel pinned to this node (one per node) makes swarm_node_drain refuse; the other two
-        # keep the quorum, so drain anyway and say so.
+        # keep the quorum, so drain anyway and say so. With force the module reports such services as
+        # stranded and waits only for the others.
         if "Refusing to drain" not in str(exc) or "placement constraints" not in str(exc):
             raise
         lab.log("drain: refused for a pinned service (%s); again with force=true" %
@@ -551,6 +564,9 @@ def drill_drain(lab: Lab, opts: Opts) -> dict:
         forced = True
         lab.playbook("playbooks/node_maintenance.yml", "-e", "node=" + node, "-e", "action=drain", "-e", "force=true")
     took = round(time.monotonic() - t0, 2)
+    stranded = stranded_from_output(lab.last_playbook_stdout)
+    if stranded:
+        lab.log("drain: stranded on %s while drained (not waited for): %s" % (node, ", ".join(stranded)))
     stop.set()
     watcher.join(5)
     events, summary, acc = finish(lab, load, start_value)
@@ -560,9 +576,9 @@ def drill_drain(lab: Lab, opts: Opts) -> dict:
     met = summary["failed_requests"] == 0 and low is not None and low >= 4
     return {"drill": "drain", "recover": took,
             "recover_text": "drained in %s%s; web min %s/4 running" % (
-                fmt_seconds(took), " (force: a Sentinel is pinned there)" if forced else "", low),
+                fmt_seconds(took), " (force; stranded: %s)" % (", ".join(stranded) or "none") if forced else "", low),
             "load": summary, "accounting": acc, "met": met, "met_text": "yes" if met else "no",
-            "detail": {"node": node, "min_running": low, "forced": forced}}
+            "detail": {"node": node, "min_running": low, "forced": forced, "stranded": stranded}}
 
 
 def drill_rolling_update(lab: Lab, opts: Opts) -> dict:

@@ -252,6 +252,51 @@ def drain_problems(target: Node, nodes: t.Iterable[Node], services: t.Iterable[S
     return problems
 
 
+def stranded_services(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
+                      tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
+    """Replicated services that cannot run anywhere once the target is drained, as {name, reason}.
+
+    A service is stranded when it has replicas, runs (or would run) on the target - it has a live
+    task there, or the target satisfies its placement constraints - and no other schedulable node
+    satisfies them: a service pinned with ``node.hostname == <target>``, or every service of the
+    target when it is the last active node. Such a service stays short of its replicas for as long
+    as the target is drained, so waiting for it cannot succeed. Services that only lose room to
+    max_replicas_per_node are not stranded: they still run elsewhere.
+    """
+    nodes = list(nodes)
+    tasks = list(tasks)
+    remaining = [node for node in nodes if node['ID'] != target['ID'] and is_schedulable(node)]
+    name = node_hostname(target)
+    on_target = {task.get('ServiceID') for task in tasks if task.get('NodeID') == target['ID'] and is_live(task)}
+    stranded = []
+    for service in sorted(services, key=service_name):
+        if not is_replicated(service) or desired_replicas(service) == 0:
+            continue
+        constraints = placement(service).get('Constraints') or []
+        if service['ID'] not in on_target and not node_satisfies(target, constraints):
+            continue
+        if eligible_nodes(service, remaining):
+            continue
+        if not remaining:
+            reason = '%s is the last active node' % name
+        else:
+            reason = 'no node but %s satisfies its placement constraints %s' % (name, constraints or '(none)')
+        stranded.append({'name': service_name(service), 'reason': reason})
+    return stranded
+
+
+def wait_targets(short: t.Iterable[dict[str, t.Any]], stranded: t.Iterable[dict[str, t.Any]],
+                 force: bool) -> list[dict[str, t.Any]]:
+    """The short services a drain still waits for: all of them, minus the stranded ones with force.
+
+    Without force a drain that strands a service is refused before it starts, so nothing is excluded.
+    """
+    if not force:
+        return list(short)
+    excluded = {item['name'] for item in stranded}
+    return [item for item in short if item['name'] not in excluded]
+
+
 def imbalance(service: Service, nodes: t.Iterable[Node], tasks: t.Iterable[Task]) -> dict[str, t.Any] | None:
     """How the service's running tasks are spread unevenly over its eligible nodes, or None.
 

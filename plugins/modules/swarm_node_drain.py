@@ -17,6 +17,11 @@ description:
     active node satisfying a service's placement constraints, and a drain after which
     C(max_replicas_per_node) leaves too few slots for a service's replicas. CPU and memory
     reservations are not checked.
+  - A service that cannot run on any other node once this one is drained (for example one pinned with
+    C(node.hostname == <node>), or any service of the last active node) is I(stranded). Without
+    O(force) it makes the module refuse. With O(force=true) the module drains anyway, reports the
+    stranded services in RV(stranded) with the reason, and does not wait for them to get their replicas
+    back (they cannot while the node is drained); it still waits for every other replicated service.
   - Reports the running tasks of replicated services per node before and after the drain, and the
     services still short of their replica count.
   - Runs on a Swarm manager. It talks to the Docker Engine API over the daemon's Unix socket with
@@ -43,12 +48,13 @@ options:
     description:
       - Drain even when the capacity check finds that the other nodes cannot take the work.
       - The problems found are still returned and raised as warnings.
+      - Services stranded by the drain (see RV(stranded)) are then left out of the wait.
     type: bool
     default: false
   wait:
     description:
       - Wait until the node runs no task of a replicated service and every replicated service is back at
-        its replica count.
+        its replica count (with O(force=true), every one but the stranded ones).
     type: bool
     default: true
   wait_timeout:
@@ -74,6 +80,8 @@ options:
 notes:
   - The node's own update is honest in check mode; the wait is skipped there.
   - Global services are not waited for; their task on a drained node just stops.
+  - A service that only loses room because of C(max_replicas_per_node) is not stranded (it still runs
+    elsewhere); with O(force=true) the wait for it times out unless its replicas fit again.
 seealso:
   - module: swarmlab.cluster.swarm_rebalance
   - module: community.docker.docker_node
@@ -130,6 +138,24 @@ capacity_problems:
   type: list
   elements: str
   sample: ["service probe: no other active node satisfies its placement constraints ['node.hostname==worker1']."]
+stranded:
+  description:
+    - Replicated services that cannot run on any node but this one, so stay short of their replicas
+      while it is drained, each with the reason. Computed before the drain.
+    - With O(force=true) they are not waited for; without it they are among the reasons of a refusal.
+  returned: success, and with the failure when refused or timed out
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Service name.
+      type: str
+      sample: swarmlab_sentinel-worker1
+    reason:
+      description: Why it cannot run elsewhere.
+      type: str
+      sample: "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"
+  sample: [{name: swarmlab_sentinel-worker1, reason: "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"}]
 tasks_before:
   description: Running tasks of replicated services per node hostname, before the drain.
   returned: success, and with the failure when refused or timed out
@@ -147,7 +173,8 @@ services:
   elements: dict
   sample: [{name: probe, id: x1y2z3, replicas: 4, running: 4}]
 services_short:
-  description: Replicated services running fewer tasks than their replicas at the end. Also returned on timeout.
+  description:
+    - Replicated services running fewer tasks than their replicas at the end, stranded ones included. Also returned on timeout.
   returned: success, and with the failure when refused or timed out
   type: list
   elements: dict
@@ -180,6 +207,8 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     node_totals,
     service_report,
     short_services,
+    stranded_services,
+    wait_targets,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
     DockerApiError,
@@ -213,6 +242,7 @@ class NodeDrainer:
                      'availability_before': before, 'availability': before},
             'tasks_before': node_totals(services, tasks, nodes),
             'capacity_problems': [],
+            'stranded': stranded_services(node, nodes, services, tasks),
             'waited': 0.0,
         }
         if before != 'drain':
@@ -232,6 +262,9 @@ class NodeDrainer:
                 spec = dict(node['Spec'], Availability='drain')
                 self.api.update_node(node, spec)
                 result['node']['availability'] = 'drain'
+        if self.params['force'] and result['stranded']:
+            self.module.warn('Not waiting for the services that cannot run anywhere while %s is drained: %s.'
+                             % (node_hostname(node), describe_stranded(result['stranded'])))
         if self.params['wait'] and not self.module.check_mode:
             nodes, services, tasks = self._wait(node, result)
         self._finish(result, nodes, services, tasks)
@@ -248,18 +281,24 @@ class NodeDrainer:
         while True:
             nodes, services, tasks = self._snapshot()
             left = live_tasks_on_node(node['ID'], services, tasks)
-            short = short_services(services, tasks)
+            short = wait_targets(short_services(services, tasks), result['stranded'], self.params['force'])
             result['waited'] = round(self.clock() - start, 1)
             if not left and not short:
                 return nodes, services, tasks
             if self.clock() - start >= self.params['wait_timeout']:
                 self._finish(result, nodes, services, tasks)
                 raise RefusedError(
-                    'Timed out after %ds waiting for the drain of %s: %d task(s) still on the node; services short: %s.'
+                    'Timed out after %ds waiting for the drain of %s: %d task(s) still on the node; services short: %s.%s'
                     % (self.params['wait_timeout'], node_hostname(node), len(left),
-                       ', '.join('%(name)s %(running)d/%(replicas)d' % s for s in short) or 'none'),
+                       ', '.join('%(name)s %(running)d/%(replicas)d' % s for s in short) or 'none',
+                       ' Not waited for (stranded): %s.' % describe_stranded(result['stranded'])
+                       if self.params['force'] and result['stranded'] else ''),
                     result)
             self.sleep(self.params['poll_interval'])
+
+
+def describe_stranded(stranded: list[dict[str, t.Any]]) -> str:
+    return '; '.join('%(name)s (%(reason)s)' % item for item in stranded)
 
 
 class RefusedError(Exception):

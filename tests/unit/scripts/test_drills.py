@@ -174,3 +174,19 @@ def test_render_table_marks_targets():
     table = drills.render_table([row, {"drill": "registry", "recover_text": "x", "met_text": "no"}])
     assert "| web-kill | 4/4 after 6.0 s | 0 / 1 (0.00 %) | 1 | 0 | 1 (+1) | 0 |" in table
     assert drills.TARGETS["registry"] in table
+
+
+# stranded_from_output (playbooks/node_maintenance.yml's report, default callback)
+def test_stranded_from_the_drain_report():
+    out = """ok: [drills-manager1] => {
+    "msg": [
+        "worker1: active -> drain",
+        "stranded (cannot run elsewhere while drained, not waited for): swarmlab_sentinel-worker1, swarmlab_redis-master"
+    ]
+}"""
+    assert drills.stranded_from_output(out) == ["swarmlab_sentinel-worker1", "swarmlab_redis-master"]
+
+
+def test_nothing_stranded():
+    assert drills.stranded_from_output('"stranded (cannot run elsewhere while drained): none"') == []
+    assert drills.stranded_from_output("PLAY RECAP") == []

@@ -139,6 +139,42 @@ class TestDrainProblems:
         assert sw.drain_problems(NODES[1], NODES, [svc], tasks) == []
 
 
+class TestStranded:
+    PINNED = ['node.hostname==worker1']
+
+    def test_pinned_service_is_stranded(self):
+        svc = service('pinned', replicas=1, constraints=self.PINNED)
+        assert sw.stranded_services(NODES[1], NODES, [svc], [task('pinned', 'w1')]) == [
+            {'name': 'pinned', 'reason': "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"}]
+
+    def test_pinned_service_is_stranded_on_an_already_drained_node(self):
+        nodes = [NODES[0], node('w1', 'worker1', availability='drain'), NODES[2]]
+        svc = service('pinned', replicas=1, constraints=self.PINNED)
+        pending = [task('pinned', '', state='pending')]
+        assert [s['name'] for s in sw.stranded_services(nodes[1], nodes, [svc], pending)] == ['pinned']
+
+    def test_movable_services_are_not_stranded(self):
+        services = [service('s'), service('z', replicas=2, constraints=['node.role==worker']),
+                    service('capped', replicas=4, max_replicas=1),
+                    service('other', replicas=1, constraints=['node.hostname==worker2']),
+                    service('g', mode='Global', constraints=self.PINNED),
+                    service('zero', replicas=0, constraints=self.PINNED)]
+        tasks = [task(sid, 'w1') for sid in ('s', 'z', 'capped', 'g')] + [task('other', 'w2')]
+        assert sw.stranded_services(NODES[1], NODES, services, tasks) == []
+
+    def test_last_active_node_strands_its_services(self):
+        nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1')]
+        stranded = sw.stranded_services(nodes[1], nodes, [service('s')], [task('s', 'w1')])
+        assert stranded == [{'name': 's', 'reason': 'worker1 is the last active node'}]
+
+    def test_wait_excludes_stranded_only_with_force(self):
+        short = [{'name': 'pinned', 'replicas': 1, 'running': 0}, {'name': 's', 'replicas': 4, 'running': 3}]
+        stranded = [{'name': 'pinned', 'reason': 'r'}]
+        assert sw.wait_targets(short, stranded, force=False) == short
+        assert sw.wait_targets(short, stranded, force=True) == [{'name': 's', 'replicas': 4, 'running': 3}]
+        assert sw.wait_targets(short, [], force=True) == short
+
+
 class TestCounts:
     def test_node_totals_and_service_counts(self):
         services = [service('s'), service('g', mode='Global')]

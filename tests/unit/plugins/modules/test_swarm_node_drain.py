@@ -136,6 +136,61 @@ def test_force_drains_anyway_and_warns():
     assert any('pinned' in warning for warning in fake.module.warnings)
 
 
+PINNED = ['node.hostname==worker1']
+
+
+def pinned_snapshots():
+    """s moves off worker1; pinned (only worker1 fits) stops there and stays pending."""
+    before = BEFORE + [task('pinned', 'w1')]
+    after = AFTER + [task('pinned', 'w1', state='shutdown', desired='shutdown'), task('pinned', '', state='pending')]
+    return [before, before, after]
+
+
+def test_refusal_names_the_stranded_service_and_changes_nothing():
+    api = FakeApi(make_nodes(), [service('s'), service('pinned', replicas=1, constraints=PINNED)], pinned_snapshots())
+    with pytest.raises(RefusedError, match=r"Refusing to drain worker1: service pinned: no other active node") as exc:
+        drainer(api).run()
+    assert api.node_updates == []
+    assert exc.value.result['stranded'] == [
+        {'name': 'pinned', 'reason': "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"}]
+
+
+def test_force_does_not_wait_for_the_stranded_service():
+    api = FakeApi(make_nodes(), [service('s'), service('pinned', replicas=1, constraints=PINNED)], pinned_snapshots())
+    fake = drainer(api, force=True)
+    result = fake.run()
+    assert result['changed'] is True
+    assert result['node']['availability'] == 'drain'
+    assert [s['name'] for s in result['stranded']] == ['pinned']
+    assert result['services_short'] == [{'name': 'pinned', 'replicas': 1, 'running': 0}]
+    assert result['tasks_left_on_node'] == 0
+    assert result['tasks_after'] == {'manager1': 2, 'worker1': 0, 'worker2': 2}
+    assert result['waited'] == 1.0
+    assert any('Not waiting' in w and 'pinned' in w for w in fake.module.warnings)
+
+
+def test_force_still_waits_for_the_other_services():
+    stuck = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', '', state='pending'),
+             task('pinned', '', state='pending')]
+    services = [service('s'), service('pinned', replicas=1, constraints=PINNED)]
+    api = FakeApi(make_nodes(), services, [BEFORE + [task('pinned', 'w1')], stuck])
+    with pytest.raises(RefusedError, match=r'services short: s 3/4\. Not waited for \(stranded\): pinned \(') as exc:
+        drainer(api, force=True).run()
+    assert exc.value.result['waited'] == 10.0
+
+
+def test_without_force_an_already_drained_node_waits_for_every_service():
+    nodes = make_nodes()
+    nodes[1]['Spec']['Availability'] = 'drain'
+    services = [service('s'), service('pinned', replicas=1, constraints=PINNED)]
+    api = FakeApi(nodes, services, [AFTER + [task('pinned', '', state='pending')]])
+    with pytest.raises(RefusedError, match=r'services short: pinned 0/1\.$'):
+        drainer(api).run()
+    result = drainer(FakeApi(nodes, services, [AFTER + [task('pinned', '', state='pending')]]), force=True).run()
+    assert result['changed'] is False
+    assert [s['name'] for s in result['stranded']] == ['pinned']
+
+
 def test_timeout_lists_services_short():
     stuck = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', '', state='pending')]
     api = FakeApi(make_nodes(), [service('s')], [BEFORE, stuck])
