@@ -52,8 +52,9 @@ ALL_DRILLS = ["web-kill", "drain", "rolling-update", "redis-kill", "redis-kill-w
 
 def stranded_from_output(stdout: str) -> list[str]:
     """The services playbooks/node_maintenance.yml reports as stranded (cannot run elsewhere while
-    the node is drained; with force=true swarm_node_drain does not wait for them)."""
-    found = re.findall(r'"stranded \([^)]*\): ([^"]*)"', stdout)
+    the node is drained; with force=true swarm_node_drain does not wait for them), from its output."""
+    # Quoted in the JSON and in the YAML result format; YAML folds long lines (hence the whitespace).
+    found = re.findall(r'stranded \([^)]*\): ([^\'"]*)[\'"]', stdout)
     if not found or found[-1].strip() == "none":
         return []
     return [name.strip() for name in found[-1].split(",") if name.strip()]

@@ -187,6 +187,16 @@ def test_stranded_from_the_drain_report():
     assert drills.stranded_from_output(out) == ["swarmlab_sentinel-worker1", "swarmlab_redis-master"]
 
 
+def test_stranded_from_the_yaml_result_format_folded():
+    out = """ok: [manager1] =>
+    msg:
+    - 'worker1: active -> drain'
+    - 'stranded (cannot run elsewhere while drained, not waited for): swarmlab_redis-sentinel-2,
+        swarmlab_redis-master'
+"""
+    assert drills.stranded_from_output(out) == ["swarmlab_redis-sentinel-2", "swarmlab_redis-master"]
+
+
 def test_nothing_stranded():
     assert drills.stranded_from_output('"stranded (cannot run elsewhere while drained): none"') == []
     assert drills.stranded_from_output("PLAY RECAP") == []
