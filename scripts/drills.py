@@ -326,11 +326,14 @@ class Lab:
         raise RuntimeError("no lab network address for " + container)
 
     def playbook(self, *args: str, timeout: float = 900) -> float:
-        env = dict(os.environ, SWARMLAB_LAB_NAME=self.name, ANSIBLE_STDOUT_CALLBACK="default")
+        # The checkout's ansible.cfg and lab inventory, also when called from Molecule's verifier
+        # (whose ANSIBLE_CONFIG names no inventory: the play would match no host and "succeed").
+        env = dict(os.environ, SWARMLAB_LAB_NAME=self.name, ANSIBLE_STDOUT_CALLBACK="default",
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
         t = time.monotonic()
-        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args, "-e",
-                               "lab_name=" + self.name], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab"),
+               *args, "-e", "lab_name=" + self.name]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         self.last_playbook_stdout = proc.stdout
         if proc.returncode != 0:
             msgs = [line.strip() for line in proc.stdout.splitlines() if "msg" in line or "Refusing" in line]
