@@ -32,9 +32,18 @@ else:
     REDIS_IMPORT_ERROR = None
     HAS_REDIS = True
 
-# Connection parameters every module takes (names as in the modules' argument specs).
-CONNECTION_KEYS = ('login_user', 'login_password', 'tls', 'validate_certs', 'ca_certs',
-                   'client_cert_file', 'client_key_file', 'connect_timeout')
+# Connection options every Redis module takes; documented in doc_fragments/redis.py.
+REDIS_CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    'login_user': {'type': 'str'},
+    'login_password': {'type': 'str', 'no_log': True},
+    'tls': {'type': 'bool', 'default': False},
+    'validate_certs': {'type': 'bool', 'default': True},
+    'ca_certs': {'type': 'path'},
+    'client_cert_file': {'type': 'path'},
+    'client_key_file': {'type': 'path'},
+    'connect_timeout': {'type': 'float', 'default': 5},
+}
+CONNECTION_KEYS = tuple(REDIS_CONNECTION_ARGUMENT_SPEC)
 
 
 class RedisModuleError(Exception):

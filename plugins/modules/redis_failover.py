@@ -130,33 +130,8 @@ options:
         old master back as a master. Instances without a config file are reported in a warning.
     type: bool
     default: false
-  login_user:
-    description: ACL user name (Redis 6 or later), the same on every instance.
-    type: str
-  login_password:
-    description: Password of the instances (C(requirepass) or the ACL user's password).
-    type: str
-  tls:
-    description: Connect with TLS (to instances and Sentinels).
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the servers' certificates and host names when O(tls=true).
-    type: bool
-    default: true
-  ca_certs:
-    description: CA bundle to verify the servers' certificates with.
-    type: path
-  client_cert_file:
-    description: Client certificate for TLS client authentication.
-    type: path
-  client_key_file:
-    description: Key of O(client_cert_file).
-    type: path
-  connect_timeout:
-    description: Seconds to wait for a connection and for each reply.
-    type: float
-    default: 5
+extends_documentation_fragment:
+  - swarmlab.cluster.redis
 notes:
   - Sentinel's own failover does not pause writes; writes acknowledged by the old master after the
     promotion are lost. Use O(method=failover) or O(method=manual) for a loss-free planned switchover
@@ -278,6 +253,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     supports_failover_command,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
+    REDIS_CONNECTION_ARGUMENT_SPEC,
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
     RedisModuleError,
@@ -618,14 +594,7 @@ def main() -> None:
             'sentinel_password': {'type': 'str', 'no_log': True},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
-            'login_user': {'type': 'str'},
-            'login_password': {'type': 'str', 'no_log': True},
-            'tls': {'type': 'bool', 'default': False},
-            'validate_certs': {'type': 'bool', 'default': True},
-            'ca_certs': {'type': 'path'},
-            'client_cert_file': {'type': 'path'},
-            'client_key_file': {'type': 'path'},
-            'connect_timeout': {'type': 'float', 'default': 5},
+            **REDIS_CONNECTION_ARGUMENT_SPEC,
         },
         required_if=[('method', 'sentinel', ['sentinels'])],
         supports_check_mode=True,

@@ -86,33 +86,8 @@ options:
     description: Port of the instance to configure.
     type: int
     default: 6379
-  login_user:
-    description: ACL user name (Redis 6 or later). Without it the C(default) user is used.
-    type: str
-  login_password:
-    description: Password of the instance (C(requirepass) or the ACL user's password).
-    type: str
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the server's certificate and host name when O(tls=true).
-    type: bool
-    default: true
-  ca_certs:
-    description: CA bundle to verify the server's certificate with.
-    type: path
-  client_cert_file:
-    description: Client certificate for TLS client authentication.
-    type: path
-  client_key_file:
-    description: Key of O(client_cert_file).
-    type: path
-  connect_timeout:
-    description: Seconds to wait for a connection and for each reply.
-    type: float
-    default: 5
+extends_documentation_fragment:
+  - swarmlab.cluster.redis
 notes:
   - The password is never shown in the diff; only whether C(masterauth) changes.
 seealso:
@@ -224,6 +199,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     same_server,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
+    REDIS_CONNECTION_ARGUMENT_SPEC,
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
     RedisModuleError,
@@ -397,14 +373,7 @@ def main() -> None:
             'persist': {'type': 'bool', 'default': False},
             'login_host': {'type': 'str', 'default': 'localhost'},
             'login_port': {'type': 'int', 'default': 6379},
-            'login_user': {'type': 'str'},
-            'login_password': {'type': 'str', 'no_log': True},
-            'tls': {'type': 'bool', 'default': False},
-            'validate_certs': {'type': 'bool', 'default': True},
-            'ca_certs': {'type': 'path'},
-            'client_cert_file': {'type': 'path'},
-            'client_key_file': {'type': 'path'},
-            'connect_timeout': {'type': 'float', 'default': 5},
+            **REDIS_CONNECTION_ARGUMENT_SPEC,
         },
         required_if=[('role', 'replica', ['master_host'])],
         supports_check_mode=True,

@@ -54,33 +54,8 @@ options:
       - The facts are returned with the failure too.
     type: bool
     default: false
-  login_user:
-    description: ACL user name (Redis 6 or later), the same on every instance.
-    type: str
-  login_password:
-    description: Password of the instances (C(requirepass) or the ACL user's password).
-    type: str
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the servers' certificates and host names when O(tls=true).
-    type: bool
-    default: true
-  ca_certs:
-    description: CA bundle to verify the servers' certificates with.
-    type: path
-  client_cert_file:
-    description: Client certificate for TLS client authentication.
-    type: path
-  client_key_file:
-    description: Key of O(client_cert_file).
-    type: path
-  connect_timeout:
-    description: Seconds to wait for a connection and for each reply.
-    type: float
-    default: 5
+extends_documentation_fragment:
+  - swarmlab.cluster.redis
 notes:
   - Unreachable instances (including a wrong password) do not fail the task unless
     O(fail_on_unhealthy=true); they are listed in RV(unreachable) with the reason.
@@ -252,6 +227,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import analyze_topology
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
+    REDIS_CONNECTION_ARGUMENT_SPEC,
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
     RedisModuleError,
@@ -281,14 +257,7 @@ def main() -> None:
                 },
             },
             'fail_on_unhealthy': {'type': 'bool', 'default': False},
-            'login_user': {'type': 'str'},
-            'login_password': {'type': 'str', 'no_log': True},
-            'tls': {'type': 'bool', 'default': False},
-            'validate_certs': {'type': 'bool', 'default': True},
-            'ca_certs': {'type': 'path'},
-            'client_cert_file': {'type': 'path'},
-            'client_key_file': {'type': 'path'},
-            'connect_timeout': {'type': 'float', 'default': 5},
+            **REDIS_CONNECTION_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

@@ -46,11 +46,24 @@ def compare(doc_options, spec):
             compare(doc['suboptions'], option['options'])
 
 
+def documented_options(module):
+    """The module's options with its documentation fragments merged in, as ansible-doc shows them."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    options = dict(doc['options'])
+    for fragment in doc.get('extends_documentation_fragment', []):
+        namespace, collection, name = fragment.split('.')
+        frag = importlib.import_module('ansible_collections.%s.%s.plugins.doc_fragments.%s' % (namespace, collection, name))
+        frag_options = yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION)['options']
+        assert not set(frag_options) & set(options), 'option documented twice'
+        options.update(frag_options)
+    return options
+
+
 @pytest.mark.parametrize('name', MODULES)
 def test_documentation_matches_argument_spec(monkeypatch, name):
     module, seen = capture_spec(monkeypatch, name)
     spec = seen['argument_spec']
-    compare(yaml.safe_load(module.DOCUMENTATION)['options'], spec)
+    compare(documented_options(module), spec)
     assert seen['supports_check_mode'] is True
     for option, value in spec.items():
         if 'password' in option or option == 'master_auth':
