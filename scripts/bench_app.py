@@ -31,25 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "app"
 PASSWORD = "bench-pw"
 
-# wrk calls done() once at the end; p95 comes from wrk's own latency histogram (microseconds).
-WRK_LUA = r"""
-local method = os.getenv("BENCH_METHOD") or "GET"
-wrk.method = method
-if method == "POST" then
-  wrk.body = "{}"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-                 + summary.errors.timeout + summary.errors.status
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "errors": %d, "non2xx": %d, ' ..
-    '"p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, "max_ms": %.2f}\n',
-    summary.requests, summary.duration, errors, summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000))
-end
-"""
+# One wrk script for both benchmarks: WRK_METHOD in, a "WRK_JSON {...}" line out.
+WRK_LUA = Path(__file__).resolve().parent / "wrk_report.lua"
 
 
 def free_port() -> int:
@@ -98,14 +81,14 @@ def child_cpu() -> float:
 
 def run_wrk(url: str, method: str, seconds: int, threads: int, connections: int,
             lua: Path, app_pids: list[int]) -> dict[str, float]:
-    env = {**os.environ, "BENCH_METHOD": method}
+    env = {**os.environ, "WRK_METHOD": method}
     cpu0, app0, wall0 = child_cpu(), proc_cpu_seconds(app_pids), time.monotonic()
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
                           "--timeout", "5s", "-s", str(lua), url],
                          env=env, capture_output=True, text=True, timeout=seconds + 60,
                          check=False)
     wall = time.monotonic() - wall0
-    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
     if out.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
     data = json.loads(line.split(" ", 1)[1])
@@ -185,8 +168,7 @@ def main() -> int:
         base = f"http://127.0.0.1:{app_port}"
         wait_http(f"{base}/readyz", 30)
         app_pids = [app.pid, *children_of(app.pid)]
-        lua = workdir / "bench.lua"
-        lua.write_text(WRK_LUA)
+        lua = WRK_LUA
 
         results: dict[str, dict[str, float]] = {}
         for name, method, path in [("GET /api/counter", "GET", "/api/counter"),

@@ -57,25 +57,8 @@ TARGET_SCALE_4_VS_1 = 1.6
 TARGET_P95_MS = 50.0
 SATURATION = 0.9  # generator CPU at or above this share of its cores: warn
 
-# wrk reports p50/p95/p99 from its own histogram at the end (microseconds -> ms).
-WRK_LUA = r"""
-local method = os.getenv("LOADTEST_METHOD") or "GET"
-wrk.method = method
-if method == "POST" then
-  wrk.body = "{}"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-                 + summary.errors.timeout + summary.errors.status
-  io.write(string.format(
-    'WRK_JSON {"requests": %d, "duration_us": %d, "errors": %d, ' ..
-    '"p50_ms": %.3f, "p95_ms": %.3f, "p99_ms": %.3f}\n',
-    summary.requests, summary.duration, errors,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000))
-end
-"""
+# One wrk script for both benchmarks: WRK_METHOD in, a "WRK_JSON {...}" line out.
+WRK_LUA = Path(__file__).resolve().parent / "wrk_report.lua"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +570,7 @@ def run_profile(lab: Lab, edge_url: str, seconds: int, outdir: Path, lua: Path
                    "socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET)))))")
         web_ips = lab.docker("exec", name, "python3", "-c", resolve, "tasks.web").split()
         edge_ips = lab.docker("exec", name, "python3", "-c", resolve, "tasks.edge").split()
-        prefix = ["docker", "exec", lab.manager, "docker", "exec", "-e", "LOADTEST_METHOD=GET",
+        prefix = ["docker", "exec", lab.manager, "docker", "exec", "-e", "WRK_METHOD=GET",
                   name]
         lua_in = "/opt/loadtest-probe/probe.lua"
         if edge_ips:
@@ -794,8 +777,8 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     outdir = args.out / started
     outdir.mkdir(parents=True)
-    lua = outdir / "wrk.lua"
-    lua.write_text(WRK_LUA)
+    lua = outdir / "wrk.lua"  # kept with the results, and copied into the overlay probe
+    shutil.copy2(WRK_LUA, lua)
     locust_version = sh([str(Path(sys.executable).with_name("locust")), "--version"]).split()[1]
     meta = {"started": started, "cpus": os.cpu_count(), "locust": locust_version,
             "users": args.users, "spawn_rate": args.spawn_rate, "seconds": args.seconds,
