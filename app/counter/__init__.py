@@ -156,8 +156,8 @@ def _check_post() -> None:
     # at all may only come without a body.
     if request.headers.get("Content-Type") is not None:
         if request.mimetype != JSON_TYPE:
-            raise ClientError(f"Content-Type must be {JSON_TYPE}, got {request.mimetype or '(empty)'}",
-                              415)
+            got = _short(request.mimetype) or "(empty)"
+            raise ClientError(f"Content-Type must be {JSON_TYPE}, got {got}", 415)
     elif (request.content_length or 0) > 0 or "chunked" in request.headers.get(
             "Transfer-Encoding", "").lower():
         raise ClientError(f"a request body needs Content-Type: {JSON_TYPE}", 415)

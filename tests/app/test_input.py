@@ -189,6 +189,11 @@ def test_post_that_is_not_json_is_415(app: Gunicorn, content_type: str, body: by
         assert "Content-Type must be application/json" in answer.json()["error"]
 
 
+def test_long_content_type_is_not_echoed(app: Gunicorn) -> None:
+    answer = post(app, b"{}", "text/" + "x" * 4000)
+    assert answer.status == 415 and len(answer.json()["error"]) < 100
+
+
 def test_body_without_content_type_is_415(app: Gunicorn) -> None:
     answer = post(app, b'{"by": 5}', content_type=None)
     assert answer.status == 415 and "needs Content-Type" in answer.json()["error"]
