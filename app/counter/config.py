@@ -85,6 +85,8 @@ class Settings:
     replica_cooldown: float = 5.0
     wait_replicas: int = 0
     wait_timeout_ms: int = 500
+    # Largest request body accepted (413 above); the API's own bodies are a few dozen bytes.
+    max_body_bytes: int = 4096
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,4 +108,5 @@ class Settings:
             replica_cooldown=_float(env, "REDIS_REPLICA_COOLDOWN", cls.replica_cooldown),
             wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", cls.wait_replicas),
             wait_timeout_ms=_int(env, "REDIS_WAIT_TIMEOUT_MS", cls.wait_timeout_ms, minimum=1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
         )

@@ -5,13 +5,14 @@ import logging
 import random
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import parse_url
 from redis.exceptions import (
+    AuthenticationError,
     ConnectionError as RedisConnectionError,
     ReadOnlyError,
     RedisError,
@@ -21,6 +22,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from . import metrics
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,27 @@ def _describe(exc: BaseException) -> str:
         return "no master found through Sentinel"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def error_kind(exc: BaseException) -> str:
+    """One of a fixed set of words for the metrics' `kind` label."""
+    if isinstance(exc, MasterNotFoundError):
+        return "no_master"
+    if isinstance(exc, AuthenticationError):
+        return "auth"
+    if isinstance(exc, (RedisTimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, ReadOnlyError):
+        return "readonly"
+    if isinstance(exc, (RedisConnectionError, OSError)):
+        return "connection"
+    if isinstance(exc, ResponseError):
+        return "response"
+    return "other"
+
+
+def _count_error(exc: BaseException, role: str) -> None:
+    metrics.REDIS_ERRORS.labels(error_kind(exc), role).inc()
 
 
 class NotDurable(Exception):
@@ -142,6 +165,7 @@ class CounterStore:
                 if remaining <= 0:
                     # Start anyway: /healthz stays up, /readyz and the API answer 503
                     # until Redis appears, instead of the container crash-looping.
+                    _count_error(exc, "master")
                     log.warning("redis master not reachable after %d attempt(s): %s; "
                                 "starting anyway", attempt, _describe(exc))
                     return False
@@ -152,6 +176,7 @@ class CounterStore:
         try:
             self.master.ping()
         except _TRANSIENT as exc:
+            _count_error(exc, "master")
             raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
 
     # --- reads ----------------------------------------------------------------------------
@@ -165,7 +190,29 @@ class CounterStore:
         index = random.choice(healthy)
         return index, self._replicas[index]
 
+    def _counted(self, operation: str, func: Callable[[], int]) -> int:
+        """Run one counter operation and count it by outcome (metrics.OPERATIONS)."""
+        outcome = "error"
+        try:
+            value = func()
+            outcome = "ok"
+            return value
+        except RedisUnavailable:
+            outcome = "unavailable"
+            raise
+        except NotDurable:
+            outcome = "not_durable"
+            raise
+        except CounterOverflow:
+            outcome = "overflow"
+            raise
+        finally:
+            metrics.OPERATIONS.labels(operation, outcome).inc()
+
     def get(self) -> int:
+        return self._counted("get", self._get)
+
+    def _get(self) -> int:
         picked = self._pick_replica()
         if picked is not None:
             index, replica = picked
@@ -174,13 +221,18 @@ class CounterStore:
             except RedisError as exc:
                 # Includes a replica still loading or with its master link down: use the master.
                 log.warning("replica read failed, falling back to master: %s", _describe(exc))
+                _count_error(exc, "replica")
                 with self._lock:
                     self._replica_down_until[index] = (time.monotonic()
                                                        + self.settings.replica_cooldown)
         try:
             return int(self.master.get(self.key) or 0)
         except _TRANSIENT as exc:
+            _count_error(exc, "master")
             raise RedisUnavailable(f"redis unreachable: {_describe(exc)}") from exc
+        except RedisError as exc:
+            _count_error(exc, "master")
+            raise
 
     # --- writes ---------------------------------------------------------------------------
     def _write(self, command: str, *args: Any) -> int:
@@ -196,24 +248,31 @@ class CounterStore:
             else:
                 result, acked = getattr(self.master, command)(self.key, *args), None
         except _TRANSIENT as exc:
+            _count_error(exc, "master")
             raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
         except ResponseError as exc:
             if "overflow" in str(exc):
+                # The client asked for a value out of range: not a Redis failure.
                 raise CounterOverflow(str(exc)) from exc
+            _count_error(exc, "master")
+            raise
+        except RedisError as exc:
+            _count_error(exc, "master")
             raise
         value = 0 if command == "set" else int(result)
         if acked is not None and int(acked) < wait:
+            metrics.REDIS_ERRORS.labels("not_durable", "master").inc()
             raise NotDurable(value, int(acked), wait, self.settings.wait_timeout_ms)
         return value
 
     def increment(self, by: int) -> int:
-        return self._write("incrby", by)
+        return self._counted("increment", lambda: self._write("incrby", by))
 
     def decrement(self, by: int) -> int:
-        return self._write("decrby", by)
+        return self._counted("decrement", lambda: self._write("decrby", by))
 
     def reset(self) -> int:
-        return self._write("set", 0)
+        return self._counted("reset", lambda: self._write("set", 0))
 
     def describe_master(self) -> str:
         if self.sentinel is not None:

@@ -140,12 +140,21 @@ FAST_RETRY_ENV = {
 
 
 class Gunicorn:
-    """The app under a real gunicorn process on loopback, as the image runs it."""
+    """The app under a real gunicorn process on loopback, as the image runs it, with its
+    metrics server on a port of its own."""
 
     def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port),
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self.metrics_dir = tempfile.mkdtemp(prefix="swarmlab-apptest-metrics-")
+        self.env = {**os.environ,
+                    # Tests stop gunicorn at once unless they test the drain itself.
+                    "SHUTDOWN_DELAY": "0",
+                    "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(self.metrics_port),
+                    "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+                    **env, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)}
         self.proc: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a full pipe would block gunicorn's logging.
@@ -168,6 +177,28 @@ class Gunicorn:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
+    def worker_pids(self) -> list[int]:
+        """The master's children, from /proc (Linux)."""
+        assert self.proc is not None
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command may hold spaces and parentheses: fields start after the last ")".
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # the process went away meanwhile
+            if int(fields[1]) == self.proc.pid:
+                children.append(int(stat.parent.name))
+        return sorted(children)
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """One scrape of the metrics port: {(sample name, labels): value}."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(self.metrics_url, timeout=5).text
+        return {(sample.name, frozenset(sample.labels.items())): sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -177,3 +208,12 @@ class Gunicorn:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+def sample(scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+           **labels: str) -> float:
+    """Sum of the samples called `name` whose labels include `labels` (0 if none)."""
+    wanted = set(labels.items())
+    return sum(value for (sample_name, sample_labels), value in scrape.items()
+               if sample_name == name and wanted <= sample_labels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from typing import Iterator
 
@@ -14,6 +15,8 @@ from apptest_support import APP_DIR, wait_for
 
 BASE_IMAGE = "swarmlab-lab/python:bookworm"
 REDIS_IMAGE = "swarmlab-lab/redis:bookworm"
+
+SHUTDOWN_DELAY = 2
 
 pytestmark = pytest.mark.docker
 
@@ -66,7 +69,8 @@ def test_image_builds_from_lab_base_and_serves_as_non_root(lab: dict[str, str]) 
     # The app starts first, with no Redis at all (as Swarm may do): it must come up, not exit.
     docker("run", "-d", "--name", lab["app"], "--network", lab["network"],
            "-e", f"REDIS_URL=redis://:pw-in-test@{lab['redis']}:6379/0",
-           "-e", "REDIS_STARTUP_TIMEOUT=2", lab["image"])
+           "-e", "REDIS_STARTUP_TIMEOUT=2", "-e", f"SHUTDOWN_DELAY={SHUTDOWN_DELAY}",
+           lab["image"])
     app = _inspect(lab["app"])
     ip = app["NetworkSettings"]["Networks"][lab["network"]]["IPAddress"]
     base = f"http://{ip}:8000"
@@ -94,3 +98,27 @@ def test_image_builds_from_lab_base_and_serves_as_non_root(lab: dict[str, str]) 
     # Still the process that started before Redis existed: it never exited.
     state = _inspect(lab["app"])["State"]
     assert state["Running"] and state["Pid"] == app["State"]["Pid"]
+
+    # Metrics: on their own port, which the image does not expose (only the web port).
+    assert set(app["Config"]["ExposedPorts"]) == {"8000/tcp"}
+    assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
+    metrics = requests.get(f"http://{ip}:9102/metrics", timeout=5).text
+    assert 'counter_operations_total{operation="increment",outcome="ok"} 1.0' in metrics
+
+    # docker stop: SIGTERM to gunicorn's master (PID 1). /readyz fails at once while the app
+    # still serves for SHUTDOWN_DELAY, then the container exits by itself, cleanly.
+    started = time.monotonic()
+    stopping = subprocess.Popen(["docker", "stop", "-t", "30", lab["app"]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: requests.get(f"{base}/readyz", timeout=2).status_code == 503, 3,
+                 "/readyz 503 after docker stop")
+        assert requests.get(f"{base}/api/counter", timeout=2).json() == {"value": 3}
+        assert stopping.wait(timeout=40) == 0
+    finally:
+        if stopping.poll() is None:
+            stopping.kill()
+    elapsed = time.monotonic() - started
+    state = _inspect(lab["app"])["State"]
+    assert state["ExitCode"] == 0 and not state["OOMKilled"]
+    assert SHUTDOWN_DELAY <= elapsed < 30, elapsed
