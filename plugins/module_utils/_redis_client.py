@@ -87,25 +87,43 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
     return client
 
 
-def describe_error(where: str, exc: Exception) -> str:
-    """A readable message naming host:port for the usual redis-py errors."""
+def error_kind(exc: BaseException) -> str:
+    """``auth`` (wrong user or password, or none given), ``permission`` (an ACL denies a command),
+    ``connection`` (down, refused, timed out) or ``other``."""
+    cause = exc.__cause__ if isinstance(exc, RedisModuleError) and exc.__cause__ else exc
     if HAS_REDIS:
-        if isinstance(exc, redis.exceptions.AuthenticationError):
-            return '%s: authentication failed (wrong login_user/login_password?): %s' % (where, exc)
-        if isinstance(exc, redis.exceptions.ResponseError) and 'NOPERM' in str(exc):
-            return '%s: the user lacks a permission: %s' % (where, exc)
-        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-            return '%s: unreachable: %s' % (where, exc)
+        if isinstance(cause, redis.exceptions.AuthenticationError) or (
+                isinstance(cause, redis.exceptions.ResponseError)
+                and str(cause).startswith(('NOAUTH', 'WRONGPASS', 'invalid password', 'invalid username'))):
+            return 'auth'
+        if isinstance(cause, getattr(redis.exceptions, 'NoPermissionError', ())) or 'NOPERM' in str(cause) \
+                or 'no permissions to' in str(cause):
+            return 'permission'
+        if isinstance(cause, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return 'connection'
+    return 'other'
+
+
+def describe_error(where: str, exc: Exception, password_option: str = 'login_user/login_password') -> str:
+    """A readable message naming host:port for the usual redis-py errors."""
+    kind = error_kind(exc)
+    if kind == 'auth':
+        return '%s: authentication failed (wrong %s?): %s' % (where, password_option, exc)
+    if kind == 'permission':
+        return '%s: the user lacks a permission: %s' % (where, exc)
+    if kind == 'connection':
+        return '%s: unreachable: %s' % (where, exc)
     return '%s: %s' % (where, exc)
 
 
-def connect(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+def connect(host: str, port: int, params: dict[str, t.Any],
+            password_option: str = 'login_user/login_password') -> t.Any:
     """A client that answered PING; raises RedisModuleError naming host:port otherwise."""
     client = make_client(host, port, params)
     try:
         client.ping()
     except Exception as exc:  # redis-py raises many error classes; all are reported the same way
-        raise RedisModuleError(describe_error(address(host, port) or host, exc)) from exc
+        raise RedisModuleError(describe_error(address(host, port) or host, exc, password_option)) from exc
     return client
 
 
@@ -125,16 +143,43 @@ def resolve(host: str) -> list[str]:
         return []
 
 
-def probe_run_id(host: str, port: int, params: dict[str, t.Any]) -> str | None:
-    """run_id of the server at host:port, or None when it cannot be reached from here."""
+def probe_server(host: str, port: int, params: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    """``{'run_id', 'role'}`` of the server at host:port, or None when it cannot be reached or
+    read from here (best effort: the address may only resolve inside the servers' network)."""
     probe = dict(params)
     probe['connect_timeout'] = min(float(params.get('connect_timeout') or 5), 2.0)
     try:
         client = make_client(host, port, probe)
         info = parse_info(client.execute_command('INFO', 'server'))
-        return str(info.get('run_id')) or None
-    except Exception:  # best effort: the address may only resolve inside the servers' network
+        role = parse_role(client.execute_command('ROLE'))
+        client.close()
+    except Exception:
         return None
+    return {'run_id': str(info.get('run_id') or '') or None, 'role': role.get('role')}
+
+
+def probe_run_id(host: str, port: int, params: dict[str, t.Any]) -> str | None:
+    """run_id of the server at host:port, or None when it cannot be reached from here."""
+    found = probe_server(host, port, params)
+    return found['run_id'] if found else None
+
+
+def count_keys(client: t.Any, where: str) -> int:
+    """Keys in every database of the instance (INFO keyspace: ``db0:keys=1,expires=0,...``)."""
+    total = 0
+    for line in str(command(client, where, 'INFO', 'keyspace')).splitlines():
+        if line.startswith('db') and ':' in line:
+            for item in line.split(':', 1)[1].split(','):
+                name, _, value = item.partition('=')
+                if name == 'keys' and value.isdigit():
+                    total += int(value)
+    return total
+
+
+def pause_writes(client: t.Any, where: str, seconds: float) -> None:
+    """CLIENT PAUSE <ms> WRITE (Redis >= 6.2): writes wait, reads and admin commands go on. Issued
+    again it extends the pause (Redis keeps the later end)."""
+    command(client, where, 'CLIENT', 'PAUSE', str(int(seconds * 1000)), 'WRITE')
 
 
 def read_state(client: t.Any, where: str) -> dict[str, t.Any]:
@@ -156,8 +201,8 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
     key = address(host, port)
     record: dict[str, t.Any] = {
         'key': key, 'host': host, 'port': port, 'addresses': resolve(host),
-        'reachable': False, 'error': None, 'run_id': None, 'version': None, 'config_file': None,
-        'repl': {}, 'role_state': {}, 'master_run_id': None,
+        'reachable': False, 'error': None, 'error_kind': None, 'run_id': None, 'version': None,
+        'config_file': None, 'repl': {}, 'role_state': {}, 'master_run_id': None,
     }
     try:
         client = connect(host, port, params)
@@ -166,6 +211,7 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
         client.close()
     except RedisModuleError as exc:
         record['error'] = str(exc)
+        record['error_kind'] = error_kind(exc)
         return record
     repl = record['repl']
     if probe_master and repl.get('role') == 'replica' and repl.get('master_host'):

@@ -12,15 +12,24 @@ short_description: Planned switchover or forced promotion in a Redis replication
 version_added: 1.0.0
 description:
   - Planned switchover (the master is reachable) to a named replica or to the most up-to-date one.
-    On Redis 6.2 or later it uses C(FAILOVER TO host port TIMEOUT ms), which pauses writes on the
-    master until the target has caught up. Otherwise (or with O(method=manual)) it runs the same
-    steps itself - pause writes with C(CLIENT PAUSE WRITE), wait until the target's offset has
-    caught up with the master's, promote the target, make the old master its replica, unpause -
-    so no acknowledged write is lost. The other replicas are then pointed at the new master.
+    With O(method=failover) it uses C(FAILOVER TO host port TIMEOUT ms), which pauses writes on the
+    master until the target has caught up. With O(method=manual) it runs the same steps itself -
+    pause writes with C(CLIENT PAUSE WRITE), wait until the target's offset has caught up with the
+    master's, renew the pause and check again, make the old master a replica of the target, promote
+    the target, unpause - so no acknowledged write is lost, and there are never two masters. When
+    the promotion fails, the old master is made master again before writes resume. The other
+    replicas are then pointed at the new master.
+  - A planned switchover needs Redis 6.2 or later on the master (C(CLIENT PAUSE WRITE)); on older
+    versions it is refused, because a plain C(CLIENT PAUSE) also stops the module's own commands.
   - Forced promotion (O(force=true)) when the master is gone - the reachable replica with the
     highest replication offset (or O(target)) gets C(REPLICAOF NO ONE), the others are pointed at
     it, and the old master, if it is reachable again, is fenced (made a replica of the new master).
     A later run with O(force=true) also fences an old master that came back as a second master.
+  - A forced promotion is refused while the master is alive - a replica reports its link to the
+    master up, or the master address the replicas report answers as a master (the module tries it
+    even when the master is listed under another address).
+  - A wrong password or a missing permission on any instance fails the task before anything
+    changes; such an instance is never taken for a dead master.
   - With O(sentinels), the failover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
     view stays right. A O(target) is honoured by giving the other replicas C(replica-priority 0)
     until Sentinel has promoted the target, then restoring their priorities.
@@ -79,6 +88,8 @@ options:
     description:
       - Allow a promotion when no master is reachable, and fencing when more than one instance
         reports the master role (the master most replicas follow, or O(target), is kept).
+      - Refused while a replica reports its link to a master up, or while the master address the
+        replicas report answers as a master.
       - Writes the old master acknowledged but had not replicated are lost; the module reports the
         offsets it saw in RV(before).
     type: bool
@@ -97,6 +108,7 @@ options:
     description:
       - Seconds the switchover may take - the time writes may stay paused while the target catches
         up, and then the time to wait for every replica to be linked to the new master.
+      - At least 2; checked before anything changes.
     type: int
     default: 30
   sentinels:
@@ -127,7 +139,15 @@ options:
   persist:
     description:
       - Run C(CONFIG REWRITE) on every instance whose role changed, so a restart does not bring an
-        old master back as a master. Instances without a config file are reported in a warning.
+        old master back as a master.
+      - The task fails before anything changes when a reachable instance runs without a config file,
+        or with one in a temporary directory (V(/tmp), V(/var/tmp), V(/run), V(/var/run), V(/dev/shm)) -
+        there the new roles would be lost on restart, and the old master would come back as a second
+        master. The module sees only the file's path; it cannot see a start script that rewrites the
+        file elsewhere, nor a C(--replicaof) on a server's command line (it wins over the file).
+      - With O(persist=false) the roles change until the next restart only; the result warns so.
+      - Not with O(sentinels) - Sentinel keeps the roles itself (it rewrites each instance's config
+        and demotes an old master that comes back).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -244,13 +264,16 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
     analyze_topology,
+    blocking_errors,
     converged,
     decide_failover,
     master_sees,
     parse_replication,
+    persist_refusal,
     repoint_list,
     seen_address,
     supports_failover_command,
+    write_pause_refusal,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
     REDIS_CONNECTION_ARGUMENT_SPEC,
@@ -262,7 +285,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     command,
     config_get,
     connect,
+    pause_writes,
     probe_run_id,
+    probe_server,
     wait_until,
 )
 
@@ -310,14 +335,16 @@ class FailoverManager:
         self.touched.add(key)
 
     def persist(self) -> None:
+        """CONFIG REWRITE where roles changed (the files were checked before anything changed)."""
         if not self.p['persist']:
+            if self.touched and not self.p['sentinels']:
+                self.warnings.append('persist is false: the new roles last until the next restart, when %s take the '
+                                     'role in their config files again' % ', '.join(sorted(self.touched)))
             return
         for key in sorted(self.touched):
             rec = collect_instance(self.records[key]['host'], self.records[key]['port'], self.p, probe_master=False)
             if not rec['reachable']:
-                continue
-            if not rec['config_file']:
-                self.warnings.append('%s runs without a config file: its new role is lost on restart' % key)
+                self.warnings.append('%s was not reachable after the change: its config file was not rewritten' % key)
                 continue
             command(self.client(key), key, 'CONFIG', 'REWRITE')
             self.persisted.append(key)
@@ -360,29 +387,85 @@ class FailoverManager:
                                'or it was aborted); %s is still the master and writes are unpaused'
                                % (old, new, self.p['timeout'], old))
 
-    def manual(self, old: str, new: str, version: str | None) -> None:
+    def caught_up(self, old_client: t.Any, old: str, new_client: t.Any, new: str) -> bool:
+        master = parse_replication(command(old_client, old, 'INFO', 'replication'))
+        replica = parse_replication(command(new_client, new, 'INFO', 'replication'))
+        return replica['master_link_status'] == 'up' and \
+            (replica['replica_repl_offset'] or 0) >= master['master_repl_offset']
+
+    def wait_caught_up(self, old_client: t.Any, old: str, new_client: t.Any, new: str) -> None:
+        """Under a write pause on old, wait until new has every write; raise when it has not
+        within the timeout. The pause is renewed and the offsets compared once more before this
+        returns: a check can take longer than the pause (a slow link), and writes taken after the
+        pause ran out must be on the target too."""
+        deadline = time.monotonic() + self.p['timeout']
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not wait_until(lambda: self.caught_up(old_client, old, new_client, new),
+                                                remaining, 0.05):
+                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted and %s takes '
+                                       'writes again' % (new, old, self.p['timeout'], old))
+            pause_writes(old_client, old, self.p['timeout'])
+            if self.caught_up(old_client, old, new_client, new):
+                return
+
+    def manual(self, old: str, new: str) -> None:
+        """Pause writes, wait for the target, demote the old master, promote the target.
+
+        The old master is demoted before the target is promoted (as FAILOVER does), so there is
+        never a moment with two masters. A failed promotion makes the old master master again
+        before writes resume; writes are unpaused only when that leaves exactly one master.
+        """
         old_client = self.client(old)
         new_client = self.client(new)
-        pause_ms = str(self.p['timeout'] * 1000)
-        mode = ['WRITE'] if supports_failover_command(version) else []
-        command(old_client, old, 'CLIENT', 'PAUSE', pause_ms, *mode)
+        target = self.new_master_address(old, new)
+        pause_writes(old_client, old, self.p['timeout'])
         try:
-            def caught_up() -> bool:
-                master = parse_replication(command(old_client, old, 'INFO', 'replication'))
-                replica = parse_replication(command(new_client, new, 'INFO', 'replication'))
-                return replica['master_link_status'] == 'up' and \
-                    replica['replica_repl_offset'] >= master['master_repl_offset']
-
-            if not wait_until(caught_up, self.p['timeout'] - 1, 0.05):
-                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted'
-                                       % (new, old, self.p['timeout']))
-            self.promote(new)
-            self.make_replica(old, self.new_master_address(old, new))
-        finally:
+            self.wait_caught_up(old_client, old, new_client, new)
             try:
-                old_client.execute_command('CLIENT', 'UNPAUSE')
-            except Exception as exc:  # the pause also ends by itself after `timeout`
-                self.warnings.append('%s: CLIENT UNPAUSE failed (%s); the pause ends by itself' % (old, exc))
+                self.make_replica(old, target)
+            except RedisModuleError as exc:
+                raise RedisModuleError('%s could not be made a replica of %s (%s); nothing was promoted and %s takes '
+                                       'writes again' % (old, new, exc, old)) from exc
+            try:
+                self.promote(new)
+            except RedisModuleError as exc:
+                self.roll_back(old, new, exc)
+        finally:
+            self.unpause_if_one_master(old_client, old, new)
+
+    def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
+        """The target was not promoted after the old master was demoted: make the old master master
+        again, unless the target may have become one (then leave the old master a replica)."""
+        found = probe_server(self.records[new]['host'], self.records[new]['port'], self.p)
+        if found is None or found['role'] == 'master':
+            raise RedisModuleError('%s: the promotion failed (%s) and its role is now %s; %s stays a replica of it. '
+                                   'Check %s, then run again (force: true promotes the best replica)'
+                                   % (new, exc, found['role'] if found else 'unknown', old, new)) from exc
+        command(self.client(old), old, 'REPLICAOF', 'NO', 'ONE')
+        if old in self.repointed:
+            self.repointed.remove(old)
+        raise RedisModuleError('%s could not be promoted (%s); %s was restored as the master and takes writes '
+                               'again; nothing else changed' % (new, exc, old)) from exc
+
+    def unpause_if_one_master(self, old_client: t.Any, old: str, new: str) -> None:
+        """Unpause the old master, unless it is still a master while the target is one too: then
+        its writes stay paused (and the task fails saying so) rather than two masters taking writes."""
+        try:
+            old_role = command(old_client, old, 'ROLE')[0]
+            found = probe_server(self.records[new]['host'], self.records[new]['port'], self.p)
+        except RedisModuleError as exc:
+            self.warnings.append('%s: its role could not be read (%s), so its writes stay paused until the pause '
+                                 'ends by itself' % (old, exc))
+            return
+        if old_role == 'master' and (found is None or found['role'] == 'master'):
+            pause_writes(old_client, old, self.p['timeout'])
+            raise RedisModuleError('%s and %s may both be masters: writes on %s stay paused for %ss; fence it now '
+                                   '(redis_failover with force: true and target %s)' % (old, new, old, self.p['timeout'], new))
+        try:
+            command(old_client, old, 'CLIENT', 'UNPAUSE')
+        except RedisModuleError as exc:
+            self.warnings.append('%s: CLIENT UNPAUSE failed (%s); the pause ends by itself' % (old, exc))
 
     # -- Sentinel ------------------------------------------------------------------------------
 
@@ -474,9 +557,36 @@ class FailoverManager:
 
     # -- main flow -----------------------------------------------------------------------------
 
+    def reported_masters(self, topology: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+        """What answers at the master addresses the replicas report (when no listed instance is a
+        master): a master listed under another address is still alive."""
+        if topology['masters']:
+            return {}
+        found = {}
+        for key, rec in self.records.items():
+            repl = rec.get('repl') or {}
+            if rec['reachable'] and repl.get('role') == 'replica' and repl.get('master_host'):
+                where = address(repl['master_host'], repl['master_port']) or ''
+                if where not in found:
+                    probe = probe_server(repl['master_host'], repl['master_port'], self.p)
+                    if probe:
+                        found[where] = probe
+        return found
+
+    def refuse_early(self, before: dict[str, t.Any]) -> None:
+        """Everything that must stop the task before it changes anything."""
+        errors = blocking_errors(list(self.records.values()))
+        if errors:
+            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
+        if self.p['persist']:
+            refusal = persist_refusal(list(self.records.values()))
+            if refusal:
+                raise RedisModuleError(refusal)
+
     def run(self) -> dict[str, t.Any]:
         started = time.monotonic()
         before = self.topology()
+        self.refuse_early(before)
         versions = [r['version'] for r in self.records.values() if r['version']]
         method = self.p['method']
         if method == 'auto':
@@ -491,9 +601,13 @@ class FailoverManager:
             decision = self.sentinel_failover(before)
             used = 'sentinel' if decision['action'] == 'sentinel' else None
         else:
-            decision = decide_failover(before, self.target, self.p['force'])
+            decision = decide_failover(before, self.target, self.p['force'], self.reported_masters(before))
             if decision['action'] == 'error':
                 raise RedisModuleError(decision['msg'])
+            if decision['action'] == 'planned':
+                refusal = write_pause_refusal(decision['old_master'], self.records[decision['old_master']]['version'])
+                if refusal:
+                    raise RedisModuleError(refusal)
             used = None
             if not self.check:
                 used = self.execute(decision, method)
@@ -530,7 +644,6 @@ class FailoverManager:
         if action == 'noop':
             return None
         if action == 'planned':
-            version = self.records[old]['version']
             if method == 'failover' and not master_sees(self.records[old], self.records[new]):
                 self.warnings.append('%s does not list %s under that address among its replicas (FAILOVER TO '
                                      'needs it); used the manual sequence instead' % (old, new))
@@ -538,7 +651,7 @@ class FailoverManager:
             if method == 'failover':
                 self.failover_command(old, new)
             else:
-                self.manual(old, new, version)
+                self.manual(old, new)
             used = method
         elif action == 'forced':
             self.promote(new)
@@ -601,6 +714,12 @@ def main() -> None:
     )
     if not HAS_REDIS:
         module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
+    if module.params['timeout'] < 2:
+        # timeout is the write pause: 0 meant no pause at all, 1 leaves no time to act under it.
+        module.fail_json(msg='timeout must be at least 2 (seconds), got %s; nothing was changed' % module.params['timeout'])
+    if module.params['persist'] and module.params['sentinels']:
+        module.fail_json(msg='persist: true does not go with sentinels: Sentinel keeps the roles itself (it rewrites each '
+                         'instance\'s config and demotes an old master that comes back); nothing was changed')
     try:
         result = FailoverManager(module).run()
     except RedisModuleError as exc:

@@ -1,10 +1,11 @@
-"""The Redis modules: DOCUMENTATION matches the argument spec, passwords are no_log, and a
-missing redis-py fails through missing_required_lib."""
+"""The Redis modules: DOCUMENTATION matches the argument spec, passwords are no_log, a missing
+redis-py fails through missing_required_lib, and no module returns a key Ansible reserves."""
 
 from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -87,3 +88,27 @@ def test_missing_redis_py_is_reported(monkeypatch, capsys, name):
         module.main()
     out = json.loads(capsys.readouterr().out)
     assert out['failed'] is True and 'redis' in out['msg'] and 'Failed to import' in out['msg']
+
+
+# Result keys Ansible interprets itself: a module that returns "unreachable" (a non-empty list of
+# instances, say) makes Ansible mark the HOST unreachable; "failed", "changed", "skipped", "rc",
+# "results" and the rest change how the task is reported or looped.
+RESERVED_RESULT_KEYS = {
+    'changed', 'failed', 'failed_when_result', 'unreachable', 'skipped', 'skip_reason', 'results',
+    'invocation', 'warnings', 'deprecations', 'exception', 'attempts', 'retries', 'rc', 'stdout',
+    'stderr', 'stdout_lines', 'stderr_lines', 'diff', 'item', 'add_host', 'add_group', 'ansible_facts',
+}
+ALL_MODULES = sorted(p.stem for p in (Path(__file__).resolve().parents[4] / 'plugins' / 'modules').glob('*.py')
+                     if p.stem != '__init__')
+
+
+def test_every_module_is_checked():
+    assert set(MODULES) <= set(ALL_MODULES) and len(ALL_MODULES) >= 5
+
+
+@pytest.mark.parametrize('name', ALL_MODULES)
+def test_no_return_key_is_reserved_by_ansible(name):
+    module = importlib.import_module(PREFIX + name)
+    keys = set(yaml.safe_load(module.RETURN) or {})
+    bad = sorted(k for k in keys if k in RESERVED_RESULT_KEYS or k.startswith(('ansible_', '_ansible')))
+    assert not bad, '%s returns keys Ansible reserves: %s' % (name, bad)
