@@ -19,6 +19,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     parse_replication,
     parse_role,
 )
+from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import pairs
 
 REDIS_IMPORT_ERROR: str | None
 try:
@@ -44,6 +45,15 @@ REDIS_CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     'connect_timeout': {'type': 'float', 'default': 5},
 }
 CONNECTION_KEYS = tuple(REDIS_CONNECTION_ARGUMENT_SPEC)
+
+# How the modules authenticate to Sentinels (Sentinel's own requirepass / ACL user); the TLS
+# options and connect_timeout above apply to Sentinels too. Documented in doc_fragments/redis.py
+# (swarmlab.cluster.redis.sentinel).
+SENTINEL_AUTH_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    'sentinel_user': {'type': 'str'},
+    'sentinel_password': {'type': 'str', 'no_log': True},
+}
+SENTINEL_CREDENTIALS = 'sentinel_user/sentinel_password'
 
 
 class RedisModuleError(Exception):
@@ -170,8 +180,8 @@ def count_keys(client: t.Any, where: str) -> int:
     for line in str(command(client, where, 'INFO', 'keyspace')).splitlines():
         if line.startswith('db') and ':' in line:
             for item in line.split(':', 1)[1].split(','):
-                name, _, value = item.partition('=')
-                if name == 'keys' and value.isdigit():
+                name, sep, value = item.partition('=')
+                if sep and name == 'keys' and value.isdigit():
                     total += int(value)
     return total
 
@@ -247,3 +257,63 @@ def config_get(client: t.Any, where: str, name: str) -> str:
     if isinstance(reply, dict):
         return str(reply.get(name) or '')
     return str(reply[1]) if len(reply) > 1 else ''
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentinels
+# ---------------------------------------------------------------------------------------------
+
+
+def sentinel_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The connection parameters for Sentinels: Sentinel's own credentials, the same TLS options."""
+    out = dict(params)
+    out['login_user'] = params.get('sentinel_user')
+    out['login_password'] = params.get('sentinel_password')
+    return out
+
+
+def connect_sentinel(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+    return connect(host, port, sentinel_params(params), SENTINEL_CREDENTIALS)
+
+
+def sentinel_command(client: t.Any, where: str, *args: t.Any) -> t.Any:
+    try:
+        return client.execute_command(*args)
+    except Exception as exc:
+        raise RedisModuleError(describe_error(where, exc, SENTINEL_CREDENTIALS)) from exc
+
+
+def sentinel_master(client: t.Any, where: str, name: str) -> dict[str, str] | None:
+    """SENTINEL MASTER <name> as a dict, None when this Sentinel monitors no master of that name."""
+    try:
+        return pairs(client.execute_command('SENTINEL', 'MASTER', name))
+    except Exception as exc:
+        if 'No such master' in str(exc):
+            return None
+        raise RedisModuleError(describe_error(where, exc, SENTINEL_CREDENTIALS)) from exc
+
+
+def collect_sentinel(host: str, port: int, params: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """One Sentinel view (see ``_sentinel.py``); an unreachable Sentinel gets ``reachable: false``
+    and the reason, never an exception."""
+    key = address(host, port)
+    view: dict[str, t.Any] = {
+        'key': key, 'host': host, 'port': port, 'addresses': resolve(host), 'reachable': False,
+        'error': None, 'error_kind': None, 'master': None, 'replicas': [], 'sentinels': [],
+    }
+    try:
+        client = connect_sentinel(host, port, params)
+        view['master'] = sentinel_master(client, key, name)
+        if view['master'] is not None:
+            view['replicas'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'REPLICAS', name)]
+            view['sentinels'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'SENTINELS', name)]
+        view['reachable'] = True
+        client.close()
+    except RedisModuleError as exc:
+        view['error'] = str(exc)
+        view['error_kind'] = error_kind(exc)
+    return view
+
+
+def collect_sentinels(sentinels: list[dict[str, t.Any]], params: dict[str, t.Any], name: str) -> list[dict[str, t.Any]]:
+    return [collect_sentinel(s['host'], s['port'], params, name) for s in sentinels]

@@ -30,9 +30,15 @@ description:
     even when the master is listed under another address).
   - A wrong password or a missing permission on any instance fails the task before anything
     changes; such an instance is never taken for a dead master.
-  - With O(sentinels), the failover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
-    view stays right. A O(target) is honoured by giving the other replicas C(replica-priority 0)
-    until Sentinel has promoted the target, then restoring their priorities.
+  - With O(sentinels), the switchover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
+    view stays right, and without losing a write - Sentinel's own failover does not pause writes,
+    so the module does - it finds the master a majority of the reachable Sentinels monitor, holds
+    back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
+    pauses writes on the master, waits until every replica Sentinel may promote has caught up,
+    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, demotes the old master itself as
+    soon as a replica is promoted (Sentinel would only do it seconds later), and unpauses. When
+    Sentinel's failover is still under way after O(timeout), writes stay paused and the task fails
+    saying so. Unlisted replicas that Sentinel could promote are refused.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -112,7 +118,9 @@ options:
     type: int
     default: 30
   sentinels:
-    description: Sentinels that monitor the set; the first reachable one is used.
+    description:
+      - Sentinels that monitor the set; a majority of them must answer. An unreachable one is
+        reported in a warning.
     type: list
     elements: dict
     suboptions:
@@ -128,9 +136,6 @@ options:
     description: Name of the monitored master in Sentinel.
     type: str
     default: mymaster
-  sentinel_password:
-    description: Password of the Sentinels (C(requirepass) in sentinel.conf), if any.
-    type: str
   master_auth:
     description:
       - Password the instances use to authenticate to the new master. When given, C(masterauth) is
@@ -147,18 +152,22 @@ options:
         file elsewhere, nor a C(--replicaof) on a server's command line (it wins over the file).
       - With O(persist=false) the roles change until the next restart only; the result warns so.
       - Not with O(sentinels) - Sentinel keeps the roles itself (it rewrites each instance's config
-        and demotes an old master that comes back).
+        and demotes an old master that comes back); the module rewrites the config of the old master
+        it demotes, as Sentinel would, where it has one.
     type: bool
     default: false
 extends_documentation_fragment:
   - swarmlab.cluster.redis
+  - swarmlab.cluster.redis.sentinel
 notes:
-  - Sentinel's own failover does not pause writes; writes acknowledged by the old master after the
-    promotion are lost. Use O(method=failover) or O(method=manual) for a loss-free planned switchover
-    when Sentinel is not used.
+  - The write pause (C(CLIENT PAUSE WRITE)) also holds the Sentinels' C(PUBLISH) hello messages to
+    the master, so they get no PING reply from it while it lasts; keep C(down-after-milliseconds)
+    well above the few seconds a Sentinel switchover takes, or they may consider the master down.
+  - Configure the Sentinels themselves with M(swarmlab.cluster.redis_sentinel).
 seealso:
   - module: swarmlab.cluster.redis_topology_info
   - module: swarmlab.cluster.redis_replication
+  - module: swarmlab.cluster.redis_sentinel
 """
 
 EXAMPLES = r"""
@@ -277,18 +286,33 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
     REDIS_CONNECTION_ARGUMENT_SPEC,
+    SENTINEL_AUTH_ARGUMENT_SPEC,
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_instance,
+    collect_sentinel,
+    collect_sentinels,
     collect_topology,
     command,
     config_get,
     connect,
+    connect_sentinel,
     pause_writes,
-    probe_run_id,
     probe_server,
+    sentinel_command,
+    sentinel_master,
     wait_until,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
+    decide_master,
+    failover_in_progress,
+    monitored_key,
+    promotion_candidates,
+    reachable_refusal,
+    sentinel_errors,
+    sentinel_sees_priority_zero,
+    unlisted_candidates,
 )
 
 
@@ -387,26 +411,29 @@ class FailoverManager:
                                'or it was aborted); %s is still the master and writes are unpaused'
                                % (old, new, self.p['timeout'], old))
 
-    def caught_up(self, old_client: t.Any, old: str, new_client: t.Any, new: str) -> bool:
+    def caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> bool:
+        """Every replica in waiting has the old master's whole replication stream."""
         master = parse_replication(command(old_client, old, 'INFO', 'replication'))
-        replica = parse_replication(command(new_client, new, 'INFO', 'replication'))
-        return replica['master_link_status'] == 'up' and \
-            (replica['replica_repl_offset'] or 0) >= master['master_repl_offset']
+        for client, key in waiting:
+            replica = parse_replication(command(client, key, 'INFO', 'replication'))
+            if replica['master_link_status'] != 'up' or (replica['replica_repl_offset'] or 0) < master['master_repl_offset']:
+                return False
+        return True
 
-    def wait_caught_up(self, old_client: t.Any, old: str, new_client: t.Any, new: str) -> None:
-        """Under a write pause on old, wait until new has every write; raise when it has not
-        within the timeout. The pause is renewed and the offsets compared once more before this
-        returns: a check can take longer than the pause (a slow link), and writes taken after the
-        pause ran out must be on the target too."""
+    def wait_caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> None:
+        """Under a write pause on old, wait until the replicas have every write; raise when they
+        have not within the timeout. The pause is renewed and the offsets compared once more before
+        this returns: a check can take longer than the pause (a slow link), and writes taken after
+        the pause ran out must be on the replicas too."""
         deadline = time.monotonic() + self.p['timeout']
+        names = ', '.join(key for client, key in waiting)
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not wait_until(lambda: self.caught_up(old_client, old, new_client, new),
-                                                remaining, 0.05):
+            if remaining <= 0 or not wait_until(lambda: self.caught_up(old_client, old, waiting), remaining, 0.05):
                 raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted and %s takes '
-                                       'writes again' % (new, old, self.p['timeout'], old))
+                                       'writes again' % (names, old, self.p['timeout'], old))
             pause_writes(old_client, old, self.p['timeout'])
-            if self.caught_up(old_client, old, new_client, new):
+            if self.caught_up(old_client, old, waiting):
                 return
 
     def manual(self, old: str, new: str) -> None:
@@ -421,7 +448,7 @@ class FailoverManager:
         target = self.new_master_address(old, new)
         pause_writes(old_client, old, self.p['timeout'])
         try:
-            self.wait_caught_up(old_client, old, new_client, new)
+            self.wait_caught_up(old_client, old, [(new_client, new)])
             try:
                 self.make_replica(old, target)
             except RedisModuleError as exc:
@@ -432,7 +459,7 @@ class FailoverManager:
             except RedisModuleError as exc:
                 self.roll_back(old, new, exc)
         finally:
-            self.unpause_if_one_master(old_client, old, new)
+            self.unpause_if_one_master(old_client, old, [new])
 
     def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
         """The target was not promoted after the old master was demoted: make the old master master
@@ -448,20 +475,24 @@ class FailoverManager:
         raise RedisModuleError('%s could not be promoted (%s); %s was restored as the master and takes writes '
                                'again; nothing else changed' % (new, exc, old)) from exc
 
-    def unpause_if_one_master(self, old_client: t.Any, old: str, new: str) -> None:
-        """Unpause the old master, unless it is still a master while the target is one too: then
-        its writes stay paused (and the task fails saying so) rather than two masters taking writes."""
+    def unpause_if_one_master(self, old_client: t.Any, old: str, others: list[str]) -> None:
+        """Unpause the old master, unless it is still a master while another instance may be one
+        too: then its writes stay paused (and the task fails saying so) rather than two masters
+        taking writes."""
         try:
             old_role = command(old_client, old, 'ROLE')[0]
-            found = probe_server(self.records[new]['host'], self.records[new]['port'], self.p)
         except RedisModuleError as exc:
             self.warnings.append('%s: its role could not be read (%s), so its writes stay paused until the pause '
                                  'ends by itself' % (old, exc))
             return
-        if old_role == 'master' and (found is None or found['role'] == 'master'):
-            pause_writes(old_client, old, self.p['timeout'])
-            raise RedisModuleError('%s and %s may both be masters: writes on %s stay paused for %ss; fence it now '
-                                   '(redis_failover with force: true and target %s)' % (old, new, old, self.p['timeout'], new))
+        if old_role == 'master':
+            for key in others:
+                found = probe_server(self.records[key]['host'], self.records[key]['port'], self.p)
+                if found is None or found['role'] == 'master':
+                    pause_writes(old_client, old, self.p['timeout'])
+                    raise RedisModuleError('%s and %s may both be masters: writes on %s stay paused for %ss; fence it '
+                                           'now (redis_failover with force: true and target %s)'
+                                           % (old, key, old, self.p['timeout'], key))
         try:
             command(old_client, old, 'CLIENT', 'UNPAUSE')
         except RedisModuleError as exc:
@@ -469,91 +500,141 @@ class FailoverManager:
 
     # -- Sentinel ------------------------------------------------------------------------------
 
-    def sentinel(self) -> tuple[t.Any, str]:
-        errors = []
-        params = dict(self.p, login_user=None, login_password=self.p['sentinel_password'])
-        for s in self.p['sentinels']:
-            where = address(s['host'], s['port']) or ''
-            try:
-                return connect(s['host'], s['port'], params), where
-            except RedisModuleError as exc:
-                errors.append(str(exc))
-        raise RedisModuleError('no Sentinel reachable: %s' % '; '.join(errors))
-
-    def sentinel_master(self, client: t.Any, where: str) -> str | None:
-        """The listed instance Sentinel considers the master (by address, else by run_id)."""
-        reply = command(client, where, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', self.p['sentinel_master_name'])
-        if not reply:
-            raise RedisModuleError('%s: Sentinel does not monitor a master named %s'
-                                   % (where, self.p['sentinel_master_name']))
-        host, port = reply[0], int(reply[1])
-        key = address(host, port)
-        if key in self.records:
-            return key
-        run_id = probe_run_id(host, port, self.p)
-        for k, r in self.records.items():
-            if run_id and r.get('run_id') == run_id:
-                return k
-        return None
+    def sentinel_views(self) -> list[dict[str, t.Any]]:
+        views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
+        errors = sentinel_errors(views)
+        if errors:
+            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
+        refusal = reachable_refusal(views)
+        if refusal:
+            raise RedisModuleError(refusal + '; nothing was changed')
+        for v in views:
+            if not v['reachable']:
+                self.warnings.append('Sentinel %s' % v['error'])
+        return views
 
     def sentinel_failover(self, before: dict[str, t.Any]) -> dict[str, t.Any]:
-        client, where = self.sentinel()
-        old = self.sentinel_master(client, where)
-        if self.target and old == self.target and before['healthy']:
-            return {'action': 'noop', 'old_master': old, 'new_master': old, 'reason': 'target is already the master'}
+        """A switchover through SENTINEL FAILOVER that loses no acknowledged write.
+
+        Sentinel's own failover does not pause writes: the old master would take writes until
+        Sentinel demotes it, seconds later, and those writes are lost. So the module holds back the
+        replicas that are not the target (replica-priority 0, restored afterwards), pauses writes on
+        the old master, waits until every replica Sentinel may promote has caught up, asks Sentinel,
+        demotes the old master itself as soon as a replica is promoted, and only then unpauses.
+        """
+        records = list(self.records.values())
+        views = self.sentinel_views()
+        decision = decide_master(views, records)
+        if not decision['master']:
+            raise RedisModuleError('%s; nothing was changed' % decision['error'])
+        old = decision['master']
         if self.target and self.target not in self.records:
             raise RedisModuleError('target %s is not one of the listed instances' % self.target)
+        if self.target == old:
+            if not before['healthy']:
+                self.warnings.append('the target is the master the Sentinels monitor, but the set is %s' % before['summary'])
+            return {'action': 'noop', 'old_master': old, 'new_master': old,
+                    'reason': 'target is already the master (%s)' % decision['reason']}
+        leader = next(v for v in views if v['reachable'] and monitored_key(v, records) == old) \
+            if any(v['reachable'] and monitored_key(v, records) == old for v in views) else \
+            next(v for v in views if v['reachable'])
+        unlisted = unlisted_candidates(leader, records)
+        if unlisted:
+            raise RedisModuleError('Sentinel %s could promote %s, which is not listed in instances: the module cannot '
+                                   'wait for it to catch up; list it, or give it replica-priority 0; nothing was changed'
+                                   % (leader['key'], ', '.join(unlisted)))
+        candidates, held = promotion_candidates(records, old, self.target)
+        if not candidates:
+            raise RedisModuleError('no replica of %s that Sentinel could promote (all have replica-priority 0 or are '
+                                   'unreachable); nothing was changed' % old)
+        for key in candidates:
+            entry = next(e for e in before['instances'] if e['address'] == key)
+            if not entry['reachable'] or entry['role'] != 'replica' or entry['master'] != old \
+                    or entry['link_status'] != 'up':
+                raise RedisModuleError('%s cannot catch up with %s (role %s, follows %s, link %s), and Sentinel may '
+                                       'promote it; %snothing was changed' % (
+                                           key, old, entry['role'], entry['master'], entry['link_status'],
+                                           '' if self.target else 'name a target; '))
+        refusal = write_pause_refusal(old, self.records[old]['version'])
+        if refusal:
+            raise RedisModuleError(refusal)
+        reason = 'requested target' if self.target else 'chosen by Sentinel among %s (all caught up)' % ', '.join(candidates)
         if self.check:
-            return {'action': 'sentinel', 'old_master': old, 'new_master': self.target,
-                    'reason': 'Sentinel chooses' if not self.target else 'requested target'}
+            return {'action': 'sentinel', 'old_master': old, 'new_master': self.target, 'reason': reason}
         saved: dict[str, str] = {}
         try:
-            if self.target:
-                self.steer_sentinel(client, where, old, saved)
-            command(client, where, 'SENTINEL', 'FAILOVER', self.p['sentinel_master_name'])
-
-            def moved() -> str | None:
-                now = self.sentinel_master(client, where)
-                return now if now and now != old else None
-
-            new = wait_until(moved, self.p['timeout'], 0.2)
-            if not new:
-                raise RedisModuleError('%s: Sentinel did not promote a new master within %ss'
-                                       % (where, self.p['timeout']))
+            if held:
+                self.hold_back(leader, held, saved)
+            new = self.sentinel_promote(leader, old, candidates)
         finally:
             for key, value in saved.items():
                 try:
                     command(self.client(key), key, 'CONFIG', 'SET', 'replica-priority', value)
                 except RedisModuleError as exc:
                     self.warnings.append('could not restore replica-priority %s: %s' % (value, exc))
-        if self.target and new != self.target:
-            raise RedisModuleError('Sentinel promoted %s instead of the target %s' % (new, self.target))
         self.touched.update(k for k in self.records if self.records[k]['reachable'])
-        return {'action': 'sentinel', 'old_master': old, 'new_master': new,
-                'reason': 'requested target' if self.target else 'chosen by Sentinel'}
+        return {'action': 'sentinel', 'old_master': old, 'new_master': new, 'reason': reason}
 
-    def steer_sentinel(self, client: t.Any, where: str, old: str | None, saved: dict[str, str]) -> None:
-        """Give every replica but the target replica-priority 0 and wait until Sentinel has seen it."""
-        others = [k for k, r in self.records.items()
-                  if r['reachable'] and k not in (self.target, old) and (r['repl'] or {}).get('role') == 'replica']
-        for key in others:
-            c = self.client(key)
-            saved[key] = config_get(c, key, 'replica-priority') or '100'
-            command(c, key, 'CONFIG', 'SET', 'replica-priority', '0')
-        if not others:
-            return
-        ports = {self.records[k]['port'] for k in others}
+    def hold_back(self, leader: dict[str, t.Any], held: list[str], saved: dict[str, str]) -> None:
+        """replica-priority 0 on the replicas that are not the target; wait until the Sentinel that
+        runs the failover has seen it (it reads INFO from replicas every 10 s)."""
+        for key in held:
+            client = self.client(key)
+            saved[key] = config_get(client, key, 'replica-priority') or '100'
+            command(client, key, 'CONFIG', 'SET', 'replica-priority', '0')
+        name = self.p['sentinel_master_name']
+        held_records = [self.records[k] for k in held]
 
         def seen() -> bool:
-            try:
-                replicas = client.sentinel_slaves(self.p['sentinel_master_name'])
-            except Exception as exc:
-                raise RedisModuleError('%s: SENTINEL REPLICAS failed: %s' % (where, exc)) from exc
-            return all(int(r.get('slave-priority', 100)) == 0 for r in replicas if int(r.get('port', 0)) in ports)
+            view = collect_sentinel(leader['host'], leader['port'], self.p, name)
+            return view['reachable'] and sentinel_sees_priority_zero(view['replicas'], held_records)
 
-        if not wait_until(seen, 15, 0.5):
-            raise RedisModuleError('%s: Sentinel did not see replica-priority 0 on %s in time'
-                                   % (where, ', '.join(others)))
+        if not wait_until(seen, max(15, self.p['timeout']), 0.5):
+            raise RedisModuleError('Sentinel %s did not see replica-priority 0 on %s in time; nothing was promoted'
+                                   % (leader['key'], ', '.join(held)))
+
+    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str]) -> str:
+        name = self.p['sentinel_master_name']
+        old_client = self.client(old)
+        waiting = [(self.client(k), k) for k in candidates]
+        sentinel = connect_sentinel(leader['host'], leader['port'], self.p)
+        promoted = None
+        keep_paused = False
+        pause_writes(old_client, old, self.p['timeout'])
+        try:
+            self.wait_caught_up(old_client, old, waiting)
+            sentinel_command(sentinel, leader['key'], 'SENTINEL', 'FAILOVER', name)
+
+            def find_promoted() -> str | None:
+                pause_writes(old_client, old, self.p['timeout'])  # never let the pause run out meanwhile
+                for client, key in waiting:
+                    if command(client, key, 'ROLE')[0] == 'master':
+                        return key
+                return None
+
+            promoted = wait_until(find_promoted, self.p['timeout'], 0.05)
+            if promoted is None:
+                if failover_in_progress(sentinel_master(sentinel, leader['key'], name)):
+                    keep_paused = True
+                    raise RedisModuleError('Sentinel %s has not promoted a replica within %ss and its failover is still '
+                                           'under way: writes on %s stay paused for %ss so they are not lost'
+                                           % (leader['key'], self.p['timeout'], old, self.p['timeout']))
+                raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
+                                       'takes writes again' % (leader['key'], ', '.join(candidates),
+                                                               self.p['timeout'], old))
+            # Demote the old master now; Sentinel would only do it seconds later. Like Sentinel, also
+            # rewrite its config file (best effort), so a restart does not bring it back as a master.
+            if command(old_client, old, 'ROLE')[0] == 'master':
+                self.make_replica(old, self.new_master_address(old, promoted), fence=True)
+                if self.records[old]['config_file']:
+                    try:
+                        command(old_client, old, 'CONFIG', 'REWRITE')
+                    except RedisModuleError as exc:
+                        self.warnings.append('%s: CONFIG REWRITE failed (%s)' % (old, exc))
+        finally:
+            if not keep_paused:
+                self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates)
+        return promoted
 
     # -- main flow -----------------------------------------------------------------------------
 
@@ -704,10 +785,10 @@ def main() -> None:
                 },
             },
             'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
-            'sentinel_password': {'type': 'str', 'no_log': True},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
             **REDIS_CONNECTION_ARGUMENT_SPEC,
+            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
         required_if=[('method', 'sentinel', ['sentinels'])],
         supports_check_mode=True,

@@ -76,7 +76,7 @@ class Server:
         args = [REDIS_SERVER]
         for line in self.conf.read_text().splitlines():
             if line.strip():
-                name, _, value = line.partition(' ')
+                name, value = (line.split(' ', 1) + [''])[:2]
                 args += ['--' + name] + ([value.strip('"')] if value else [])
         return args
 
@@ -208,7 +208,7 @@ class SlowLink:
     def _accept(self) -> None:
         while not self.closed:
             try:
-                client, _ = self.listener.accept()
+                client = self.listener.accept()[0]
             except OSError:
                 return
             upstream = socket.create_connection(('127.0.0.1', self.upstream_port))

@@ -13,7 +13,7 @@ import yaml
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
-MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover']
+MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover', 'redis_sentinel']
 PREFIX = 'ansible_collections.swarmlab.cluster.plugins.modules.'
 
 
@@ -52,9 +52,11 @@ def documented_options(module):
     doc = yaml.safe_load(module.DOCUMENTATION)
     options = dict(doc['options'])
     for fragment in doc.get('extends_documentation_fragment', []):
-        namespace, collection, name = fragment.split('.')
+        # namespace.collection.file, or namespace.collection.file.variable (upper-cased in the class)
+        namespace, collection, name, *variable = fragment.split('.')
         frag = importlib.import_module('ansible_collections.%s.%s.plugins.doc_fragments.%s' % (namespace, collection, name))
-        frag_options = yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION)['options']
+        text = getattr(frag.ModuleDocFragment, variable[0].upper() if variable else 'DOCUMENTATION')
+        frag_options = yaml.safe_load(text)['options']
         assert not set(frag_options) & set(options), 'option documented twice'
         options.update(frag_options)
     return options
@@ -67,7 +69,7 @@ def test_documentation_matches_argument_spec(monkeypatch, name):
     compare(documented_options(module), spec)
     assert seen['supports_check_mode'] is True
     for option, value in spec.items():
-        if 'password' in option or option == 'master_auth':
+        if 'password' in option or option in ('master_auth', 'auth_pass'):
             assert value.get('no_log') is True, option
     yaml.safe_load(module.EXAMPLES)
     yaml.safe_load(module.RETURN)
@@ -77,11 +79,12 @@ def test_documentation_matches_argument_spec(monkeypatch, name):
 def test_missing_redis_py_is_reported(monkeypatch, capsys, name):
     module = importlib.import_module(PREFIX + name)
     monkeypatch.setattr(module, 'HAS_REDIS', False)
-    args = {'instances': [{'host': 'h'}], 'role': 'master'}
-    if name in ('redis_topology_info', 'redis_failover'):
-        args.pop('role')
-    else:
-        args.pop('instances')
+    args = {
+        'redis_replication': {'role': 'master'},
+        'redis_topology_info': {'instances': [{'host': 'h'}]},
+        'redis_failover': {'instances': [{'host': 'h'}]},
+        'redis_sentinel': {'sentinels': [{'host': 'h'}], 'instances': [{'host': 'h'}]},
+    }[name]
     monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
     monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy', raising=False)
     with pytest.raises(SystemExit):
@@ -103,7 +106,7 @@ ALL_MODULES = sorted(p.stem for p in (Path(__file__).resolve().parents[4] / 'plu
 
 
 def test_every_module_is_checked():
-    assert set(MODULES) <= set(ALL_MODULES) and len(ALL_MODULES) >= 5
+    assert set(MODULES) <= set(ALL_MODULES) and len(ALL_MODULES) >= 6
 
 
 @pytest.mark.parametrize('name', ALL_MODULES)
