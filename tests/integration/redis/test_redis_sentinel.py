@@ -12,7 +12,7 @@ import pytest
 import redis
 import yaml
 
-from redis_harness import PASSWORD, SENTINEL_PASSWORD, Topology, run_module, run_playbook
+from redis_harness import PASSWORD, SENTINEL_PASSWORD, Tls, Topology, run_module, run_playbook
 from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
 
 pytestmark = pytest.mark.integration
@@ -238,3 +238,44 @@ def test_stack_replicas_have_equal_priority(server_dir):
             priorities[name] = int(found[0])
     assert sorted(priorities) == ['redis-replica-1', 'redis-replica-2']
     assert set(priorities.values()) == {100}, priorities
+
+
+
+# --- TLS: the modules connect to Redis and to the Sentinels with TLS and verify the certificates ---
+
+@pytest.fixture
+def tls_topo(server_dir):
+    t = Topology(server_dir, tls=Tls(server_dir / 'tls'))
+    try:
+        t.start()
+        yield t
+    finally:
+        t.stop()
+
+
+def test_tls_to_redis_and_sentinels(tls_topo):
+    topo = tls_topo
+    topo.start_sentinels(monitor=False, password=SENTINEL_PASSWORD)
+    tls = {'tls': True, 'ca_certs': str(topo.tls.ca)}
+    args = sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD, **tls)
+    first = run_module('redis_sentinel', args)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['master'] == topo.master.addr
+    assert all(e['ckquorum'].startswith('OK') for e in first['sentinels'])
+    assert run_module('redis_sentinel', args)['changed'] is False
+
+    seen = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD, **tls})
+    assert seen['healthy'] is True, seen['summary']
+
+    # Without the CA the certificates cannot be verified; without TLS nothing answers.
+    unverified = run_module('redis_sentinel', sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD, tls=True))
+    assert unverified.get('failed') is True and 'certificate verify failed' in unverified['msg'], unverified
+    plain = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD})
+    assert plain['unreachable_instances'] == [s.addr for s in topo.servers]
+
+    switched = run_module('redis_failover', {
+        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD, **tls,
+        'sentinels': sentinel_list(topo), 'sentinel_password': SENTINEL_PASSWORD,
+        'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    assert not switched.get('failed'), switched.get('msg')
+    assert switched['new_master'] == topo.replicas[0].addr and switched['after']['healthy'] is True
