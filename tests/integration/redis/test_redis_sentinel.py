@@ -240,7 +240,6 @@ def test_stack_replicas_have_equal_priority(server_dir):
     assert set(priorities.values()) == {100}, priorities
 
 
-
 # --- TLS: the modules connect to Redis and to the Sentinels with TLS and verify the certificates ---
 
 @pytest.fixture
