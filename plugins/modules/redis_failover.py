@@ -701,7 +701,7 @@ class FailoverManager:
         result = {
             'changed': changed,
             'operation': decision['action'],
-            'method': used if not self.check else (method if decision['action'] == 'planned' else None),
+            'method': used if not self.check else (method if decision['action'] in ('planned', 'sentinel') else None),
             'reason': decision.get('reason'),
             'old_master': decision.get('old_master') if isinstance(decision.get('old_master'), str)
             else ', '.join(decision.get('old_master') or []),
