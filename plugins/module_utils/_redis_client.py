@@ -7,6 +7,7 @@ pure logic in ``_redis.py``."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 import time
 import traceback
@@ -32,6 +33,8 @@ except ImportError:
 else:
     REDIS_IMPORT_ERROR = None
     HAS_REDIS = True
+
+RETRY_ON_ERROR = HAS_REDIS and 'retry_on_error' in inspect.signature(redis.Redis.__init__).parameters
 
 # Connection options every Redis module takes; documented in doc_fragments/redis.py.
 REDIS_CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
@@ -81,6 +84,9 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
         'decode_responses': True,
         'retry': Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
     }
+    if RETRY_ON_ERROR:
+        # redis-py before 4.4 (Debian 12 has 4.3.4) ignores `retry` unless retry_on_error is set.
+        kwargs['retry_on_error'] = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
     if params.get('tls'):
         kwargs.update({
             'ssl': True,

@@ -298,6 +298,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     config_get,
     connect,
     connect_sentinel,
+    error_kind,
     pause_writes,
     probe_server,
     sentinel_command,
@@ -458,8 +459,10 @@ class FailoverManager:
                 self.promote(new)
             except RedisModuleError as exc:
                 self.roll_back(old, new, exc)
-        finally:
-            self.unpause_if_one_master(old_client, old, [new])
+        except Exception as exc:
+            self.unpause_if_one_master(old_client, old, [new], exc)
+            raise
+        self.unpause_if_one_master(old_client, old, [new])
 
     def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
         """The target was not promoted after the old master was demoted: make the old master master
@@ -475,10 +478,11 @@ class FailoverManager:
         raise RedisModuleError('%s could not be promoted (%s); %s was restored as the master and takes writes '
                                'again; nothing else changed' % (new, exc, old)) from exc
 
-    def unpause_if_one_master(self, old_client: t.Any, old: str, others: list[str]) -> None:
+    def unpause_if_one_master(self, old_client: t.Any, old: str, others: list[str],
+                              failure: Exception | None = None) -> None:
         """Unpause the old master, unless it is still a master while another instance may be one
-        too: then its writes stay paused (and the task fails saying so) rather than two masters
-        taking writes."""
+        too: then its writes stay paused (and the task fails saying so, after ``failure``, the
+        error that interrupted the switchover, if any) rather than two masters taking writes."""
         try:
             old_role = command(old_client, old, 'ROLE')[0]
         except RedisModuleError as exc:
@@ -490,9 +494,10 @@ class FailoverManager:
                 found = probe_server(self.records[key]['host'], self.records[key]['port'], self.p)
                 if found is None or found['role'] == 'master':
                     pause_writes(old_client, old, self.p['timeout'])
-                    raise RedisModuleError('%s and %s may both be masters: writes on %s stay paused for %ss; fence it '
+                    raise RedisModuleError('%s%s and %s may both be masters: writes on %s stay paused for %ss; fence it '
                                            'now (redis_failover with force: true and target %s)'
-                                           % (old, key, old, self.p['timeout'], key))
+                                           % ('%s; then ' % failure if failure else '', old, key, old,
+                                              self.p['timeout'], key))
         try:
             command(old_client, old, 'CLIENT', 'UNPAUSE')
         except RedisModuleError as exc:
@@ -608,8 +613,13 @@ class FailoverManager:
             def find_promoted() -> str | None:
                 pause_writes(old_client, old, self.p['timeout'])  # never let the pause run out meanwhile
                 for client, key in waiting:
-                    if command(client, key, 'ROLE')[0] == 'master':
-                        return key
+                    try:
+                        if command(client, key, 'ROLE')[0] == 'master':
+                            return key
+                    except RedisModuleError as exc:
+                        # Sentinel closes the normal clients of the replica it promotes.
+                        if error_kind(exc) != 'connection':
+                            raise
                 return None
 
             promoted = wait_until(find_promoted, self.p['timeout'], 0.05)
@@ -631,9 +641,11 @@ class FailoverManager:
                         command(old_client, old, 'CONFIG', 'REWRITE')
                     except RedisModuleError as exc:
                         self.warnings.append('%s: CONFIG REWRITE failed (%s)' % (old, exc))
-        finally:
+        except Exception as exc:
             if not keep_paused:
-                self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates)
+                self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
+            raise
+        self.unpause_if_one_master(old_client, old, [promoted])
         return promoted
 
     # -- main flow -----------------------------------------------------------------------------

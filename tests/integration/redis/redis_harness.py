@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[3]
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 PASSWORD = 's3cret-pw'
 SENTINEL_PASSWORD = 'sentinel-pw-9'
-PYTHON = str(REPO / '.venv' / 'bin' / 'python')
+# The interpreter the modules run with (SWARMLAB_MODULE_PYTHON: e.g. one with Debian's redis-py 4.3,
+# as on the lab nodes).
+PYTHON = os.environ.get('SWARMLAB_MODULE_PYTHON', str(REPO / '.venv' / 'bin' / 'python'))
 SERVER_DIRS = Path(os.environ.get('SWARMLAB_REDIS_TEST_DIR', str(REPO / '.cache' / 'redis-tests')))
 
 
