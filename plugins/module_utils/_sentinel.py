@@ -182,7 +182,9 @@ def stale_entries(view: dict[str, t.Any], sentinel_records: list[dict[str, t.Any
             where = entry_address(entry)
             if _listed(entry.get('ip'), _int(entry.get('port')), records):
                 continue
-            down = flags(entry) & {'s_down', 'o_down', 'disconnected'}
+            # Down: flagged so, or no acceptable PING reply for 3 s (Sentinel PINGs every second;
+            # it flags s_down only after down-after-milliseconds).
+            down = flags(entry) & {'s_down', 'o_down', 'disconnected'} or _int(entry.get('last-ok-ping-reply'), 0) > 3000
             (stale if down else alive).append('%s %s (%s)' % (kind, where, entry.get('flags', '')))
     return stale, alive
 

@@ -26,8 +26,8 @@ description:
     settings that differ; C(auth-pass)/C(auth-user) on C(MONITOR), and again when the Sentinel's
     PINGs to the master are answered with errors (Sentinel never shows C(auth-pass); a wrong one
     shows that way); C(SENTINEL RESET), one Sentinel at a time, when it remembers peers or replicas
-    that are not listed and are down (old task addresses), waiting until it has found its peers
-    again.
+    that are not listed and are down (flagged down, or no PING reply for 3 s - old task addresses),
+    waiting until it has found its peers again.
   - An unreachable Sentinel is reported in RV(unreachable_sentinels) with the reason, and the others
     are configured, as long as a majority of the listed Sentinels answer. A wrong password, for the
     Sentinels or for the instances, fails the task with an authentication error before anything

@@ -174,7 +174,7 @@ def test_stale_peer_is_reset(topo):
     replacement = topo.new_sentinel('s4')
     replacement.start()
     topo.sentinels = [s1, s2, replacement]
-    # s1 and s2 still remember s3; once they see it down, it is stale.
+    # s1 and s2 still remember s3; once they see it down, it is stale (s_down, or no PING reply for 3 s).
     wait_for(lambda: all(any('s_down' in p['flags'] for p in s.client().sentinel_sentinels('mymaster')
                              if p['port'] == s3.port) for s in (s1, s2)), timeout=20)
     result = run_module('redis_sentinel', sentinel_args(topo))

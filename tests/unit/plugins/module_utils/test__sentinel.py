@@ -169,13 +169,14 @@ def test_stale_entries_only_unlisted_and_down():
     v = view('s1', '10.0.0.11:6379', sentinels=[
         {'ip': '10.0.1.2', 'port': '26379', 'flags': 'sentinel'},
         {'ip': '10.0.1.9', 'port': '26379', 'flags': 's_down,sentinel,disconnected'},
-        {'ip': '10.0.1.8', 'port': '26379', 'flags': 'sentinel'},
+        {'ip': '10.0.1.8', 'port': '26379', 'flags': 'sentinel', 'last-ok-ping-reply': '400'},
+        {'ip': '10.0.1.7', 'port': '26379', 'flags': 'sentinel', 'last-ok-ping-reply': '4200'},
     ], replicas=[
         {'ip': '10.0.0.12', 'port': '6379', 'flags': 'slave'},
         {'ip': '10.0.0.99', 'port': '6379', 'flags': 's_down,slave,disconnected'},
     ])
     stale, alive = stale_entries(v, sentinel_records, SET)
-    assert stale == ['Sentinel 10.0.1.9:26379 (s_down,sentinel,disconnected)',
+    assert stale == ['Sentinel 10.0.1.9:26379 (s_down,sentinel,disconnected)', 'Sentinel 10.0.1.7:26379 (sentinel)',
                      'replica 10.0.0.99:6379 (s_down,slave,disconnected)']
     assert alive == ['Sentinel 10.0.1.8:26379 (sentinel)']
     plan = plan_sentinel(v, SET[0], WANTED, 2, True, stale)
