@@ -540,9 +540,12 @@ class FailoverManager:
                 self.warnings.append('the target is the master the Sentinels monitor, but the set is %s' % before['summary'])
             return {'action': 'noop', 'old_master': old, 'new_master': old,
                     'reason': 'target is already the master (%s)' % decision['reason']}
-        leader = next(v for v in views if v['reachable'] and monitored_key(v, records) == old) \
-            if any(v['reachable'] and monitored_key(v, records) == old for v in views) else \
-            next(v for v in views if v['reachable'])
+        # SENTINEL FAILOVER goes to a Sentinel that monitors the master (it runs the failover itself).
+        leader = next((v for v in views if v['reachable'] and monitored_key(v, records) == old), None)
+        if leader is None:
+            raise RedisModuleError('no reachable Sentinel monitors %s as %s; configure them with '
+                                   'swarmlab.cluster.redis_sentinel first; nothing was changed'
+                                   % (old, self.p['sentinel_master_name']))
         unlisted = unlisted_candidates(leader, records)
         if unlisted:
             raise RedisModuleError('Sentinel %s could promote %s, which is not listed in instances: the module cannot '
