@@ -36,7 +36,9 @@ description:
     back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
     pauses writes on the master, waits until every replica Sentinel may promote has caught up,
     sends C(SENTINEL FAILOVER) to a Sentinel of that majority, demotes the old master itself as
-    soon as a replica is promoted (Sentinel would only do it seconds later), and unpauses. When
+    soon as a replica is promoted (Sentinel would only do it seconds later) and, as Sentinel does,
+    rewrites its config and closes its clients' connections (so Sentinel-aware clients reconnect to
+    the new master), and unpauses. When
     Sentinel's failover is still under way after O(timeout), writes stay paused and the task fails
     saying so. Unlisted replicas that Sentinel could promote are refused.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
@@ -635,15 +637,20 @@ class FailoverManager:
                 raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
                                        'takes writes again' % (leader['key'], ', '.join(candidates),
                                                                self.p['timeout'], old))
-            # Demote the old master now; Sentinel would only do it seconds later. Like Sentinel, also
-            # rewrite its config file (best effort), so a restart does not bring it back as a master.
+            # Demote the old master now; Sentinel would only do it seconds later. Then what Sentinel
+            # does with a demoted master: rewrite its config file, so a restart does not bring it
+            # back as a master, and close its clients' connections (not the module's), so
+            # Sentinel-aware clients reconnect to the new master instead of getting READONLY on
+            # each pooled connection; their writes held by the pause are retried there.
             if command(old_client, old, 'ROLE')[0] == 'master':
                 self.make_replica(old, self.new_master_address(old, promoted), fence=True)
-                if self.records[old]['config_file']:
+                steps = [('CONFIG', 'REWRITE')] if self.records[old]['config_file'] else []
+                steps.append(('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))
+                for step in steps:
                     try:
-                        command(old_client, old, 'CONFIG', 'REWRITE')
+                        command(old_client, old, *step)
                     except RedisModuleError as exc:
-                        self.warnings.append('%s: CONFIG REWRITE failed (%s)' % (old, exc))
+                        self.warnings.append('%s: %s failed (%s)' % (old, ' '.join(step[:2]), exc))
         except Exception as exc:
             if not keep_paused:
                 self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
