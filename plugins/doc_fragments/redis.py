@@ -37,3 +37,21 @@ options:
     type: float
     default: 5
 """
+
+    # swarmlab.cluster.redis.sentinel: how the modules authenticate to Sentinels
+    # (plugins/module_utils/_redis_client.py's SENTINEL_AUTH_ARGUMENT_SPEC).
+    SENTINEL = r"""
+options:
+  sentinel_user:
+    description:
+      - ACL user to authenticate to the Sentinels as (Sentinel 6.2 or later); without it the
+        C(default) user.
+    type: str
+  sentinel_password:
+    description:
+      - Password of the Sentinels themselves (C(requirepass) in their configuration, or the ACL
+        user's password), not the password of the Redis instances.
+      - The O(tls), O(validate_certs), O(ca_certs), O(client_cert_file), O(client_key_file) and
+        O(connect_timeout) options apply to the Sentinels too.
+    type: str
+"""

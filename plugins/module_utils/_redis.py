@@ -8,7 +8,8 @@ Nothing here talks to a server: the functions take what the client layer
 
 An *instance record* (made by ``_redis_client.collect_instance``) is a dict with:
 ``key`` ("host:port" as listed), ``host``, ``port``, ``addresses`` (IPs the host resolves to),
-``reachable``, ``error``, ``run_id``, ``version``, ``config_file``, ``repl`` (from
+``reachable``, ``error``, ``error_kind`` (``auth``, ``permission``, ``connection`` or ``other``),
+``run_id``, ``version``, ``config_file``, ``repl`` (from
 :func:`parse_replication`), ``role_state`` (from :func:`parse_role`) and ``master_run_id`` (run id
 of the server at the address a replica reports as its master, when the module could reach it).
 """
@@ -186,6 +187,88 @@ def supports_failover_command(version: str | None) -> bool:
     return version_tuple(version)[:2] >= (6, 2)
 
 
+def supports_write_pause(version: str | None) -> bool:
+    """CLIENT PAUSE ... WRITE exists from Redis 6.2 on.
+
+    Before, CLIENT PAUSE stops every client, the module's own connection included: it could not
+    read offsets nor demote the old master until the pause ended, and writes resumed first.
+    """
+    return version_tuple(version)[:2] >= (6, 2)
+
+
+def write_pause_refusal(key: str, version: str | None) -> str | None:
+    """Why a planned switchover cannot pause writes on this master (None when it can)."""
+    if supports_write_pause(version):
+        return None
+    return ('%s runs Redis %s: CLIENT PAUSE WRITE needs 6.2 or later, and a plain CLIENT PAUSE also stops '
+            'the module\'s own commands, so writes would resume before the old master is demoted and '
+            'acknowledged writes would be lost; nothing was changed. Upgrade to Redis 6.2 or later, or stop '
+            'the master and use force: true' % (key, version or 'unknown'))
+
+
+# Directories whose files do not survive a reboot (or a container's re-creation), by convention.
+VOLATILE_DIRS = ('/tmp', '/var/tmp', '/run', '/var/run', '/dev/shm')
+
+
+def persist_problem(record: dict[str, t.Any]) -> str | None:
+    """Why ``CONFIG REWRITE`` on this instance would not keep its role over a restart (None: it can).
+
+    The module sees only the path of the config file. No file at all, or a file in a temporary
+    directory (a container's /tmp, a start script that writes /tmp/redis.conf each time), cannot
+    keep a role; anything else is trusted, which the documentation says.
+    """
+    key = record['key']
+    path = record.get('config_file')
+    if not path:
+        return '%s runs without a config file: CONFIG REWRITE has nowhere to write the role' % key
+    for directory in VOLATILE_DIRS:
+        if path == directory or path.startswith(directory.rstrip('/') + '/'):
+            return ('%s runs with %s, in a temporary directory: the module cannot know that file survives a '
+                    'restart (a start script may write it anew each time)' % (key, path))
+    return None
+
+
+def persist_refusal(records: list[dict[str, t.Any]]) -> str | None:
+    """One message for every reachable instance whose role change could not be persisted."""
+    problems = [x for x in (persist_problem(r) for r in records if r.get('reachable')) if x]
+    if not problems:
+        return None
+    return ('persist: true, but %s; nothing was changed. Give the servers a config file on persistent storage, '
+            'or use Sentinel (it keeps the roles and demotes an old master that comes back), or set persist: false '
+            'to change the roles until the next restart only' % '; '.join(problems))
+
+
+def blocking_errors(records: list[dict[str, t.Any]]) -> list[str]:
+    """Errors that are not "the server is down": a wrong password or a missing permission. The
+    module must stop on them (the instance may well be the live master) instead of treating the
+    instance as gone."""
+    return [r['error'] for r in records if not r.get('reachable') and r.get('error_kind') in ('auth', 'permission')]
+
+
+def plural(count: int, word: str) -> str:
+    return '%d %s%s' % (count, word, '' if count == 1 else 's')
+
+
+def demotion_refusal(key: str, repl: dict[str, t.Any], keys: int, master: str | None) -> str | None:
+    """Why making this instance a replica would throw data away (None when it holds none).
+
+    A master with connected replicas or with keys loses them all when it syncs from another master
+    (and its replicas follow it into the new data set).
+    """
+    if repl.get('role') != 'master':
+        return None
+    connected = repl.get('connected_replicas') or 0
+    if not connected and not keys:
+        return None
+    held = []
+    if connected:
+        held.append(plural(connected, 'connected replica'))
+    if keys:
+        held.append(plural(keys, 'key'))
+    return ('%s is a master with %s: making it a replica of %s replaces its data with that master\'s (its '
+            'replicas follow); set force: true to do it anyway' % (key, ' and '.join(held), master))
+
+
 def same_server(a: dict[str, t.Any], b: dict[str, t.Any]) -> bool:
     """Two instance records are the same server: by run id when both are known, else by address."""
     if a.get('run_id') and b.get('run_id'):
@@ -259,7 +342,7 @@ def analyze_topology(records: list[dict[str, t.Any]]) -> dict[str, t.Any]:
     """
     by_key = {r['key']: r for r in records}
     problems: list[str] = []
-    unreachable = [r['key'] for r in records if not r.get('reachable')]
+    unreachable_instances = [r['key'] for r in records if not r.get('reachable')]
     for r in records:
         if not r.get('reachable'):
             problems.append(r.get('error') or '%s is unreachable' % r['key'])
@@ -366,7 +449,8 @@ def analyze_topology(records: list[dict[str, t.Any]]) -> dict[str, t.Any]:
         'masters': masters,
         'master': masters[0] if len(masters) == 1 else None,
         'replicas': [e['address'] for e in out_instances if e['role'] == 'replica'],
-        'unreachable': unreachable,
+        # Not "unreachable": Ansible reads a true top-level "unreachable" as "the host is unreachable".
+        'unreachable_instances': unreachable_instances,
         'instances': out_instances,
         'problems': problems,
         'summary': summarize(healthy, masters, problems),
@@ -459,11 +543,13 @@ def seen_address(master: dict[str, t.Any] | None, replica: dict[str, t.Any]) -> 
     return replica['host'], replica['port']
 
 
-def decide_failover(topology: dict[str, t.Any], target: str | None, force: bool) -> dict[str, t.Any]:
+def decide_failover(topology: dict[str, t.Any], target: str | None, force: bool,
+                    reported_masters: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
     """What ``redis_failover`` has to do (without Sentinel).
 
     Returns a dict with ``action`` (``noop``, ``planned``, ``forced``, ``fence``, ``repoint`` or
-    ``error``), ``old_master``, ``new_master`` and ``reason`` (or ``msg`` for an error).
+    ``error``), ``old_master``, ``new_master`` and ``reason`` (or ``msg`` for an error). A forced
+    promotion is refused while anything says the master is alive (see :func:`master_alive_evidence`).
     """
     listed = [e['address'] for e in topology['instances']]
     if target is not None and target not in listed:
@@ -498,11 +584,39 @@ def decide_failover(topology: dict[str, t.Any], target: str | None, force: bool)
     old = ', '.join(reported) or 'unknown'
     if not force:
         return {'action': 'error', 'msg': 'no reachable master (replicas follow %s; unreachable: %s); set force: true '
-                'to promote the replica with the highest offset' % (old, ', '.join(topology['unreachable']) or 'none')}
+                'to promote the replica with the highest offset' % (
+                    old, ', '.join(topology['unreachable_instances']) or 'none')}
+    alive = master_alive_evidence(topology, reported_masters or {})
+    if alive:
+        return {'action': 'error', 'msg': 'force: true refused, the master is alive: %s. Promoting a replica now '
+                'would leave two masters taking writes. List the master under the address its replicas use for a '
+                'planned switchover, or stop it first' % '; '.join(alive)}
     new, why = choose_promotion_candidate(topology, target)
     if new is None:
         return {'action': 'error', 'msg': 'no replica to promote: %s' % why}
     return {'action': 'forced', 'old_master': old, 'new_master': new, 'reason': why}
+
+
+def master_alive_evidence(topology: dict[str, t.Any], reported_masters: dict[str, dict[str, t.Any]]) -> list[str]:
+    """Signs that a master is alive although none of the listed instances answers as one.
+
+    A replica whose link to its master is up (unless it follows a listed instance that is itself a
+    replica: chained replication), and a master address the replicas report that answers as a
+    master when the module tries it (``reported_masters``: address -> ``{'role', 'run_id'}`` from
+    the client layer, for the addresses it could reach).
+    """
+    evidence = []
+    roles = {e['address']: e['role'] for e in topology['instances'] if e['reachable']}
+    for e in topology['instances']:
+        if not e['reachable'] or e['role'] != 'replica' or e['link_status'] != 'up':
+            continue
+        if e['master'] is not None and roles.get(e['master']) == 'replica':
+            continue
+        evidence.append('%s reports its link to %s up' % (e['address'], e['master_reported']))
+    for addr, probe in sorted(reported_masters.items()):
+        if probe.get('role') == 'master':
+            evidence.append('%s (the master its replicas report) answers as a master' % addr)
+    return evidence
 
 
 def repoint_list(topology: dict[str, t.Any], new_master: str) -> list[str]:

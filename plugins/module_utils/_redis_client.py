@@ -7,6 +7,7 @@ pure logic in ``_redis.py``."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 import time
 import traceback
@@ -19,6 +20,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     parse_replication,
     parse_role,
 )
+from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import pairs
 
 REDIS_IMPORT_ERROR: str | None
 try:
@@ -32,6 +34,8 @@ else:
     REDIS_IMPORT_ERROR = None
     HAS_REDIS = True
 
+RETRY_ON_ERROR = HAS_REDIS and 'retry_on_error' in inspect.signature(redis.Redis.__init__).parameters
+
 # Connection options every Redis module takes; documented in doc_fragments/redis.py.
 REDIS_CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     'login_user': {'type': 'str'},
@@ -44,6 +48,15 @@ REDIS_CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     'connect_timeout': {'type': 'float', 'default': 5},
 }
 CONNECTION_KEYS = tuple(REDIS_CONNECTION_ARGUMENT_SPEC)
+
+# How the modules authenticate to Sentinels (Sentinel's own requirepass / ACL user); the TLS
+# options and connect_timeout above apply to Sentinels too. Documented in doc_fragments/redis.py
+# (swarmlab.cluster.redis.sentinel).
+SENTINEL_AUTH_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    'sentinel_user': {'type': 'str'},
+    'sentinel_password': {'type': 'str', 'no_log': True},
+}
+SENTINEL_CREDENTIALS = 'sentinel_user/sentinel_password'
 
 
 class RedisModuleError(Exception):
@@ -71,6 +84,9 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
         'decode_responses': True,
         'retry': Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
     }
+    if RETRY_ON_ERROR:
+        # redis-py before 4.4 (Debian 12 has 4.3.4) ignores `retry` unless retry_on_error is set.
+        kwargs['retry_on_error'] = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
     if params.get('tls'):
         kwargs.update({
             'ssl': True,
@@ -87,25 +103,43 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
     return client
 
 
-def describe_error(where: str, exc: Exception) -> str:
-    """A readable message naming host:port for the usual redis-py errors."""
+def error_kind(exc: BaseException) -> str:
+    """``auth`` (wrong user or password, or none given), ``permission`` (an ACL denies a command),
+    ``connection`` (down, refused, timed out) or ``other``."""
+    cause = exc.__cause__ if isinstance(exc, RedisModuleError) and exc.__cause__ else exc
     if HAS_REDIS:
-        if isinstance(exc, redis.exceptions.AuthenticationError):
-            return '%s: authentication failed (wrong login_user/login_password?): %s' % (where, exc)
-        if isinstance(exc, redis.exceptions.ResponseError) and 'NOPERM' in str(exc):
-            return '%s: the user lacks a permission: %s' % (where, exc)
-        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-            return '%s: unreachable: %s' % (where, exc)
+        if isinstance(cause, redis.exceptions.AuthenticationError) or (
+                isinstance(cause, redis.exceptions.ResponseError)
+                and str(cause).startswith(('NOAUTH', 'WRONGPASS', 'invalid password', 'invalid username'))):
+            return 'auth'
+        if isinstance(cause, getattr(redis.exceptions, 'NoPermissionError', ())) or 'NOPERM' in str(cause) \
+                or 'no permissions to' in str(cause):
+            return 'permission'
+        if isinstance(cause, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return 'connection'
+    return 'other'
+
+
+def describe_error(where: str, exc: Exception, password_option: str = 'login_user/login_password') -> str:
+    """A readable message naming host:port for the usual redis-py errors."""
+    kind = error_kind(exc)
+    if kind == 'auth':
+        return '%s: authentication failed (wrong %s?): %s' % (where, password_option, exc)
+    if kind == 'permission':
+        return '%s: the user lacks a permission: %s' % (where, exc)
+    if kind == 'connection':
+        return '%s: unreachable: %s' % (where, exc)
     return '%s: %s' % (where, exc)
 
 
-def connect(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+def connect(host: str, port: int, params: dict[str, t.Any],
+            password_option: str = 'login_user/login_password') -> t.Any:
     """A client that answered PING; raises RedisModuleError naming host:port otherwise."""
     client = make_client(host, port, params)
     try:
         client.ping()
     except Exception as exc:  # redis-py raises many error classes; all are reported the same way
-        raise RedisModuleError(describe_error(address(host, port) or host, exc)) from exc
+        raise RedisModuleError(describe_error(address(host, port) or host, exc, password_option)) from exc
     return client
 
 
@@ -125,16 +159,43 @@ def resolve(host: str) -> list[str]:
         return []
 
 
-def probe_run_id(host: str, port: int, params: dict[str, t.Any]) -> str | None:
-    """run_id of the server at host:port, or None when it cannot be reached from here."""
+def probe_server(host: str, port: int, params: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    """``{'run_id', 'role'}`` of the server at host:port, or None when it cannot be reached or
+    read from here (best effort: the address may only resolve inside the servers' network)."""
     probe = dict(params)
     probe['connect_timeout'] = min(float(params.get('connect_timeout') or 5), 2.0)
     try:
         client = make_client(host, port, probe)
         info = parse_info(client.execute_command('INFO', 'server'))
-        return str(info.get('run_id')) or None
-    except Exception:  # best effort: the address may only resolve inside the servers' network
+        role = parse_role(client.execute_command('ROLE'))
+        client.close()
+    except Exception:
         return None
+    return {'run_id': str(info.get('run_id') or '') or None, 'role': role.get('role')}
+
+
+def probe_run_id(host: str, port: int, params: dict[str, t.Any]) -> str | None:
+    """run_id of the server at host:port, or None when it cannot be reached from here."""
+    found = probe_server(host, port, params)
+    return found['run_id'] if found else None
+
+
+def count_keys(client: t.Any, where: str) -> int:
+    """Keys in every database of the instance (INFO keyspace: ``db0:keys=1,expires=0,...``)."""
+    total = 0
+    for line in str(command(client, where, 'INFO', 'keyspace')).splitlines():
+        if line.startswith('db') and ':' in line:
+            for item in line.split(':', 1)[1].split(','):
+                name, sep, value = item.partition('=')
+                if sep and name == 'keys' and value.isdigit():
+                    total += int(value)
+    return total
+
+
+def pause_writes(client: t.Any, where: str, seconds: float) -> None:
+    """CLIENT PAUSE <ms> WRITE (Redis >= 6.2): writes wait, reads and admin commands go on. Issued
+    again it extends the pause (Redis keeps the later end)."""
+    command(client, where, 'CLIENT', 'PAUSE', str(int(seconds * 1000)), 'WRITE')
 
 
 def read_state(client: t.Any, where: str) -> dict[str, t.Any]:
@@ -156,8 +217,8 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
     key = address(host, port)
     record: dict[str, t.Any] = {
         'key': key, 'host': host, 'port': port, 'addresses': resolve(host),
-        'reachable': False, 'error': None, 'run_id': None, 'version': None, 'config_file': None,
-        'repl': {}, 'role_state': {}, 'master_run_id': None,
+        'reachable': False, 'error': None, 'error_kind': None, 'run_id': None, 'version': None,
+        'config_file': None, 'repl': {}, 'role_state': {}, 'master_run_id': None,
     }
     try:
         client = connect(host, port, params)
@@ -166,6 +227,7 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
         client.close()
     except RedisModuleError as exc:
         record['error'] = str(exc)
+        record['error_kind'] = error_kind(exc)
         return record
     repl = record['repl']
     if probe_master and repl.get('role') == 'replica' and repl.get('master_host'):
@@ -201,3 +263,63 @@ def config_get(client: t.Any, where: str, name: str) -> str:
     if isinstance(reply, dict):
         return str(reply.get(name) or '')
     return str(reply[1]) if len(reply) > 1 else ''
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentinels
+# ---------------------------------------------------------------------------------------------
+
+
+def sentinel_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The connection parameters for Sentinels: Sentinel's own credentials, the same TLS options."""
+    out = dict(params)
+    out['login_user'] = params.get('sentinel_user')
+    out['login_password'] = params.get('sentinel_password')
+    return out
+
+
+def connect_sentinel(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+    return connect(host, port, sentinel_params(params), SENTINEL_CREDENTIALS)
+
+
+def sentinel_command(client: t.Any, where: str, *args: t.Any) -> t.Any:
+    try:
+        return client.execute_command(*args)
+    except Exception as exc:
+        raise RedisModuleError(describe_error(where, exc, SENTINEL_CREDENTIALS)) from exc
+
+
+def sentinel_master(client: t.Any, where: str, name: str) -> dict[str, str] | None:
+    """SENTINEL MASTER <name> as a dict, None when this Sentinel monitors no master of that name."""
+    try:
+        return pairs(client.execute_command('SENTINEL', 'MASTER', name))
+    except Exception as exc:
+        if 'No such master' in str(exc):
+            return None
+        raise RedisModuleError(describe_error(where, exc, SENTINEL_CREDENTIALS)) from exc
+
+
+def collect_sentinel(host: str, port: int, params: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """One Sentinel view (see ``_sentinel.py``); an unreachable Sentinel gets ``reachable: false``
+    and the reason, never an exception."""
+    key = address(host, port)
+    view: dict[str, t.Any] = {
+        'key': key, 'host': host, 'port': port, 'addresses': resolve(host), 'reachable': False,
+        'error': None, 'error_kind': None, 'master': None, 'replicas': [], 'sentinels': [],
+    }
+    try:
+        client = connect_sentinel(host, port, params)
+        view['master'] = sentinel_master(client, key, name)
+        if view['master'] is not None:
+            view['replicas'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'REPLICAS', name)]
+            view['sentinels'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'SENTINELS', name)]
+        view['reachable'] = True
+        client.close()
+    except RedisModuleError as exc:
+        view['error'] = str(exc)
+        view['error_kind'] = error_kind(exc)
+    return view
+
+
+def collect_sentinels(sentinels: list[dict[str, t.Any]], params: dict[str, t.Any], name: str) -> list[dict[str, t.Any]]:
+    return [collect_sentinel(s['host'], s['port'], params, name) for s in sentinels]

@@ -12,18 +12,35 @@ short_description: Planned switchover or forced promotion in a Redis replication
 version_added: 1.0.0
 description:
   - Planned switchover (the master is reachable) to a named replica or to the most up-to-date one.
-    On Redis 6.2 or later it uses C(FAILOVER TO host port TIMEOUT ms), which pauses writes on the
-    master until the target has caught up. Otherwise (or with O(method=manual)) it runs the same
-    steps itself - pause writes with C(CLIENT PAUSE WRITE), wait until the target's offset has
-    caught up with the master's, promote the target, make the old master its replica, unpause -
-    so no acknowledged write is lost. The other replicas are then pointed at the new master.
+    With O(method=failover) it uses C(FAILOVER TO host port TIMEOUT ms), which pauses writes on the
+    master until the target has caught up. With O(method=manual) it runs the same steps itself -
+    pause writes with C(CLIENT PAUSE WRITE), wait until the target's offset has caught up with the
+    master's, renew the pause and check again, make the old master a replica of the target, promote
+    the target, unpause - so no acknowledged write is lost, and there are never two masters. When
+    the promotion fails, the old master is made master again before writes resume. The other
+    replicas are then pointed at the new master.
+  - A planned switchover needs Redis 6.2 or later on the master (C(CLIENT PAUSE WRITE)); on older
+    versions it is refused, because a plain C(CLIENT PAUSE) also stops the module's own commands.
   - Forced promotion (O(force=true)) when the master is gone - the reachable replica with the
     highest replication offset (or O(target)) gets C(REPLICAOF NO ONE), the others are pointed at
     it, and the old master, if it is reachable again, is fenced (made a replica of the new master).
     A later run with O(force=true) also fences an old master that came back as a second master.
-  - With O(sentinels), the failover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
-    view stays right. A O(target) is honoured by giving the other replicas C(replica-priority 0)
-    until Sentinel has promoted the target, then restoring their priorities.
+  - A forced promotion is refused while the master is alive - a replica reports its link to the
+    master up, or the master address the replicas report answers as a master (the module tries it
+    even when the master is listed under another address).
+  - A wrong password or a missing permission on any instance fails the task before anything
+    changes; such an instance is never taken for a dead master.
+  - With O(sentinels), the switchover goes through Sentinel with C(SENTINEL FAILOVER), so Sentinel's
+    view stays right, and without losing a write - Sentinel's own failover does not pause writes,
+    so the module does - it finds the master a majority of the reachable Sentinels monitor, holds
+    back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
+    pauses writes on the master, waits until every replica Sentinel may promote has caught up,
+    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, demotes the old master itself as
+    soon as a replica is promoted (Sentinel would only do it seconds later) and, as Sentinel does,
+    rewrites its config and closes its clients' connections (so Sentinel-aware clients reconnect to
+    the new master), and unpauses. When
+    Sentinel's failover is still under way after O(timeout), writes stay paused and the task fails
+    saying so. Unlisted replicas that Sentinel could promote are refused.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -79,6 +96,8 @@ options:
     description:
       - Allow a promotion when no master is reachable, and fencing when more than one instance
         reports the master role (the master most replicas follow, or O(target), is kept).
+      - Refused while a replica reports its link to a master up, or while the master address the
+        replicas report answers as a master.
       - Writes the old master acknowledged but had not replicated are lost; the module reports the
         offsets it saw in RV(before).
     type: bool
@@ -97,10 +116,13 @@ options:
     description:
       - Seconds the switchover may take - the time writes may stay paused while the target catches
         up, and then the time to wait for every replica to be linked to the new master.
+      - At least 2; checked before anything changes.
     type: int
     default: 30
   sentinels:
-    description: Sentinels that monitor the set; the first reachable one is used.
+    description:
+      - Sentinels that monitor the set; a majority of them must answer. An unreachable one is
+        reported in a warning.
     type: list
     elements: dict
     suboptions:
@@ -116,9 +138,6 @@ options:
     description: Name of the monitored master in Sentinel.
     type: str
     default: mymaster
-  sentinel_password:
-    description: Password of the Sentinels (C(requirepass) in sentinel.conf), if any.
-    type: str
   master_auth:
     description:
       - Password the instances use to authenticate to the new master. When given, C(masterauth) is
@@ -127,18 +146,30 @@ options:
   persist:
     description:
       - Run C(CONFIG REWRITE) on every instance whose role changed, so a restart does not bring an
-        old master back as a master. Instances without a config file are reported in a warning.
+        old master back as a master.
+      - The task fails before anything changes when a reachable instance runs without a config file,
+        or with one in a temporary directory (V(/tmp), V(/var/tmp), V(/run), V(/var/run), V(/dev/shm)) -
+        there the new roles would be lost on restart, and the old master would come back as a second
+        master. The module sees only the file's path; it cannot see a start script that rewrites the
+        file elsewhere, nor a C(--replicaof) on a server's command line (it wins over the file).
+      - With O(persist=false) the roles change until the next restart only; the result warns so.
+      - Not with O(sentinels) - Sentinel keeps the roles itself (it rewrites each instance's config
+        and demotes an old master that comes back); the module rewrites the config of the old master
+        it demotes, as Sentinel would, where it has one.
     type: bool
     default: false
 extends_documentation_fragment:
   - swarmlab.cluster.redis
+  - swarmlab.cluster.redis.sentinel
 notes:
-  - Sentinel's own failover does not pause writes; writes acknowledged by the old master after the
-    promotion are lost. Use O(method=failover) or O(method=manual) for a loss-free planned switchover
-    when Sentinel is not used.
+  - The write pause (C(CLIENT PAUSE WRITE)) also holds the Sentinels' C(PUBLISH) hello messages to
+    the master, so they get no PING reply from it while it lasts; keep C(down-after-milliseconds)
+    well above the few seconds a Sentinel switchover takes, or they may consider the master down.
+  - Configure the Sentinels themselves with M(swarmlab.cluster.redis_sentinel).
 seealso:
   - module: swarmlab.cluster.redis_topology_info
   - module: swarmlab.cluster.redis_replication
+  - module: swarmlab.cluster.redis_sentinel
 """
 
 EXAMPLES = r"""
@@ -244,26 +275,47 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
     analyze_topology,
+    blocking_errors,
     converged,
     decide_failover,
     master_sees,
     parse_replication,
+    persist_refusal,
     repoint_list,
     seen_address,
     supports_failover_command,
+    write_pause_refusal,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
     REDIS_CONNECTION_ARGUMENT_SPEC,
+    SENTINEL_AUTH_ARGUMENT_SPEC,
     HAS_REDIS,
     REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_instance,
+    collect_sentinel,
+    collect_sentinels,
     collect_topology,
     command,
     config_get,
     connect,
-    probe_run_id,
+    connect_sentinel,
+    error_kind,
+    pause_writes,
+    probe_server,
+    sentinel_command,
+    sentinel_master,
     wait_until,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
+    decide_master,
+    failover_in_progress,
+    monitored_key,
+    promotion_candidates,
+    reachable_refusal,
+    sentinel_errors,
+    sentinel_sees_priority_zero,
+    unlisted_candidates,
 )
 
 
@@ -310,14 +362,16 @@ class FailoverManager:
         self.touched.add(key)
 
     def persist(self) -> None:
+        """CONFIG REWRITE where roles changed (the files were checked before anything changed)."""
         if not self.p['persist']:
+            if self.touched and not self.p['sentinels']:
+                self.warnings.append('persist is false: the new roles last until the next restart, when %s take the '
+                                     'role in their config files again' % ', '.join(sorted(self.touched)))
             return
         for key in sorted(self.touched):
             rec = collect_instance(self.records[key]['host'], self.records[key]['port'], self.p, probe_master=False)
             if not rec['reachable']:
-                continue
-            if not rec['config_file']:
-                self.warnings.append('%s runs without a config file: its new role is lost on restart' % key)
+                self.warnings.append('%s was not reachable after the change: its config file was not rewritten' % key)
                 continue
             command(self.client(key), key, 'CONFIG', 'REWRITE')
             self.persisted.append(key)
@@ -360,123 +414,282 @@ class FailoverManager:
                                'or it was aborted); %s is still the master and writes are unpaused'
                                % (old, new, self.p['timeout'], old))
 
-    def manual(self, old: str, new: str, version: str | None) -> None:
+    def caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> bool:
+        """Every replica in waiting has the old master's whole replication stream."""
+        master = parse_replication(command(old_client, old, 'INFO', 'replication'))
+        for client, key in waiting:
+            replica = parse_replication(command(client, key, 'INFO', 'replication'))
+            if replica['master_link_status'] != 'up' or (replica['replica_repl_offset'] or 0) < master['master_repl_offset']:
+                return False
+        return True
+
+    def wait_caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> None:
+        """Under a write pause on old, wait until the replicas have every write; raise when they
+        have not within the timeout. The pause is renewed and the offsets compared once more before
+        this returns: a check can take longer than the pause (a slow link), and writes taken after
+        the pause ran out must be on the replicas too."""
+        deadline = time.monotonic() + self.p['timeout']
+        names = ', '.join(key for client, key in waiting)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not wait_until(lambda: self.caught_up(old_client, old, waiting), remaining, 0.05):
+                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted and %s takes '
+                                       'writes again' % (names, old, self.p['timeout'], old))
+            pause_writes(old_client, old, self.p['timeout'])
+            if self.caught_up(old_client, old, waiting):
+                return
+
+    def manual(self, old: str, new: str) -> None:
+        """Pause writes, wait for the target, demote the old master, promote the target.
+
+        The old master is demoted before the target is promoted (as FAILOVER does), so there is
+        never a moment with two masters. A failed promotion makes the old master master again
+        before writes resume; writes are unpaused only when that leaves exactly one master.
+        """
         old_client = self.client(old)
         new_client = self.client(new)
-        pause_ms = str(self.p['timeout'] * 1000)
-        mode = ['WRITE'] if supports_failover_command(version) else []
-        command(old_client, old, 'CLIENT', 'PAUSE', pause_ms, *mode)
+        target = self.new_master_address(old, new)
+        pause_writes(old_client, old, self.p['timeout'])
         try:
-            def caught_up() -> bool:
-                master = parse_replication(command(old_client, old, 'INFO', 'replication'))
-                replica = parse_replication(command(new_client, new, 'INFO', 'replication'))
-                return replica['master_link_status'] == 'up' and \
-                    replica['replica_repl_offset'] >= master['master_repl_offset']
-
-            if not wait_until(caught_up, self.p['timeout'] - 1, 0.05):
-                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted'
-                                       % (new, old, self.p['timeout']))
-            self.promote(new)
-            self.make_replica(old, self.new_master_address(old, new))
-        finally:
+            self.wait_caught_up(old_client, old, [(new_client, new)])
             try:
-                old_client.execute_command('CLIENT', 'UNPAUSE')
-            except Exception as exc:  # the pause also ends by itself after `timeout`
-                self.warnings.append('%s: CLIENT UNPAUSE failed (%s); the pause ends by itself' % (old, exc))
+                self.make_replica(old, target)
+            except RedisModuleError as exc:
+                raise RedisModuleError('%s could not be made a replica of %s (%s); nothing was promoted and %s takes '
+                                       'writes again' % (old, new, exc, old)) from exc
+            try:
+                self.promote(new)
+            except RedisModuleError as exc:
+                self.roll_back(old, new, exc)
+        except Exception as exc:
+            self.unpause_if_one_master(old_client, old, [new], exc)
+            raise
+        self.unpause_if_one_master(old_client, old, [new])
+
+    def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
+        """The target was not promoted after the old master was demoted: make the old master master
+        again, unless the target may have become one (then leave the old master a replica)."""
+        found = probe_server(self.records[new]['host'], self.records[new]['port'], self.p)
+        if found is None or found['role'] == 'master':
+            raise RedisModuleError('%s: the promotion failed (%s) and its role is now %s; %s stays a replica of it. '
+                                   'Check %s, then run again (force: true promotes the best replica)'
+                                   % (new, exc, found['role'] if found else 'unknown', old, new)) from exc
+        command(self.client(old), old, 'REPLICAOF', 'NO', 'ONE')
+        if old in self.repointed:
+            self.repointed.remove(old)
+        raise RedisModuleError('%s could not be promoted (%s); %s was restored as the master and takes writes '
+                               'again; nothing else changed' % (new, exc, old)) from exc
+
+    def unpause_if_one_master(self, old_client: t.Any, old: str, others: list[str],
+                              failure: Exception | None = None) -> None:
+        """Unpause the old master, unless it is still a master while another instance may be one
+        too: then its writes stay paused (and the task fails saying so, after ``failure``, the
+        error that interrupted the switchover, if any) rather than two masters taking writes."""
+        try:
+            old_role = command(old_client, old, 'ROLE')[0]
+        except RedisModuleError as exc:
+            self.warnings.append('%s: its role could not be read (%s), so its writes stay paused until the pause '
+                                 'ends by itself' % (old, exc))
+            return
+        if old_role == 'master':
+            for key in others:
+                found = probe_server(self.records[key]['host'], self.records[key]['port'], self.p)
+                if found is None or found['role'] == 'master':
+                    pause_writes(old_client, old, self.p['timeout'])
+                    raise RedisModuleError('%s%s and %s may both be masters: writes on %s stay paused for %ss; fence it '
+                                           'now (redis_failover with force: true and target %s)'
+                                           % ('%s; then ' % failure if failure else '', old, key, old,
+                                              self.p['timeout'], key))
+        try:
+            command(old_client, old, 'CLIENT', 'UNPAUSE')
+        except RedisModuleError as exc:
+            self.warnings.append('%s: CLIENT UNPAUSE failed (%s); the pause ends by itself' % (old, exc))
 
     # -- Sentinel ------------------------------------------------------------------------------
 
-    def sentinel(self) -> tuple[t.Any, str]:
-        errors = []
-        params = dict(self.p, login_user=None, login_password=self.p['sentinel_password'])
-        for s in self.p['sentinels']:
-            where = address(s['host'], s['port']) or ''
-            try:
-                return connect(s['host'], s['port'], params), where
-            except RedisModuleError as exc:
-                errors.append(str(exc))
-        raise RedisModuleError('no Sentinel reachable: %s' % '; '.join(errors))
-
-    def sentinel_master(self, client: t.Any, where: str) -> str | None:
-        """The listed instance Sentinel considers the master (by address, else by run_id)."""
-        reply = command(client, where, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', self.p['sentinel_master_name'])
-        if not reply:
-            raise RedisModuleError('%s: Sentinel does not monitor a master named %s'
-                                   % (where, self.p['sentinel_master_name']))
-        host, port = reply[0], int(reply[1])
-        key = address(host, port)
-        if key in self.records:
-            return key
-        run_id = probe_run_id(host, port, self.p)
-        for k, r in self.records.items():
-            if run_id and r.get('run_id') == run_id:
-                return k
-        return None
+    def sentinel_views(self) -> list[dict[str, t.Any]]:
+        views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
+        errors = sentinel_errors(views)
+        if errors:
+            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
+        refusal = reachable_refusal(views)
+        if refusal:
+            raise RedisModuleError(refusal + '; nothing was changed')
+        for v in views:
+            if not v['reachable']:
+                self.warnings.append('Sentinel %s' % v['error'])
+        return views
 
     def sentinel_failover(self, before: dict[str, t.Any]) -> dict[str, t.Any]:
-        client, where = self.sentinel()
-        old = self.sentinel_master(client, where)
-        if self.target and old == self.target and before['healthy']:
-            return {'action': 'noop', 'old_master': old, 'new_master': old, 'reason': 'target is already the master'}
+        """A switchover through SENTINEL FAILOVER that loses no acknowledged write.
+
+        Sentinel's own failover does not pause writes: the old master would take writes until
+        Sentinel demotes it, seconds later, and those writes are lost. So the module holds back the
+        replicas that are not the target (replica-priority 0, restored afterwards), pauses writes on
+        the old master, waits until every replica Sentinel may promote has caught up, asks Sentinel,
+        demotes the old master itself as soon as a replica is promoted, and only then unpauses.
+        """
+        records = list(self.records.values())
+        views = self.sentinel_views()
+        decision = decide_master(views, records)
+        if not decision['master']:
+            raise RedisModuleError('%s; nothing was changed' % decision['error'])
+        old = decision['master']
         if self.target and self.target not in self.records:
             raise RedisModuleError('target %s is not one of the listed instances' % self.target)
+        if self.target == old:
+            if not before['healthy']:
+                self.warnings.append('the target is the master the Sentinels monitor, but the set is %s' % before['summary'])
+            return {'action': 'noop', 'old_master': old, 'new_master': old,
+                    'reason': 'target is already the master (%s)' % decision['reason']}
+        # SENTINEL FAILOVER goes to a Sentinel that monitors the master (it runs the failover itself).
+        leader = next((v for v in views if v['reachable'] and monitored_key(v, records) == old), None)
+        if leader is None:
+            raise RedisModuleError('no reachable Sentinel monitors %s as %s; configure them with '
+                                   'swarmlab.cluster.redis_sentinel first; nothing was changed'
+                                   % (old, self.p['sentinel_master_name']))
+        unlisted = unlisted_candidates(leader, records)
+        if unlisted:
+            raise RedisModuleError('Sentinel %s could promote %s, which is not listed in instances: the module cannot '
+                                   'wait for it to catch up; list it, or give it replica-priority 0; nothing was changed'
+                                   % (leader['key'], ', '.join(unlisted)))
+        candidates, held = promotion_candidates(records, old, self.target)
+        if not candidates:
+            raise RedisModuleError('no replica of %s that Sentinel could promote (all have replica-priority 0 or are '
+                                   'unreachable); nothing was changed' % old)
+        for key in candidates:
+            entry = next(e for e in before['instances'] if e['address'] == key)
+            if not entry['reachable'] or entry['role'] != 'replica' or entry['master'] != old \
+                    or entry['link_status'] != 'up':
+                raise RedisModuleError('%s cannot catch up with %s (role %s, follows %s, link %s), and Sentinel may '
+                                       'promote it; %snothing was changed' % (
+                                           key, old, entry['role'], entry['master'], entry['link_status'],
+                                           '' if self.target else 'name a target; '))
+        refusal = write_pause_refusal(old, self.records[old]['version'])
+        if refusal:
+            raise RedisModuleError(refusal)
+        reason = 'requested target' if self.target else 'chosen by Sentinel among %s (all caught up)' % ', '.join(candidates)
         if self.check:
-            return {'action': 'sentinel', 'old_master': old, 'new_master': self.target,
-                    'reason': 'Sentinel chooses' if not self.target else 'requested target'}
+            return {'action': 'sentinel', 'old_master': old, 'new_master': self.target, 'reason': reason}
         saved: dict[str, str] = {}
         try:
-            if self.target:
-                self.steer_sentinel(client, where, old, saved)
-            command(client, where, 'SENTINEL', 'FAILOVER', self.p['sentinel_master_name'])
-
-            def moved() -> str | None:
-                now = self.sentinel_master(client, where)
-                return now if now and now != old else None
-
-            new = wait_until(moved, self.p['timeout'], 0.2)
-            if not new:
-                raise RedisModuleError('%s: Sentinel did not promote a new master within %ss'
-                                       % (where, self.p['timeout']))
+            if held:
+                self.hold_back(leader, held, saved)
+            new = self.sentinel_promote(leader, old, candidates)
         finally:
             for key, value in saved.items():
                 try:
                     command(self.client(key), key, 'CONFIG', 'SET', 'replica-priority', value)
                 except RedisModuleError as exc:
                     self.warnings.append('could not restore replica-priority %s: %s' % (value, exc))
-        if self.target and new != self.target:
-            raise RedisModuleError('Sentinel promoted %s instead of the target %s' % (new, self.target))
         self.touched.update(k for k in self.records if self.records[k]['reachable'])
-        return {'action': 'sentinel', 'old_master': old, 'new_master': new,
-                'reason': 'requested target' if self.target else 'chosen by Sentinel'}
+        return {'action': 'sentinel', 'old_master': old, 'new_master': new, 'reason': reason}
 
-    def steer_sentinel(self, client: t.Any, where: str, old: str | None, saved: dict[str, str]) -> None:
-        """Give every replica but the target replica-priority 0 and wait until Sentinel has seen it."""
-        others = [k for k, r in self.records.items()
-                  if r['reachable'] and k not in (self.target, old) and (r['repl'] or {}).get('role') == 'replica']
-        for key in others:
-            c = self.client(key)
-            saved[key] = config_get(c, key, 'replica-priority') or '100'
-            command(c, key, 'CONFIG', 'SET', 'replica-priority', '0')
-        if not others:
-            return
-        ports = {self.records[k]['port'] for k in others}
+    def hold_back(self, leader: dict[str, t.Any], held: list[str], saved: dict[str, str]) -> None:
+        """replica-priority 0 on the replicas that are not the target; wait until the Sentinel that
+        runs the failover has seen it (it reads INFO from replicas every 10 s)."""
+        for key in held:
+            client = self.client(key)
+            saved[key] = config_get(client, key, 'replica-priority') or '100'
+            command(client, key, 'CONFIG', 'SET', 'replica-priority', '0')
+        name = self.p['sentinel_master_name']
+        held_records = [self.records[k] for k in held]
 
         def seen() -> bool:
-            try:
-                replicas = client.sentinel_slaves(self.p['sentinel_master_name'])
-            except Exception as exc:
-                raise RedisModuleError('%s: SENTINEL REPLICAS failed: %s' % (where, exc)) from exc
-            return all(int(r.get('slave-priority', 100)) == 0 for r in replicas if int(r.get('port', 0)) in ports)
+            view = collect_sentinel(leader['host'], leader['port'], self.p, name)
+            return view['reachable'] and sentinel_sees_priority_zero(view['replicas'], held_records)
 
-        if not wait_until(seen, 15, 0.5):
-            raise RedisModuleError('%s: Sentinel did not see replica-priority 0 on %s in time'
-                                   % (where, ', '.join(others)))
+        if not wait_until(seen, max(15, self.p['timeout']), 0.5):
+            raise RedisModuleError('Sentinel %s did not see replica-priority 0 on %s in time; nothing was promoted'
+                                   % (leader['key'], ', '.join(held)))
+
+    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str]) -> str:
+        name = self.p['sentinel_master_name']
+        old_client = self.client(old)
+        waiting = [(self.client(k), k) for k in candidates]
+        sentinel = connect_sentinel(leader['host'], leader['port'], self.p)
+        promoted = None
+        keep_paused = False
+        pause_writes(old_client, old, self.p['timeout'])
+        try:
+            self.wait_caught_up(old_client, old, waiting)
+            sentinel_command(sentinel, leader['key'], 'SENTINEL', 'FAILOVER', name)
+
+            def find_promoted() -> str | None:
+                pause_writes(old_client, old, self.p['timeout'])  # never let the pause run out meanwhile
+                for client, key in waiting:
+                    try:
+                        if command(client, key, 'ROLE')[0] == 'master':
+                            return key
+                    except RedisModuleError as exc:
+                        # Sentinel closes the normal clients of the replica it promotes.
+                        if error_kind(exc) != 'connection':
+                            raise
+                return None
+
+            promoted = wait_until(find_promoted, self.p['timeout'], 0.05)
+            if promoted is None:
+                if failover_in_progress(sentinel_master(sentinel, leader['key'], name)):
+                    keep_paused = True
+                    raise RedisModuleError('Sentinel %s has not promoted a replica within %ss and its failover is still '
+                                           'under way: writes on %s stay paused for %ss so they are not lost'
+                                           % (leader['key'], self.p['timeout'], old, self.p['timeout']))
+                raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
+                                       'takes writes again' % (leader['key'], ', '.join(candidates),
+                                                               self.p['timeout'], old))
+            # Demote the old master now; Sentinel would only do it seconds later. Then what Sentinel
+            # does with a demoted master: rewrite its config file, so a restart does not bring it
+            # back as a master, and close its clients' connections (not the module's), so
+            # Sentinel-aware clients reconnect to the new master instead of getting READONLY on
+            # each pooled connection; their writes held by the pause are retried there.
+            if command(old_client, old, 'ROLE')[0] == 'master':
+                self.make_replica(old, self.new_master_address(old, promoted), fence=True)
+                steps = [('CONFIG', 'REWRITE')] if self.records[old]['config_file'] else []
+                steps.append(('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))
+                for step in steps:
+                    try:
+                        command(old_client, old, *step)
+                    except RedisModuleError as exc:
+                        self.warnings.append('%s: %s failed (%s)' % (old, ' '.join(step[:2]), exc))
+        except Exception as exc:
+            if not keep_paused:
+                self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
+            raise
+        self.unpause_if_one_master(old_client, old, [promoted])
+        return promoted
 
     # -- main flow -----------------------------------------------------------------------------
+
+    def reported_masters(self, topology: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+        """What answers at the master addresses the replicas report (when no listed instance is a
+        master): a master listed under another address is still alive."""
+        if topology['masters']:
+            return {}
+        found = {}
+        for key, rec in self.records.items():
+            repl = rec.get('repl') or {}
+            if rec['reachable'] and repl.get('role') == 'replica' and repl.get('master_host'):
+                where = address(repl['master_host'], repl['master_port']) or ''
+                if where not in found:
+                    probe = probe_server(repl['master_host'], repl['master_port'], self.p)
+                    if probe:
+                        found[where] = probe
+        return found
+
+    def refuse_early(self, before: dict[str, t.Any]) -> None:
+        """Everything that must stop the task before it changes anything."""
+        errors = blocking_errors(list(self.records.values()))
+        if errors:
+            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
+        if self.p['persist']:
+            refusal = persist_refusal(list(self.records.values()))
+            if refusal:
+                raise RedisModuleError(refusal)
 
     def run(self) -> dict[str, t.Any]:
         started = time.monotonic()
         before = self.topology()
+        self.refuse_early(before)
         versions = [r['version'] for r in self.records.values() if r['version']]
         method = self.p['method']
         if method == 'auto':
@@ -491,9 +704,13 @@ class FailoverManager:
             decision = self.sentinel_failover(before)
             used = 'sentinel' if decision['action'] == 'sentinel' else None
         else:
-            decision = decide_failover(before, self.target, self.p['force'])
+            decision = decide_failover(before, self.target, self.p['force'], self.reported_masters(before))
             if decision['action'] == 'error':
                 raise RedisModuleError(decision['msg'])
+            if decision['action'] == 'planned':
+                refusal = write_pause_refusal(decision['old_master'], self.records[decision['old_master']]['version'])
+                if refusal:
+                    raise RedisModuleError(refusal)
             used = None
             if not self.check:
                 used = self.execute(decision, method)
@@ -506,7 +723,7 @@ class FailoverManager:
         result = {
             'changed': changed,
             'operation': decision['action'],
-            'method': used if not self.check else (method if decision['action'] == 'planned' else None),
+            'method': used if not self.check else (method if decision['action'] in ('planned', 'sentinel') else None),
             'reason': decision.get('reason'),
             'old_master': decision.get('old_master') if isinstance(decision.get('old_master'), str)
             else ', '.join(decision.get('old_master') or []),
@@ -530,7 +747,6 @@ class FailoverManager:
         if action == 'noop':
             return None
         if action == 'planned':
-            version = self.records[old]['version']
             if method == 'failover' and not master_sees(self.records[old], self.records[new]):
                 self.warnings.append('%s does not list %s under that address among its replicas (FAILOVER TO '
                                      'needs it); used the manual sequence instead' % (old, new))
@@ -538,7 +754,7 @@ class FailoverManager:
             if method == 'failover':
                 self.failover_command(old, new)
             else:
-                self.manual(old, new, version)
+                self.manual(old, new)
             used = method
         elif action == 'forced':
             self.promote(new)
@@ -591,16 +807,22 @@ def main() -> None:
                 },
             },
             'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
-            'sentinel_password': {'type': 'str', 'no_log': True},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
             **REDIS_CONNECTION_ARGUMENT_SPEC,
+            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
         required_if=[('method', 'sentinel', ['sentinels'])],
         supports_check_mode=True,
     )
     if not HAS_REDIS:
         module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
+    if module.params['timeout'] < 2:
+        # timeout is the write pause: 0 meant no pause at all, 1 leaves no time to act under it.
+        module.fail_json(msg='timeout must be at least 2 (seconds), got %s; nothing was changed' % module.params['timeout'])
+    if module.params['persist'] and module.params['sentinels']:
+        module.fail_json(msg='persist: true does not go with sentinels: Sentinel keeps the roles itself (it rewrites each '
+                         'instance\'s config and demotes an old master that comes back); nothing was changed')
     try:
         result = FailoverManager(module).run()
     except RedisModuleError as exc:

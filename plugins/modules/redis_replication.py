@@ -18,6 +18,9 @@ description:
     That module sets C(REPLICAOF) on one host but never checks that replication works afterwards,
     has no C(masterauth), does not persist the change, and does not refuse to make an instance a
     replica of itself. This module does all of that.
+  - The module refuses to make a master that holds data (keys, or connected replicas) a replica
+    unless O(force=true) - the sync from its new master replaces its data set, and its replicas
+    follow it.
   - The module refuses to make an instance a replica of itself. It compares the C(run_id) of the
     instance with the C(run_id) of the server at O(master_host):O(master_port) (addresses can
     alias, for example a service name and an IP), and falls back to comparing addresses when the
@@ -75,7 +78,18 @@ options:
   persist:
     description:
       - After a change, run C(CONFIG REWRITE) so the role survives a restart.
-      - When the server runs without a config file the module warns and returns RV(persisted=false).
+      - When the change could not survive a restart, the task fails before anything changes - the
+        server runs without a config file, or with one in a temporary directory (V(/tmp), V(/var/tmp),
+        V(/run), V(/var/run), V(/dev/shm)), which a container or a start script creates anew.
+      - The module sees only the path of the file. It cannot see a config file that a start script
+        rewrites elsewhere, nor a C(--replicaof) on the server's command line (it wins over the
+        file); do not rely on O(persist) there, use Sentinel.
+    type: bool
+    default: false
+  force:
+    description:
+      - Make a master a replica although it holds keys or has connected replicas. Its data set is
+        replaced by the new master's.
     type: bool
     default: false
   login_host:
@@ -193,7 +207,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
     byte_lag,
+    demotion_refusal,
     parse_info,
+    persist_problem,
     replica_link_ok,
     replication_plan,
     same_server,
@@ -204,6 +220,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     REDIS_IMPORT_ERROR,
     RedisModuleError,
     command,
+    count_keys,
     config_get,
     connect,
     probe_run_id,
@@ -265,6 +282,17 @@ class ReplicationManager:
                 auth_changes.append(('masteruser', p['master_user']))
         changed = plan['replicaof'] or bool(auth_changes)
 
+        # Refusals come before any write, and in check mode too (a real run would fail the same way).
+        if plan['replicaof'] and p['role'] == 'replica' and not p['force']:
+            refusal = demotion_refusal(self.where, repl, count_keys(self.client, self.where), desired_master)
+            if refusal:
+                raise RedisModuleError(refusal)
+        if changed and p['persist']:
+            problem = persist_problem({'key': self.where, 'config_file': state['config_file']})
+            if problem:
+                raise RedisModuleError('persist: true, but %s; nothing was changed. Give the server a config file '
+                                       'on persistent storage, or set persist: false' % problem)
+
         persisted = False
         if changed and not self.module.check_mode:
             for name, value in auth_changes:
@@ -278,23 +306,14 @@ class ReplicationManager:
                 # New credentials take effect on the next connection to the master.
                 command(self.client, self.where, 'CLIENT', 'KILL', 'TYPE', 'master')
             if p['persist']:
-                persisted = self._persist(state)
-        elif changed and p['persist'] and not state['config_file']:
-            self.warnings.append('%s runs without a config file: the change would not be persisted' % self.where)
+                command(self.client, self.where, 'CONFIG', 'REWRITE')
+                persisted = True
 
         if p['role'] == 'replica' and p['wait'] and not (changed and self.module.check_mode):
             self._wait(desired_master if plan['replicaof'] else current['master'])
 
         final = read_state(self.client, self.where) if not self.module.check_mode else state
         return self._result(final, changed, current, desired_master, persisted, bool(auth_changes))
-
-    def _persist(self, state: dict[str, t.Any]) -> bool:
-        if not state['config_file']:
-            self.warnings.append('%s runs without a config file: the change is not persisted and is lost on '
-                                 'restart' % self.where)
-            return False
-        command(self.client, self.where, 'CONFIG', 'REWRITE')
-        return True
 
     def _wait(self, expected_master: str | None) -> None:
         last: dict[str, t.Any] = {}
@@ -371,6 +390,7 @@ def main() -> None:
             'wait': {'type': 'bool', 'default': True},
             'wait_timeout': {'type': 'int', 'default': 60},
             'persist': {'type': 'bool', 'default': False},
+            'force': {'type': 'bool', 'default': False},
             'login_host': {'type': 'str', 'default': 'localhost'},
             'login_port': {'type': 'int', 'default': 6379},
             **REDIS_CONNECTION_ARGUMENT_SPEC,

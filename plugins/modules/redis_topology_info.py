@@ -58,7 +58,9 @@ extends_documentation_fragment:
   - swarmlab.cluster.redis
 notes:
   - Unreachable instances (including a wrong password) do not fail the task unless
-    O(fail_on_unhealthy=true); they are listed in RV(unreachable) with the reason.
+    O(fail_on_unhealthy=true); they are listed in RV(unreachable_instances) with the reason. The
+    return value is not named C(unreachable) - Ansible reads a true top-level C(unreachable) as "the
+    host is unreachable", which ignores C(ignore_errors) and C(retries) and stops the play.
 seealso:
   - module: swarmlab.cluster.redis_replication
   - module: swarmlab.cluster.redis_failover
@@ -115,8 +117,11 @@ replicas:
   type: list
   elements: str
   sample: [10.0.0.12:6379, 10.0.0.13:6379]
-unreachable:
-  description: Instances the module could not connect to or authenticate with.
+unreachable_instances:
+  description:
+    - Instances the module could not connect to or authenticate with (the reason is in
+      RV(instances[].error)).
+    - Named so because Ansible reads a top-level C(unreachable) as "the host is unreachable".
   returned: always
   type: list
   elements: str

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from redis_harness import Topology
+from redis_harness import Topology, server_base
 
 
 @pytest.fixture
-def topo(tmp_path):
+def server_dir():
+    """A directory for one test's servers, outside /tmp (persist: true refuses temporary dirs)."""
+    base = server_base()
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def topo(server_dir):
     """A master and two replicas, synced, with a password; stopped afterwards."""
-    t = Topology(tmp_path)
+    t = Topology(server_dir)
     try:
         t.start()
         yield t
@@ -19,9 +31,9 @@ def topo(tmp_path):
 
 
 @pytest.fixture
-def bare(tmp_path):
+def bare(server_dir):
     """Three standalone instances (no replication yet)."""
-    t = Topology(tmp_path)
+    t = Topology(server_dir)
     try:
         t.start(replicate=False)
         yield t

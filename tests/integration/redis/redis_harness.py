@@ -1,7 +1,9 @@
 """Harness for the Redis module tests: real redis-server and redis-sentinel processes.
 
 Every test gets its own master, two replicas (and, when asked, three sentinels) on 127.0.0.1 with
-free ports, a password, and temp dirs; all are stopped afterwards. The modules run the way a user
+free ports, a password, and their own directory; all are stopped afterwards. The directories are
+under the checkout's .cache/ by default, not /tmp: redis_failover and redis_replication refuse
+``persist: true`` for a config file in a temporary directory (it would not survive a reboot). The modules run the way a user
 runs them: ``ansible-playbook`` on a generated one-task playbook, from the checkout so ansible.cfg
 applies, with the json callback; the task result is returned as a dict.
 """
@@ -13,6 +15,8 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +25,74 @@ import redis
 REPO = Path(__file__).resolve().parents[3]
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 PASSWORD = 's3cret-pw'
-PYTHON = str(REPO / '.venv' / 'bin' / 'python')
+SENTINEL_PASSWORD = 'sentinel-pw-9'
+# The interpreter the modules run with (SWARMLAB_MODULE_PYTHON: e.g. one with Debian's redis-py 4.3,
+# as on the lab nodes).
+PYTHON = os.environ.get('SWARMLAB_MODULE_PYTHON', str(REPO / '.venv' / 'bin' / 'python'))
+SERVER_DIRS = Path(os.environ.get('SWARMLAB_REDIS_TEST_DIR', str(REPO / '.cache' / 'redis-tests')))
+
+
+class Tls:
+    """A CA and one certificate for 127.0.0.1/localhost, made with cryptography (ansible-core's
+    own dependency); every server uses the certificate, clients verify with the CA."""
+
+    def __init__(self, base: Path) -> None:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        base.mkdir(parents=True, exist_ok=True)
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def pem_key(key) -> bytes:
+            return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = (x509.CertificateBuilder().subject_name(name('test CA')).issuer_name(name('test CA'))
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name('localhost')).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost'),
+                                                            x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        self.ca = base / 'ca.crt'
+        self.cert = base / 'server.crt'
+        self.key = base / 'server.key'
+        self.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key.write_bytes(pem_key(key))
+        self.key.chmod(0o600)
+
+    def server_conf(self, port: int) -> str:
+        """TLS only (port 0), for clients and for outgoing replication/Sentinel connections."""
+        return ('port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n'
+                'tls-auth-clients no\ntls-replication yes\n' % (port, self.cert, self.key, self.ca))
+
+    def client_kwargs(self) -> dict:
+        return {'ssl': True, 'ssl_ca_certs': str(self.ca)}
+
+
+def server_base(prefix: str = 'set-') -> Path:
+    """A fresh directory for one test's servers (outside /tmp; see the module docstring)."""
+    SERVER_DIRS.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=SERVER_DIRS))
 
 
 def free_port() -> int:
@@ -33,15 +104,23 @@ def free_port() -> int:
 class Server:
     """One redis-server process (plain or --sentinel) with its own dir and config file."""
 
-    def __init__(self, base: Path, name: str, conf: str, sentinel: bool = False) -> None:
+    def __init__(self, base: Path, name: str, conf: str, sentinel: bool = False, password: str | None = None,
+                 config_file: bool = True, tls: Tls | None = None) -> None:
         self.name = name
         self.port = free_port()
         self.dir = base / name
         self.dir.mkdir()
+        self.tls = tls
         self.conf = self.dir / ('sentinel.conf' if sentinel else 'redis.conf')
-        self.conf.write_text('port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n%s\n'
-                             % (self.port, self.dir, self.dir / 'log', conf))
+        self.conf.write_text('port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n%s%s\n'
+                             % (self.port, self.dir, self.dir / 'log', tls.server_conf(self.port) if tls else '',
+                                conf))
         self.sentinel = sentinel
+        # Password clients use: Redis' requirepass, or a Sentinel's own requirepass (None: open).
+        self.password = password if sentinel else (password or PASSWORD)
+        # Without a config file the same settings go on the command line (redis-server reads stdin
+        # with "-", but then CONFIG REWRITE has no file either).
+        self.config_file = config_file
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -49,12 +128,24 @@ class Server:
         return '127.0.0.1:%d' % self.port
 
     def client(self, **kw) -> redis.Redis:
-        password = None if self.sentinel else PASSWORD
-        return redis.Redis(host='127.0.0.1', port=self.port, password=password, decode_responses=True,
-                           socket_timeout=5, **kw)
+        kw.setdefault('password', self.password)
+        if self.tls:
+            for key, value in self.tls.client_kwargs().items():
+                kw.setdefault(key, value)
+        return redis.Redis(host='127.0.0.1', port=self.port, decode_responses=True, socket_timeout=5, **kw)
+
+    def command_line(self) -> list[str]:
+        if self.config_file:
+            return [REDIS_SERVER, str(self.conf)] + (['--sentinel'] if self.sentinel else [])
+        args = [REDIS_SERVER]
+        for line in self.conf.read_text().splitlines():
+            if line.strip():
+                name, value = (line.split(' ', 1) + [''])[:2]
+                args += ['--' + name] + ([value.strip('"')] if value else [])
+        return args
 
     def start(self) -> None:
-        cmd = [REDIS_SERVER, str(self.conf)] + (['--sentinel'] if self.sentinel else [])
+        cmd = self.command_line()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -73,6 +164,7 @@ class Server:
         self.proc = None
 
 
+# enable-debug-command local: tests freeze a server with DEBUG SLEEP to reproduce slow replicas.
 REDIS_CONF = '''requirepass {pw}
 masterauth {pw}
 save ""
@@ -80,14 +172,17 @@ appendonly no
 repl-diskless-sync yes
 repl-diskless-sync-delay 0
 repl-ping-replica-period 1
+enable-debug-command local
 '''
 
 
 class Topology:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, config_file: bool = True, tls: Tls | None = None) -> None:
         self.base = base
-        self.master = Server(base, 'r1', REDIS_CONF.format(pw=PASSWORD))
-        self.replicas = [Server(base, 'r%d' % i, REDIS_CONF.format(pw=PASSWORD)) for i in (2, 3)]
+        self.tls = tls
+        self.master = Server(base, 'r1', REDIS_CONF.format(pw=PASSWORD), config_file=config_file, tls=tls)
+        self.replicas = [Server(base, 'r%d' % i, REDIS_CONF.format(pw=PASSWORD), config_file=config_file, tls=tls)
+                         for i in (2, 3)]
         self.sentinels: list[Server] = []
         self.servers = [self.master] + self.replicas
 
@@ -117,21 +212,34 @@ class Topology:
             time.sleep(0.1)
         raise RuntimeError('replicas did not sync to %s' % master.addr)
 
-    def start_sentinels(self) -> None:
-        conf = ('sentinel monitor mymaster 127.0.0.1 {port} 2\n'
-                'sentinel auth-pass mymaster {pw}\n'
-                'sentinel down-after-milliseconds mymaster 2000\n'
-                'sentinel failover-timeout mymaster 20000\n').format(port=self.master.port, pw=PASSWORD)
-        self.sentinels = [Server(self.base, 's%d' % i, conf, sentinel=True) for i in (1, 2, 3)]
+    def new_sentinel(self, name: str, monitor: bool = True, password: str | None = None) -> Server:
+        """A Sentinel (not started). monitor=False: a bare one that monitors nothing yet."""
+        conf = ''
+        if monitor:
+            conf = ('sentinel monitor mymaster 127.0.0.1 {port} 2\n'
+                    'sentinel auth-pass mymaster {pw}\n'
+                    'sentinel down-after-milliseconds mymaster 2000\n'
+                    'sentinel failover-timeout mymaster 20000\n').format(port=self.master.port, pw=PASSWORD)
+        if password:
+            # Sentinel's own password; Sentinels authenticate to their peers with the same one.
+            conf += 'requirepass %s\n' % password
+        return Server(self.base, name, conf, sentinel=True, password=password, tls=self.tls)
+
+    def start_sentinels(self, monitor: bool = True, password: str | None = None, count: int = 3) -> None:
+        self.sentinels = [self.new_sentinel('s%d' % i, monitor, password) for i in range(1, count + 1)]
         for s in self.sentinels:
             s.start()
-        # Sentinels must know the replicas and each other before a failover can be authorized.
-        deadline = time.monotonic() + 30
+        if monitor:
+            self.wait_sentinels_discovered()
+
+    def wait_sentinels_discovered(self, timeout: float = 30) -> None:
+        """Sentinels must know the replicas and each other before a failover can be authorized."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ok = True
             for s in self.sentinels:
                 m = s.client().sentinel_master('mymaster')
-                if m.get('num-slaves') != 2 or m.get('num-other-sentinels') != 2:
+                if m.get('num-slaves') != len(self.replicas) or m.get('num-other-sentinels') != len(self.sentinels) - 1:
                     ok = False
             if ok:
                 return
@@ -141,6 +249,59 @@ class Topology:
     def stop(self) -> None:
         for s in self.sentinels + self.servers:
             s.stop()
+
+
+class SlowLink:
+    """A TCP relay in front of one server that holds every client chunk containing `pattern` for
+    `delay` seconds before passing it on: a slow network to that server. It stands in for what
+    cannot be made on this shared machine (netem on lo would slow every other test); the servers
+    behind it are real."""
+
+    def __init__(self, upstream_port: int, pattern: bytes, delay: float) -> None:
+        self.upstream_port = upstream_port
+        self.pattern = pattern
+        self.delay = delay
+        self.delayed = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(('127.0.0.1', self.upstream_port))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client and self.pattern in data.upper():
+                    self.delayed += 1
+                    time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
 
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False, timeout: int = 120) -> dict:

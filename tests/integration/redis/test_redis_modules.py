@@ -165,7 +165,7 @@ def test_topology_unreachable_and_wrong_password(topo):
     port = topo.replicas[1].port
     topo.replicas[1].stop()
     result = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD})
-    assert result['unreachable'] == ['127.0.0.1:%d' % port] and result['healthy'] is False
+    assert result['unreachable_instances'] == ['127.0.0.1:%d' % port] and result['healthy'] is False
     wrong = run_module('redis_topology_info', {'instances': topo.instances[:1], 'login_password': 'nope'})
     assert 'authentication failed' in wrong['instances'][0]['error']
     assert topo.master.addr in wrong['instances'][0]['error']

@@ -9,7 +9,14 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     choose_promotion_candidate,
     converged,
     decide_failover,
+    blocking_errors,
+    demotion_refusal,
     legitimate_master,
+    master_alive_evidence,
+    persist_problem,
+    persist_refusal,
+    supports_write_pause,
+    write_pause_refusal,
     parse_info,
     parse_replication,
     parse_role,
@@ -186,7 +193,7 @@ def test_unreachable_instance_is_listed_and_unhealthy():
     records = healthy_set()
     records[2] = rec('10.0.0.13', reachable=False)
     topo = analyze_topology(records)
-    assert topo['unreachable'] == ['10.0.0.13:6379'] and not topo['healthy'] and not topo['split_brain']
+    assert topo['unreachable_instances'] == ['10.0.0.13:6379'] and not topo['healthy'] and not topo['split_brain']
 
 
 def test_alias_master_resolved_by_ip_run_id_or_replid():
@@ -238,15 +245,46 @@ def test_decide_noop_planned_and_errors():
     assert decide_failover(topo, '10.0.0.99:6379', False)['action'] == 'error'
 
 
+def master_gone(offsets=(800, 900), link='down'):
+    """The master 10.0.0.11 is unreachable; its replicas' links are `link`."""
+    m = rec('10.0.0.11', reachable=False)
+    r2 = rec('10.0.0.12', info=replica_info(offset=offsets[0], link=link), run_id='r2')
+    r3 = rec('10.0.0.13', info=replica_info(offset=offsets[1], link=link), run_id='r3')
+    return [m, r2, r3]
+
+
 def test_decide_forced_needs_force():
-    records = healthy_set(offsets=(800, 900))
-    records[0] = rec('10.0.0.11', reachable=False)
-    topo = analyze_topology(records)
+    topo = analyze_topology(master_gone())
     refused = decide_failover(topo, None, False)
     assert refused['action'] == 'error' and 'force' in refused['msg']
     forced = decide_failover(topo, None, True)
     assert forced['action'] == 'forced' and forced['new_master'] == '10.0.0.13:6379'
     assert forced['old_master'] == '10.0.0.11:6379'
+
+
+def test_decide_forced_refused_while_a_replica_is_linked_to_a_master():
+    # The listed master does not answer, but its replicas still have their link up: it is alive
+    # (listed under another address than theirs, or unreachable from the module host only).
+    topo = analyze_topology(master_gone(link='up'))
+    refused = decide_failover(topo, None, True)
+    assert refused['action'] == 'error' and 'alive' in refused['msg']
+    assert '10.0.0.12:6379 reports its link to 10.0.0.11:6379 up' in refused['msg']
+
+
+def test_decide_forced_refused_while_the_reported_master_answers():
+    topo = analyze_topology(master_gone())
+    refused = decide_failover(topo, None, True, {'10.0.0.11:6379': {'role': 'master', 'run_id': 'm'}})
+    assert refused['action'] == 'error' and 'answers as a master' in refused['msg']
+    # An address that answers as a replica (or not at all) is no evidence.
+    forced = decide_failover(topo, None, True, {'10.0.0.11:6379': {'role': 'replica', 'run_id': 'm'}})
+    assert forced['action'] == 'forced'
+
+
+def test_alive_evidence_ignores_chained_replicas():
+    # r3 follows r2 (a listed replica) with its link up: not a sign of a live master.
+    records = master_gone()
+    records[2] = rec('10.0.0.13', info=replica_info(master_host='10.0.0.12', offset=900, link='up'), run_id='r3')
+    assert master_alive_evidence(analyze_topology(records), {}) == []
 
 
 def test_decide_fence_keeps_master_with_replicas():
@@ -291,3 +329,56 @@ def test_seen_address_never_guesses_by_port():
     assert seen_address(records[0], stranger) == ('10.0.0.14', 6379)
     assert seen_address(records[0], records[0]) == ('10.0.0.11', 6379)
     assert master_sees(records[0], records[1]) and not master_sees(records[0], stranger)
+
+
+# --- refusals (issue 14) ------------------------------------------------------------------------
+
+def test_persist_problem_no_file_or_temporary_directory():
+    assert persist_problem({'key': 'a:1', 'config_file': '/etc/redis/redis.conf'}) is None
+    assert persist_problem({'key': 'a:1', 'config_file': '/data/redis.conf'}) is None
+    assert persist_problem({'key': 'a:1', 'config_file': '/tmpdata/redis.conf'}) is None
+    assert 'without a config file' in persist_problem({'key': 'a:1', 'config_file': None})
+    for path in ('/tmp/redis.conf', '/var/tmp/x/r.conf', '/run/redis/r.conf', '/var/run/r.conf', '/dev/shm/r.conf'):
+        assert 'temporary directory' in persist_problem({'key': 'a:1', 'config_file': path}), path
+
+
+def test_persist_refusal_names_every_instance_and_skips_unreachable_ones():
+    records = [
+        {'key': 'a:1', 'reachable': True, 'config_file': '/tmp/redis.conf'},
+        {'key': 'b:1', 'reachable': True, 'config_file': None},
+        {'key': 'c:1', 'reachable': False, 'config_file': None},
+        {'key': 'd:1', 'reachable': True, 'config_file': '/etc/redis/redis.conf'},
+    ]
+    msg = persist_refusal(records)
+    assert 'a:1' in msg and 'b:1' in msg and 'c:1' not in msg and 'd:1' not in msg
+    assert 'nothing was changed' in msg and 'persist: false' in msg
+    assert persist_refusal(records[2:]) is None
+
+
+def test_demotion_refusal():
+    master = parse_replication(master_info(slaves=[('10.0.0.12', 6379, 1, 0), ('10.0.0.13', 6379, 1, 0)]))
+    msg = demotion_refusal('a:1', master, 1, 'b:1')
+    assert '2 connected replicas and 1 key' in msg and 'force: true' in msg and 'b:1' in msg
+    empty = parse_replication(master_info())
+    assert demotion_refusal('a:1', empty, 0, 'b:1') is None
+    assert '3 keys' in demotion_refusal('a:1', empty, 3, 'b:1')
+    # A replica holds a copy only: following another master loses nothing of its own.
+    assert demotion_refusal('a:1', parse_replication(replica_info()), 10, 'b:1') is None
+
+
+def test_blocking_errors_are_auth_and_permission_only():
+    records = [
+        {'key': 'a:1', 'reachable': False, 'error': 'a:1: authentication failed', 'error_kind': 'auth'},
+        {'key': 'b:1', 'reachable': False, 'error': 'b:1: unreachable', 'error_kind': 'connection'},
+        {'key': 'c:1', 'reachable': False, 'error': 'c:1: the user lacks a permission', 'error_kind': 'permission'},
+        {'key': 'd:1', 'reachable': True, 'error': None, 'error_kind': None},
+    ]
+    assert blocking_errors(records) == ['a:1: authentication failed', 'c:1: the user lacks a permission']
+
+
+def test_write_pause_needs_6_2():
+    assert supports_write_pause('6.2.0') and supports_write_pause('7.0.15')
+    assert not supports_write_pause('6.0.16') and not supports_write_pause(None)
+    assert write_pause_refusal('a:1', '7.0.15') is None
+    msg = write_pause_refusal('a:1', '5.0.14')
+    assert '5.0.14' in msg and 'CLIENT PAUSE WRITE' in msg and 'nothing was changed' in msg

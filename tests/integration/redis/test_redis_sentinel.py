@@ -1,0 +1,280 @@
+"""Sentinel: the redis_sentinel module and redis_failover's Sentinel path, against real
+redis-server and redis-sentinel processes.
+
+Run from the checkout:  .venv/bin/pytest tests/integration/redis/test_redis_sentinel.py -q
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+import yaml
+
+from redis_harness import PASSWORD, SENTINEL_PASSWORD, Tls, Topology, run_module, run_playbook
+from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def sentinel_list(topo: Topology) -> list[dict]:
+    return [{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels]
+
+
+# --- defect 5: SENTINEL FAILOVER without a write pause ------------------------------------------
+
+@pytest.mark.parametrize('with_target', [True, False])
+def test_sentinel_switchover_loses_no_acknowledged_write(topo, with_target):
+    # Before the fix the module sent SENTINEL FAILOVER while the old master took writes: the INCRs
+    # it acknowledged until Sentinel demoted it (seconds later) were lost.
+    topo.start_sentinels()
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+    args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+            'sentinels': sentinel_list(topo), 'timeout': 30}
+    if with_target:
+        args['target'] = {'host': '127.0.0.1', 'port': topo.replicas[1].port}
+    result = run_module('redis_failover', args)
+    assert not result.get('failed'), result.get('msg')
+    assert result['method'] == 'sentinel' and result['old_master'] == topo.master.addr
+    new = masters(topo)
+    assert len(new) == 1 and new[0] is not topo.master
+    assert result['new_master'] == new[0].addr
+    if with_target:
+        assert new[0] is topo.replicas[1]
+    wait_for(lambda: any(port == new[0].port for port, value in writer.acked))
+    n = len(writer.acked)
+    wait_for(lambda: len(writer.acked) > n + 100)
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(new[0].client().get('counter')))
+    for s in topo.sentinels:
+        wait_for(lambda s=s: int(s.client().sentinel_get_master_addr_by_name('mymaster')[1]) == new[0].port)
+
+
+# --- redis_sentinel ------------------------------------------------------------------------------
+
+SETTINGS = {'quorum': 2, 'down_after_milliseconds': 3000, 'failover_timeout': 15000, 'parallel_syncs': 1}
+
+
+def sentinel_args(topo: Topology, **extra) -> dict:
+    args = {'sentinels': sentinel_list(topo), 'instances': topo.instances, 'login_password': PASSWORD,
+            'timeout': 30}
+    args.update(SETTINGS)
+    args.update(extra)
+    return args
+
+
+def monitored(sentinel) -> dict | None:
+    try:
+        return sentinel.client().sentinel_master('mymaster')
+    except redis.exceptions.ResponseError:
+        return None
+
+
+def test_converges_from_scratch_then_unchanged_with_sentinel_password(topo):
+    topo.start_sentinels(monitor=False, password=SENTINEL_PASSWORD)
+    args = sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD)
+
+    checked = run_module('redis_sentinel', args, check=True, diff=True)
+    assert not checked.get('failed'), checked.get('msg')
+    assert checked['changed'] is True and len(checked['changes']) == 3 + 3  # MONITOR + SET on each
+    assert all(monitored(s) is None for s in topo.sentinels), 'check mode changed a Sentinel'
+
+    first = run_module('redis_sentinel', args, diff=True)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['master'] == topo.master.addr
+    assert 'the only instance that answers as a master' in first['master_reason']
+    assert first['diff']['after'][topo.sentinels[0].addr]['monitors'] == topo.master.addr
+    for entry in first['sentinels']:
+        assert entry['ckquorum'].startswith('OK'), entry
+    for s in topo.sentinels:
+        m = monitored(s)
+        assert m['port'] == topo.master.port and m['quorum'] == 2
+        assert m['down-after-milliseconds'] == 3000 and m['failover-timeout'] == 15000
+        assert m['num-other-sentinels'] == 2
+    wait_for(lambda: all(monitored(s)['num-slaves'] == 2 for s in topo.sentinels))
+    assert PASSWORD not in str(first) and SENTINEL_PASSWORD not in str(first)
+
+    second = run_module('redis_sentinel', args)
+    assert not second.get('failed'), second.get('msg')
+    assert second['changed'] is False and second['changes'] == [], second['changes']
+    assert '3 of 3 reachable Sentinels monitor it' in second['master_reason']
+
+    # Sentinel's requirepass is enforced: an unauthenticated MONITOR from anywhere is refused.
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        topo.sentinels[0].client(password=None).execute_command(
+            'SENTINEL', 'MONITOR', 'evil', '127.0.0.1', str(topo.replicas[0].port), '1')
+    assert [m['name'] for m in topo.sentinels[0].client().sentinel_masters().values()] == ['mymaster']
+
+
+def test_wrong_passwords_give_auth_errors_and_change_nothing(topo):
+    topo.start_sentinels(monitor=False, password=SENTINEL_PASSWORD)
+    wrong_redis = run_module('redis_sentinel', sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD,
+                                                             login_password='not-it'))
+    assert wrong_redis.get('failed') is True, wrong_redis
+    assert 'authentication failed (wrong login_user/login_password?)' in wrong_redis['msg'], wrong_redis['msg']
+    assert 'force' not in wrong_redis['msg'] and 'Traceback' not in wrong_redis['msg']
+
+    wrong_sentinel = run_module('redis_sentinel', sentinel_args(topo, sentinel_password='not-it'))
+    assert wrong_sentinel.get('failed') is True, wrong_sentinel
+    assert 'authentication failed (wrong sentinel_user/sentinel_password?)' in wrong_sentinel['msg']
+    assert topo.sentinels[0].addr in wrong_sentinel['msg'] and 'force' not in wrong_sentinel['msg']
+
+    no_sentinel_password = run_module('redis_sentinel', sentinel_args(topo))
+    assert no_sentinel_password.get('failed') is True and 'sentinel_password' in no_sentinel_password['msg']
+    assert all(monitored(s) is None for s in topo.sentinels)
+
+
+def test_majority_decides_and_corrects_a_minority(topo):
+    topo.start_sentinels()
+    # s3 is made to monitor a replica, s2 gets another quorum: the majority (s1, s2) monitor the
+    # master, which answers as a master, so s3 is corrected.
+    s1, s2, s3 = topo.sentinels
+    c3 = s3.client()
+    c3.execute_command('SENTINEL', 'REMOVE', 'mymaster')
+    c3.execute_command('SENTINEL', 'MONITOR', 'mymaster', '127.0.0.1', str(topo.replicas[0].port), '2')
+    s2.client().execute_command('SENTINEL', 'SET', 'mymaster', 'quorum', '3')
+    result = run_module('redis_sentinel', sentinel_args(topo), diff=True)
+    assert not result.get('failed'), result.get('msg')
+    assert result['master'] == topo.master.addr
+    assert '2 of 3 reachable Sentinels monitor it' in result['master_reason']
+    assert any(s3.addr in c and 'REMOVE and MONITOR' in c for c in result['changes']), result['changes']
+    assert any(s2.addr in c and 'quorum 2' in c for c in result['changes']), result['changes']
+    assert result['diff']['before'][s3.addr]['monitors'] == topo.replicas[0].addr
+    assert monitored(s3)['port'] == topo.master.port and monitored(s2)['quorum'] == 2
+    again = run_module('redis_sentinel', sentinel_args(topo))
+    assert again['changed'] is False, again['changes']
+
+
+def test_one_sentinel_down_is_reported_the_others_configured(topo):
+    topo.start_sentinels()
+    down = topo.sentinels[2]
+    down.stop()
+    result = run_module('redis_sentinel', sentinel_args(topo, down_after_milliseconds=4000))
+    assert not result.get('failed'), result.get('msg')
+    assert result['unreachable_sentinels'] == [down.addr]
+    entry = next(e for e in result['sentinels'] if e['address'] == down.addr)
+    assert entry['reachable'] is False and 'unreachable' in entry['error']
+    assert any(down.addr in w for w in result.get('warnings', []))
+    assert '2 of 2 reachable Sentinels monitor it' in result['master_reason']
+    assert all(monitored(s)['down-after-milliseconds'] == 4000 for s in topo.sentinels[:2])
+
+    topo.sentinels[1].stop()
+    refused = run_module('redis_sentinel', sentinel_args(topo))
+    assert refused.get('failed') is True and 'only 1 of 3 Sentinels answer' in refused['msg'], refused
+    assert 'Traceback' not in refused['msg']
+
+
+def test_stale_peer_is_reset(topo):
+    topo.start_sentinels()
+    s1, s2, s3 = topo.sentinels
+    s3.stop()
+    replacement = topo.new_sentinel('s4')
+    replacement.start()
+    topo.sentinels = [s1, s2, replacement]
+    # s1 and s2 still remember s3; once they see it down, it is stale (s_down, or no PING reply for 3 s).
+    wait_for(lambda: all(any('s_down' in p['flags'] for p in s.client().sentinel_sentinels('mymaster')
+                             if p['port'] == s3.port) for s in (s1, s2)), timeout=20)
+    result = run_module('redis_sentinel', sentinel_args(topo))
+    assert not result.get('failed'), result.get('msg')
+    resets = [c for c in result['changes'] if 'RESET' in c]
+    assert any(s1.addr in c for c in resets) and any(s2.addr in c for c in resets), result['changes']
+    assert all('127.0.0.1:%d' % s3.port in c for c in resets)
+    for s in (s1, s2):
+        peers = s.client().sentinel_sentinels('mymaster')
+        assert sorted(p['port'] for p in peers) == sorted(x.port for x in topo.sentinels if x is not s)
+    assert all(e['ckquorum'].startswith('OK') for e in result['sentinels'])
+    again = run_module('redis_sentinel', sentinel_args(topo))
+    assert again['changed'] is False, again['changes']
+
+
+def test_wrong_auth_pass_is_set_again(topo):
+    topo.start_sentinels()
+    s1 = topo.sentinels[0]
+    s1.client().execute_command('SENTINEL', 'SET', 'mymaster', 'auth-pass', 'wrong')
+    wait_for(lambda: int(monitored(s1)['last-ok-ping-reply']) - int(monitored(s1)['last-ping-reply']) > 2500,
+             timeout=20)
+    result = run_module('redis_sentinel', sentinel_args(topo))
+    assert not result.get('failed'), result.get('msg')
+    assert any(s1.addr in c and 'auth-pass' in c for c in result['changes']), result['changes']
+    wait_for(lambda: int(monitored(s1)['last-ok-ping-reply']) < 1500, timeout=10)
+    again = run_module('redis_sentinel', sentinel_args(topo))
+    assert again['changed'] is False, again['changes']
+
+
+def test_absent_removes_the_master(topo):
+    topo.start_sentinels()
+    args = {'sentinels': sentinel_list(topo), 'state': 'absent'}
+    checked = run_module('redis_sentinel', args, check=True)
+    assert checked['changed'] is True and all(monitored(s) for s in topo.sentinels)
+    result = run_module('redis_sentinel', args)
+    assert result['changed'] is True and all(monitored(s) is None for s in topo.sentinels)
+    assert run_module('redis_sentinel', args)['changed'] is False
+
+
+def test_bad_settings_fail_before_anything_changes(topo):
+    topo.start_sentinels(monitor=False)
+    result = run_module('redis_sentinel', sentinel_args(topo, quorum=4))
+    assert result.get('failed') is True and 'quorum' in result['msg'] and 'nothing was changed' in result['msg']
+    assert all(monitored(s) is None for s in topo.sentinels)
+
+
+# --- the stack's replicas: equal priority -------------------------------------------------------
+
+def test_stack_replicas_have_equal_priority(server_dir):
+    # With priorities 100 - N, Sentinel promoted replica-1 over a more up-to-date replica-2 after a
+    # master loss; with equal priorities it takes the replica with the highest offset.
+    out = server_dir / 'compose.yml'
+    proc = run_playbook('tests/integration/redis/playbooks/render_compose.yml', {'compose_out': str(out)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    services = yaml.safe_load(out.read_text())['services']
+    priorities = {}
+    for name, service in services.items():
+        if name.startswith('redis-replica-'):
+            found = re.findall(r'--replica-priority (\d+)', ' '.join(service['command']))
+            assert len(found) == 1, service['command']
+            priorities[name] = int(found[0])
+    assert sorted(priorities) == ['redis-replica-1', 'redis-replica-2']
+    assert set(priorities.values()) == {100}, priorities
+
+
+# --- TLS: the modules connect to Redis and to the Sentinels with TLS and verify the certificates ---
+
+@pytest.fixture
+def tls_topo(server_dir):
+    t = Topology(server_dir, tls=Tls(server_dir / 'tls'))
+    try:
+        t.start()
+        yield t
+    finally:
+        t.stop()
+
+
+def test_tls_to_redis_and_sentinels(tls_topo):
+    topo = tls_topo
+    topo.start_sentinels(monitor=False, password=SENTINEL_PASSWORD)
+    tls = {'tls': True, 'ca_certs': str(topo.tls.ca)}
+    args = sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD, **tls)
+    first = run_module('redis_sentinel', args)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['master'] == topo.master.addr
+    assert all(e['ckquorum'].startswith('OK') for e in first['sentinels'])
+    assert run_module('redis_sentinel', args)['changed'] is False
+
+    seen = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD, **tls})
+    assert seen['healthy'] is True, seen['summary']
+
+    # Without the CA the certificates cannot be verified; without TLS nothing answers.
+    unverified = run_module('redis_sentinel', sentinel_args(topo, sentinel_password=SENTINEL_PASSWORD, tls=True))
+    assert unverified.get('failed') is True and 'certificate verify failed' in unverified['msg'], unverified
+    plain = run_module('redis_topology_info', {'instances': topo.instances, 'login_password': PASSWORD})
+    assert plain['unreachable_instances'] == [s.addr for s in topo.servers]
+
+    switched = run_module('redis_failover', {
+        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD, **tls,
+        'sentinels': sentinel_list(topo), 'sentinel_password': SENTINEL_PASSWORD,
+        'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    assert not switched.get('failed'), switched.get('msg')
+    assert switched['new_master'] == topo.replicas[0].addr and switched['after']['healthy'] is True
