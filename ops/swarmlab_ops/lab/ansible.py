@@ -17,6 +17,11 @@ import ansible_runner
 from ..checkout import ROOT, results_dir
 
 INVENTORY = ROOT / "inventories" / "lab"
+# ansible-runner finds ansible-playbook and ansible-inventory on PATH: those of this interpreter's
+# virtual environment, also when swarmlab-ops runs from .venv/bin without activating it.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
 
 @dataclass
@@ -57,8 +62,7 @@ def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None 
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(ROOT), playbook=str(ROOT / playbook),
         inventory=str(INVENTORY), extravars={"lab_name": lab_name, **(extravars or {})},
-        envvars=_env(lab_name), quiet=True, timeout=timeout,
-        binary=str(Path(sys.executable).with_name("ansible-playbook")))
+        envvars=_env(lab_name), quiet=True, timeout=timeout)
     run = PlaybookRun(playbook, runner.status, runner.rc, round(time.monotonic() - started, 2))
     for event in runner.events:
         kind = event.get("event", "")
