@@ -35,10 +35,11 @@ def run(args: Any) -> dict:
     wait = replicas if args.wait == "all" else int(args.wait)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     schedule = make_schedule(args.faults, kinds, args.interval, args.jitter, args.seed, args.max_seconds)
-    seconds = args.warmup + schedule[-1].at + args.tail
+    # The writers run until the faults are done plus the tail; this bounds them if healing is slow.
+    seconds = args.warmup + schedule[-1].at + len(schedule) * args.heal_timeout + args.tail
     out = results_dir("write-loss")
     log(f"write-loss on lab {lab.name}: {len(schedule)} faults {per_kind(schedule)}, WAIT {wait} of "
-        f"{replicas} replicas, {seconds:.0f} s; results in {out}")
+        f"{replicas} replicas, at most {seconds:.0f} s; results in {out}")
     web = swarm.service("web")["Spec"]
     app_key = service_env(web).get("COUNTER_KEY", "counter")
     restore = None
@@ -49,7 +50,10 @@ def run(args: Any) -> dict:
     key = "swarmlab:write-loss:%d" % time.time()
     url = swarm.edge_url()
     faults = RedisFaults(swarm, probe)
-    healed = lambda: swarm.convergence()["converged"] and probe.healthy(replicas)  # noqa: E731
+
+    def healed() -> bool:
+        return swarm.convergence()["converged"] and probe.healthy(replicas)
+
     history = []
     try:
         if not swarm.wait_converged(180) or not probe.wait_healthy(replicas, 120):
@@ -61,10 +65,14 @@ def run(args: Any) -> dict:
                     rate=args.http_rate, mix=("incr",), max_seconds=seconds).start()
         time.sleep(args.warmup)
         nemesis = Nemesis(schedule, faults.as_dict(), healed, heal_timeout=args.heal_timeout, log=log).start()
-        nemesis.join(seconds + len(schedule) * args.heal_timeout)
+        nemesis.join(seconds)
         fault_ops = nemesis.stop()
+        log(f"faults done; {args.tail:.0f} s more of load")
+        time.sleep(args.tail)
         http_ops = http.stop()
+        probe.set(direct.stop_key(), "1")
         history = fault_ops + http_ops + direct.wait()
+        seconds = max(op.end for op in history) - min(op.start for op in history)
     finally:
         if restore is not None:
             log("web: restoring its environment")

@@ -31,7 +31,8 @@ def lab_is_up(lab: str) -> str | None:
 
         if not Swarm(Lab(lab)).has_service("web"):
             return "lab %s has no stack deployed" % lab
-    except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except - any reason to skip is reported
+    # any reason to skip is reported
+    except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except
         return "lab %s is not usable: %s" % (lab, str(exc)[:200])
     return None
 

@@ -151,7 +151,7 @@ def history_of(proc) -> list:
 
 def test_writer_without_wait_acknowledges_every_increment_it_applied(redis_server):
     port, pw, _proc = redis_server
-    ops = history_of(run_writer(port, pw, {"key": "k", "writers": 2, "seconds": 1, "wait": 0, "rate": 40,
+    ops = history_of(run_writer(port, pw, {"key": "k", "stop_key": "k:stop", "writers": 2, "seconds": 1, "wait": 0, "rate": 40,
                                            "wait_timeout_ms": 100}))
     assert len(ops) >= 20 and {op.outcome for op in ops} == {"ok"}
     import redis  # pylint: disable=import-outside-toplevel
@@ -162,7 +162,7 @@ def test_writer_without_wait_acknowledges_every_increment_it_applied(redis_serve
 
 def test_writer_with_wait_and_no_replica_reports_unknown_with_the_value(redis_server):
     port, pw, _proc = redis_server
-    ops = history_of(run_writer(port, pw, {"key": "k", "writers": 1, "seconds": 1, "wait": 1, "rate": 10,
+    ops = history_of(run_writer(port, pw, {"key": "k", "stop_key": "k:stop", "writers": 1, "seconds": 1, "wait": 1, "rate": 10,
                                            "wait_timeout_ms": 50}))
     assert ops and {op.outcome for op in ops} == {"unknown"}
     assert [op.value for op in ops] == list(range(1, len(ops) + 1))
@@ -171,7 +171,7 @@ def test_writer_with_wait_and_no_replica_reports_unknown_with_the_value(redis_se
 
 def test_writer_records_fail_or_unknown_when_redis_goes_away(redis_server):
     port, pw, proc = redis_server
-    writer = run_writer(port, pw, {"key": "k", "writers": 1, "seconds": 2, "wait": 0, "rate": 20,
+    writer = run_writer(port, pw, {"key": "k", "stop_key": "k:stop", "writers": 1, "seconds": 2, "wait": 0, "rate": 20,
                                    "wait_timeout_ms": 50})
     time.sleep(0.8)
     proc.kill()
@@ -179,3 +179,15 @@ def test_writer_records_fail_or_unknown_when_redis_goes_away(redis_server):
     after = [op for op in ops if op.outcome != "ok"]
     assert after, "no operation after the kill was recorded as failed or unknown"
     assert any(op.outcome == "fail" and "connecting" in (op.error or "") for op in after)
+
+
+def test_writer_stops_early_when_the_stop_key_is_set(redis_server):
+    port, pw, _proc = redis_server
+    started = time.time()
+    writer = run_writer(port, pw, {"key": "k", "stop_key": "k:stop", "writers": 2, "seconds": 60, "wait": 0,
+                                   "rate": 20, "wait_timeout_ms": 50})
+    time.sleep(1.0)
+    import redis  # pylint: disable=import-outside-toplevel
+    redis.Redis(port=port, password="writer-test-pw").set("k:stop", "1")
+    ops = history_of(writer)
+    assert time.time() - started < 10 and ops

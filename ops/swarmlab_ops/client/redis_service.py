@@ -19,7 +19,7 @@ class RedisWriters:
         self.swarm = swarm
         self.name = name
         self.seconds = seconds
-        self.args = {"key": key, "writers": writers, "seconds": seconds, "wait": wait,
+        self.args = {"key": key, "stop_key": key + ":stop", "writers": writers, "seconds": seconds, "wait": wait,
                      "wait_timeout_ms": wait_timeout_ms, "rate": rate}
         self.service_id = ""
 
@@ -50,6 +50,10 @@ class RedisWriters:
     def _task(self) -> dict | None:
         tasks = self.swarm.api.tasks(filters={"service": self.service_id})
         return max(tasks, key=lambda t: t.get("CreatedAt", ""), default=None)
+
+    def stop_key(self) -> str:
+        """Set this key (to anything) on the master and the writers stop within a second."""
+        return self.args["stop_key"]
 
     def wait(self, slack: float = 120) -> list[Op]:
         """Until the task has exited (bounded), then its history; the service is removed."""

@@ -50,7 +50,8 @@ def run(args: Any) -> int:
         started = time.monotonic()
         try:
             row = DRILLS[name](ctx)
-        except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except - one drill's failure must not hide the others
+        # one drill's failure must not hide the others
+        except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except
             row = {"drill": name, "recover_text": "error: %s" % str(exc)[:300], "met": False, "met_text": "error"}
         finally:
             ctx.stop_loads()  # no load outlives its drill

@@ -2,7 +2,8 @@
 
     python3 -c "$(cat redis_probe.py)" '{"op": "master"}'
 
-Ops: master (Sentinel's answer, else the configured master), get {keys}, replication (INFO of the
+Ops: master (Sentinel's answer, else the configured master), get {keys}, set {key, value},
+replication (INFO of the
 master), failover (SENTINEL FAILOVER through the first Sentinel that accepts it), reset (SENTINEL
 RESET on each Sentinel in turn, each time waiting until CKQUORUM passes again).
 """
@@ -32,7 +33,8 @@ def reset(store, settings, timeout):
             try:
                 sentinel.execute_command("SENTINEL", "CKQUORUM", settings.sentinel_master)
                 break
-            except Exception:  # pylint: disable=broad-except - not yet
+            # not yet
+            except Exception:  # pylint: disable=broad-except
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
@@ -49,6 +51,9 @@ def main(request):
     if op == "get":
         return {"values": {k: (None if v is None else int(v))
                            for k, v in zip(request["keys"], store.master.mget(request["keys"]))}}
+    if op == "set":
+        store.master.set(request["key"], request["value"])
+        return {}
     if op == "replication":
         return {"info": store.master.info("replication"), "address": master_address(store, settings)}
     if store.sentinel is None:
@@ -59,7 +64,8 @@ def main(request):
             try:
                 sentinel.execute_command("SENTINEL", "FAILOVER", settings.sentinel_master)
                 return {"sentinel": sentinel.connection_pool.connection_kwargs.get("host")}
-            except Exception as exc:  # pylint: disable=broad-except - the next Sentinel may accept it
+            # the next Sentinel may accept it
+            except Exception as exc:  # pylint: disable=broad-except
                 errors.append(str(exc))
         raise RuntimeError("no Sentinel accepted SENTINEL FAILOVER: " + "; ".join(errors))
     if op == "reset":
@@ -70,5 +76,6 @@ def main(request):
 if __name__ == "__main__":
     try:
         print(json.dumps({"ok": True, **main(json.loads(sys.argv[1]))}))
-    except Exception as exc:  # pylint: disable=broad-except - reported as data
+    # reported as data
+    except Exception as exc:  # pylint: disable=broad-except
         print(json.dumps({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))

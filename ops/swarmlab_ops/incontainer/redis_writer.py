@@ -4,8 +4,8 @@ Runs as a one-task Swarm service made from the web service's spec (image, enviro
 network), so it reaches the master exactly as the app does (Sentinel's answer, the password from
 the secret) but without the app's HTTP layer and without retries: every INCR is sent once.
 
-    python3 -c "$(cat redis_writer.py)" '{"key": "...", "writers": 2, "seconds": 60, "wait": 2,
-                                          "wait_timeout_ms": 500, "rate": 20}'
+    python3 -c "$(cat redis_writer.py)" '{"key": "...", "stop_key": "...", "writers": 2, "seconds": 600,
+                                          "wait": 2, "wait_timeout_ms": 500, "rate": 20}'
 
 Outcome of each INCR (see swarmlab_ops/history.py):
   ok       INCR answered and WAIT counted at least `wait` replicas (with wait 0: INCR answered)
@@ -52,8 +52,17 @@ def writer(index, args, deadline):
     master = CounterStore(settings).master
     interval = args["writers"] / args["rate"] if args.get("rate") else 0.0
     process = "redis-%d" % index
+    checked = 0.0
     while time.time() < deadline:
         start = time.time()
+        if start - checked >= 1.0:
+            # The controller ends the run early by setting stop_key (once its faults are done).
+            checked = start
+            try:
+                if master.get(args["stop_key"]):
+                    break
+            except redis.exceptions.RedisError:
+                pass
         row = {"process": process, "kind": "incr", "start": start}
         try:
             pipe = master.pipeline(transaction=False)
@@ -65,7 +74,8 @@ def writer(index, args, deadline):
             acked = int(replies[1]) if args["wait"] else 0
             row.update(value=value, outcome="ok" if acked >= args["wait"] else "unknown",
                        detail={"replicas_acked": acked})
-        except Exception as exc:  # pylint: disable=broad-except - every outcome is recorded
+        # every outcome is recorded
+        except Exception as exc:  # pylint: disable=broad-except
             row.update(outcome=classify_error(exc), error=("%s: %s" % (type(exc).__name__, exc))[:200])
         row["end"] = time.time()
         emit(row)

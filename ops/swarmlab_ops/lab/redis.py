@@ -56,6 +56,9 @@ class RedisProbe:
         got = self.ask({"op": "get", "keys": list(keys)})["values"]
         return {k: int(v or 0) for k, v in got.items()}
 
+    def set(self, key: str, value: str) -> None:
+        self.ask({"op": "set", "key": key, "value": value})
+
     def healthy(self, replicas: int) -> bool:
         """The master is a master with `replicas` online replicas."""
         info = self.ask({"op": "replication"}, attempts=1)["info"]

@@ -107,8 +107,8 @@ class Swarm:
         found = {}
         for svc in self.services():
             short = svc["Spec"]["Name"][len(self.stack) + 1:]
-            for task in rules.running_tasks(svc, self.api.tasks(filters={"service": svc["ID"],
-                                                                        "desired-state": "running"}), self.nodes()):
+            tasks = self.api.tasks(filters={"service": svc["ID"], "desired-state": "running"})
+            for task in rules.running_tasks(svc, tasks, self.nodes()):
                 for address in task["addresses"]:
                     found[address] = dict(task, service=short)
         return found

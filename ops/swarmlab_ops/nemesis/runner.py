@@ -54,7 +54,8 @@ class Nemesis:
             try:
                 if self.healed():
                     return True
-            except Exception:  # noqa: BLE001  pylint: disable=broad-except - a probe failing means not yet
+            # a probe failing means not yet
+            except Exception:  # noqa: BLE001  pylint: disable=broad-except
                 pass
             self._stop.wait(1)
         return False
@@ -71,7 +72,8 @@ class Nemesis:
             try:
                 detail = self.faults[fault.kind]()
                 outcome, error = "ok", None
-            except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except - recorded, the run goes on
+            # recorded, the run goes on
+            except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except
                 detail, outcome, error = {}, "fail", str(exc)[:300]
             detail = dict(detail, index=fault.index, healed_before=healed, scheduled=fault.at)
             op = Op("nemesis", fault.kind, start, time.time(), outcome, error=error, detail=detail)
