@@ -132,7 +132,8 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals
                                               "StopGracePeriod": 1_000_000_000}},
                            name=PROBE, mode={"Replicated": {"Replicas": args.probe_replicas}},
                            endpoint_spec={"Mode": "dnsrr"})
-        wait_for(lambda: not rules.short_services(api.services(filters={"name": PROBE}), api.tasks(), api.nodes()), 120, 2)
+        wait_for(lambda: rules.convergence(api.services(filters={"name": PROBE}), api.tasks(),
+                                           api.nodes())["converged"], 120, 2)
     watcher = Watcher(observer.socket, old_leader, args.url, args.interval, args.timeout)
     watcher.start()
     time.sleep(2)  # a baseline
@@ -140,7 +141,8 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals
     try:
         watcher.stopped_at = time.time()
         log(f"ha-drill: {args.stop_mode} {old_leader} (the leader); watching from {observer.name}")
-        lab.stop_node(old_leader, kill=args.stop_mode == "kill")
+        # stop: a clean shutdown (Docker's default 10 s before it kills), as `docker stop` does.
+        lab.stop_node(old_leader, kill=args.stop_mode == "kill", timeout=10)
         stop_returned_at = time.time()
         watcher.join(args.timeout + 30)
         result["watcher"] = watcher.result(stop_returned_at)

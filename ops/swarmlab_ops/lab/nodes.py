@@ -95,12 +95,14 @@ class Lab:
         return [self.host.containers.get(n.container).attrs["State"]["Pid"] for n in self.nodes.values()]
 
     # The node containers themselves (faults of the whole host)
-    def stop_node(self, name: str, kill: bool = False) -> None:
+    def stop_node(self, name: str, kill: bool = False, timeout: int = 0) -> None:
+        """Stop a node's container: a clean shutdown given `timeout` seconds (systemd's stop signal),
+        or with kill a power cut."""
         ctr = self.host.containers.get(self.nodes[name].container)
         if kill:
             ctr.kill()
         else:
-            ctr.stop(timeout=0)
+            ctr.stop(timeout=timeout)
         self.nodes[name]._client = None  # pylint: disable=protected-access
 
     def start_node(self, name: str) -> None:
