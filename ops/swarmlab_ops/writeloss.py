@@ -85,7 +85,7 @@ def run(args: Any) -> dict:
     history.sort(key=lambda op: op.start)
     to_jsonl(history, out / "history.jsonl")
     result = {
-        "lab": lab.name, "wait": wait, "replicas": replicas, "seconds": round(seconds, 1),
+        "lab": lab.name, "writer_trouble": direct.trouble, "wait": wait, "replicas": replicas, "seconds": round(seconds, 1),
         "schedule": [f.__dict__ for f in schedule],
         "faults": {k: {"ok": sum(1 for op in history if op.is_fault and op.kind == k and op.outcome == "ok"),
                        "failed": sum(1 for op in history if op.is_fault and op.kind == k and op.outcome != "ok")}

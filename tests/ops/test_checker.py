@@ -117,3 +117,29 @@ def test_first_time():
     assert first_time(samples, 0.5) == 1.5
     assert first_time(samples, 0.5, after=2.5) == 2.5
     assert first_time([(1.0, False)], 0.0) is None
+
+
+def test_recorded_lab_run_with_wait_for_every_replica():
+    """A history recorded on the lab (swarmlab-ops write-loss --faults 3: a Sentinel failover, a
+    master kill and a redis_failover switchover under load, WAIT 2 of 2 replicas): the checker gives
+    the run's own verdict again from the history alone."""
+    import gzip
+    import json
+
+    with gzip.open(HISTORIES / "lab-wait-all-3-faults.jsonl.gz", "rt", encoding="utf-8") as handle:
+        from swarmlab_ops.history import from_dicts
+        history = from_dicts(json.loads(line) for line in handle)
+    expected = json.loads((HISTORIES / "lab-wait-all-3-faults.json").read_text())
+    faults = [op for op in history if op.is_fault]
+    assert sorted(op.kind for op in faults) == ["master-kill", "sentinel-failover", "switchover"]
+    assert all(op.outcome == "ok" for op in faults)
+    for prefix, name in (("http-", "app"), ("redis-", "redis")):
+        want = expected["writers"][name]
+        got = check(history, want["start"], want["final"], prefix)
+        assert {k: got[k] for k in want} == want
+        assert got["lost"] == 0 and got["consistent"]
+    # Every fault happened while both kinds of writers were running.
+    for fault in faults:
+        for prefix in ("http-", "redis-"):
+            assert any(op.start <= fault.start for op in history if op.process.startswith(prefix))
+            assert any(op.start >= fault.end for op in history if op.process.startswith(prefix))

@@ -9,6 +9,7 @@ import time
 from ..history import Op, from_dicts
 from ..incontainer import source
 from ..lab.swarm import Swarm
+from ..report import log
 
 
 class RedisWriters:
@@ -22,6 +23,7 @@ class RedisWriters:
         self.args = {"key": key, "stop_key": key + ":stop", "writers": writers, "seconds": seconds, "wait": wait,
                      "wait_timeout_ms": wait_timeout_ms, "rate": rate}
         self.service_id = ""
+        self.trouble = ""
 
     def start(self) -> "RedisWriters":
         api = self.swarm.api
@@ -32,7 +34,9 @@ class RedisWriters:
         spec = template["ContainerSpec"]
         spec["Command"] = ["python3", "-c", source("redis_writer"), json.dumps(self.args)]
         spec.pop("Args", None)
-        spec.pop("Healthcheck", None)
+        # Not the app: the image's health check (GET /healthz) would fail and Swarm would kill the
+        # writers as an unhealthy task.
+        spec["Healthcheck"] = {"Test": ["NONE"]}
         spec["Env"] = [e for e in spec.get("Env", []) if not e.startswith("REDIS_WAIT_REPLICAS=")]
         template["RestartPolicy"] = {"Condition": "none"}
         template.pop("Resources", None)
@@ -69,11 +73,16 @@ class RedisWriters:
                 raise RuntimeError("the redis writer task did not run: %s" % (task or {}).get("Status"))
             node = next(n for n in self.swarm.lab.nodes.values()
                         if n.name == self._hostname(task["NodeID"]))
-            logs = node.client().containers.get(task["Status"]["ContainerStatus"]["ContainerID"]).logs(
-                stdout=True, stderr=False)
-            rows = [json.loads(line) for line in logs.decode(errors="replace").splitlines()
-                    if line.startswith("{")]
-            return [op for op in from_dicts(rows) if op.kind != "done"]
+            container = node.client().containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+            rows = [json.loads(line) for line in container.logs(stdout=True, stderr=False).decode(
+                errors="replace").splitlines() if line.startswith("{")]
+            if not rows or rows[-1].get("kind") != "done":
+                # The writers did not finish normally: say why, the history up to there still counts.
+                self.trouble = "task %s (%s); %s" % (task["Status"]["State"], task["Status"].get("Err", ""),
+                                                     container.logs(stdout=False, stderr=True).decode(
+                                                         errors="replace")[-2000:])
+                log("redis writers ended early: " + self.trouble)
+            return [op for op in from_dicts(rows) if op.kind not in ("done", "note")]
         finally:
             self.swarm.api.remove_service(self.service_id)
 

@@ -61,8 +61,10 @@ def writer(index, args, deadline):
             try:
                 if master.get(args["stop_key"]):
                     break
-            except redis.exceptions.RedisError:
-                pass
+            except Exception as exc:  # pylint: disable=broad-except
+                # Not a write: whatever the client raises mid-failover must not end the writer.
+                emit({"process": process, "kind": "note", "start": start, "end": time.time(), "outcome": "ok",
+                      "error": ("stop check: %s: %s" % (type(exc).__name__, exc))[:200]})
         row = {"process": process, "kind": "incr", "start": start}
         try:
             pipe = master.pipeline(transaction=False)
