@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..lab.ansible import host_vars
+from ..lab.ansible import host_vars, inventory_name
 from ..report import fmt_seconds, log
 from .common import Ctx, met
 
@@ -36,7 +36,8 @@ def web_kill(ctx: Ctx) -> dict:
 
 def registry_auth(ctx: Ctx) -> dict:
     """The first registry user, from the lab inventory through Ansible (ansible-inventory --host)."""
-    user = host_vars(ctx.swarm.manager.name, ["registry_users"])["registry_users"][0]
+    host = inventory_name(ctx.lab.name, ctx.swarm.manager)
+    user = host_vars(host, ["registry_users"])["registry_users"][0]
     return {"username": user["name"], "password": user["password"]}
 
 

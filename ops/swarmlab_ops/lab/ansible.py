@@ -6,8 +6,10 @@ Molecule's verifier (whose ANSIBLE_CONFIG names no inventory: a play would match
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,6 @@ def _env(lab_name: str) -> dict[str, str]:
 def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None = None,
                  timeout: int = 900) -> PlaybookRun:
     """Run playbooks/<playbook> on the lab and collect every task result."""
-    import time  # pylint: disable=import-outside-toplevel
-
     artifacts = results_dir("ansible", f"{Path(playbook).stem}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     started = time.monotonic()
     runner = ansible_runner.run(
@@ -73,6 +73,26 @@ def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None 
                             "host": data.get("host", ""), "res": data.get("res") or {},
                             "ok": kind == "runner_on_ok" or bool(data.get("ignore_errors"))})
     return run
+
+
+@functools.lru_cache(maxsize=4)
+def inventory_hosts(lab_name: str) -> frozenset[str]:
+    """The hosts of the lab inventory (ansible-inventory --list)."""
+    out, err = ansible_runner.interface.get_inventory(
+        action="list", inventories=[str(INVENTORY)], response_format="json", quiet=True,
+        envvars=_env(lab_name), private_data_dir=str(results_dir("ansible", "inventory")))
+    if not isinstance(out, dict):
+        raise RuntimeError(f"ansible-inventory --list failed: {str(err)[-400:]}")
+    return frozenset(out.get("_meta", {}).get("hostvars", {}))
+
+
+def inventory_name(lab_name: str, node: Any) -> str:
+    """How the lab inventory names a node: its hostname (manager1) or its container (<lab>-manager1)."""
+    hosts = inventory_hosts(lab_name)
+    for name in (node.name, node.container):
+        if name in hosts:
+            return name
+    raise RuntimeError(f"the lab inventory has no host for node {node.name} ({node.container})")
 
 
 def host_vars(host: str, names: list[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lab.ansible import run_playbook
+from ..lab.ansible import inventory_name, run_playbook
 from ..lab.redis import RedisProbe
 from ..lab.swarm import Swarm
 
@@ -42,7 +42,7 @@ class RedisFaults:
         before = self.probe.master()
         instances, sentinels = redis_endpoints(self.swarm)
         run = run_playbook("playbooks/redis_failover.yml", self.swarm.lab.name, {
-            "redis_failover_runner": self.swarm.manager.name,
+            "redis_failover_runner": inventory_name(self.swarm.lab.name, self.swarm.manager),
             "ansible_python_interpreter": self.stack_dir + "/python-in-network",
             "redis_instances": instances,
             "redis_sentinels": sentinels,
