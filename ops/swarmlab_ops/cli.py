@@ -5,6 +5,7 @@
     swarmlab-ops ha-drill [--stop-mode kill]                        manager (leader) loss drill
     swarmlab-ops loadtest [--bare] [--replicas 1,2,4] [--profile]   load test (docs/performance.md)
     swarmlab-ops bench [--locust]                                   bare app benchmark on loopback
+    swarmlab-ops bench-site                                         site.yml on bare nodes, then the re-run
 
 The lab is named by --lab (default: $SWARMLAB_LAB_NAME, else swarmlab). Results go under results/.
 """
@@ -26,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
     # Imports here stay light: each subcommand loads its own code when it runs.
     from . import drills, writeloss  # pylint: disable=import-outside-toplevel
     from .loadtest import run as loadtest  # pylint: disable=import-outside-toplevel
-    from . import bench, hadrill  # pylint: disable=import-outside-toplevel
+    from . import bench, benchsite, hadrill  # pylint: disable=import-outside-toplevel
 
     top = argparse.ArgumentParser(prog="swarmlab-ops", description=__doc__.split("\n\n", maxsplit=1)[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(cmd)
     cmd.set_defaults(func=bench.run)
+
+    cmd = sub.add_parser("bench-site", help="site.yml on bare lab nodes, then the idempotent re-run (own lab)",
+                         description=benchsite.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchsite.add_arguments(cmd)
+    cmd.set_defaults(func=benchsite.run)
     return top
 
 

@@ -34,6 +34,12 @@ class PlaybookRun:
     seconds: float
     # One entry per task result: {task, action, host, ok (bool), res (the module's return)}.
     results: list[dict[str, Any]] = field(default_factory=list)
+    # The play recap per counter: {"changed": {host: n}, "failures": {...}, ...}.
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return sum(self.stats.get("changed", {}).values())
 
     @property
     def ok(self) -> bool:
@@ -63,7 +69,8 @@ def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None 
         private_data_dir=str(artifacts), project_dir=str(ROOT), playbook=str(ROOT / playbook),
         inventory=str(INVENTORY), extravars={"lab_name": lab_name, **(extravars or {})},
         envvars=_env(lab_name), quiet=True, timeout=timeout)
-    run = PlaybookRun(playbook, runner.status, runner.rc, round(time.monotonic() - started, 2))
+    run = PlaybookRun(playbook, runner.status, runner.rc, round(time.monotonic() - started, 2),
+                      stats=runner.stats or {})
     for event in runner.events:
         kind = event.get("event", "")
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
