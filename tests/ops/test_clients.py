@@ -191,3 +191,23 @@ def test_writer_stops_early_when_the_stop_key_is_set(redis_server):
     redis.Redis(port=port, password="writer-test-pw").set("k:stop", "1")
     ops = history_of(writer)
     assert time.time() - started < 10 and ops
+
+
+def run_probe(port: int, password_file: Path, request: dict) -> dict:
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:%d/0" % port, "REDIS_PASSWORD_FILE": str(password_file)}
+    out = subprocess.run([sys.executable, "-c", source("redis_probe"), json.dumps(request)], cwd=ROOT / "app",
+                         env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_probe_answers_with_the_apps_settings(redis_server):
+    """The probe connects the way the app does (its Settings and CounterStore), against real Redis."""
+    port, pw, _proc = redis_server
+    assert run_probe(port, pw, {"op": "set", "key": "k", "value": "41"})["ok"]
+    assert run_probe(port, pw, {"op": "get", "keys": ["k", "missing"]})["values"] == {"k": 41, "missing": None}
+    assert run_probe(port, pw, {"op": "master"})["address"] == ["127.0.0.1", port]
+    replication = run_probe(port, pw, {"op": "replication"})
+    assert replication["info"]["role"] == "master" and replication["info"]["connected_slaves"] == 0
+    # Without Sentinel there is nothing to fail over: an answer, not a traceback.
+    refused = run_probe(port, pw, {"op": "failover"})
+    assert refused["ok"] is False and "no Sentinel" in refused["error"]
