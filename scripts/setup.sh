@@ -48,4 +48,10 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     "$venv/bin/pip" install -q -r "$here/requirements.txt"
     echo "$want" >"$stamp"
 fi
+# The ops tooling (swarmlab-ops), editable: a checkout's edits apply without reinstalling. Its
+# dependencies are the pinned requirements above.
+if ! "$venv/bin/python" -c "import swarmlab_ops, sys; sys.exit(not swarmlab_ops.__file__.startswith('$here/'))" 2>/dev/null; then
+    log "installing the ops tooling (ops/) into $venv, editable"
+    "$venv/bin/pip" install -q --no-deps -e "$here/ops"
+fi
 log "set-up done: $(docker version --format 'docker {{.Server.Version}}'), $("$venv/bin/ansible" --version | head -1)"

@@ -3,6 +3,8 @@
 """Filter stack_convergence: how far a Swarm stack is from running its desired tasks."""
 from __future__ import annotations
 
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import convergence
+
 DOCUMENTATION = r"""
 name: stack_convergence
 short_description: Compare a stack's running tasks with the desired ones
@@ -12,9 +14,11 @@ description:
   - Takes the tasks of a stack (the C(results) of M(community.docker.docker_stack_task_info)) and its
     services (the C(services) of M(community.docker.docker_swarm_info)) and says, per service, how many
     tasks should run, how many run, and the errors of the tasks that do not.
-  - A task counts as running when Swarm wants it running and it is in state Running; with a health
-    check, Swarm reports Running only once the task is healthy.
-  - For a global service the desired count is the number of tasks Swarm wants running.
+  - The rule is the collection's one convergence rule (module_utils C(_swarm.convergence)), the one the
+    swarm modules and the ops tooling use. A task counts as running when Swarm wants it running, it is
+    in state Running (with a health check, Swarm reports Running only once the task is healthy) and,
+    when O(nodes) is given, its node is ready (a down node's last report is stale).
+  - For a global service the desired count is the number of tasks Swarm wants running (on ready nodes).
 options:
   _input:
     description: Tasks, as C(docker_stack_task_info) returns them.
@@ -30,6 +34,13 @@ options:
     description: Name of the stack (its services are named C(<stack>_<service>)).
     type: str
     required: true
+  nodes:
+    description:
+      - Nodes, as the C(nodes) of M(community.docker.docker_swarm_info) returns them. Tasks on nodes that are
+        not ready do not count. Omitted, every node counts as ready.
+    type: list
+    elements: dict
+    required: false
 """
 
 EXAMPLES = r"""
@@ -37,7 +48,7 @@ EXAMPLES = r"""
   community.docker.docker_stack_task_info:
     name: swarmlab
   register: tasks
-  until: (tasks.results | swarmlab.cluster.stack_convergence(services.services, 'swarmlab')).converged
+  until: (tasks.results | swarmlab.cluster.stack_convergence(swarm.services, 'swarmlab', swarm.nodes)).converged
 """
 
 RETURN = r"""
@@ -63,37 +74,36 @@ def _service_of(task_name: str) -> str:
     return task_name.strip().lstrip("\\_ ").rsplit(".", 1)[0]
 
 
-def stack_convergence(tasks: list[dict], services: list[dict], stack: str) -> dict:
-    prefix = f"{stack}_"
-    report: dict[str, dict] = {}
+def _as_api(tasks: list[dict], services: list[dict], nodes: list[dict] | None, prefix: str):
+    """The modules' summaries in the Engine API's shape, so the one rule in _swarm applies.
+
+    docker_stack_task_info names a task's node by hostname, so hostnames serve as node IDs here."""
+    api_services = []
     for svc in services:
         name = svc.get("Name", "")
         if not name.startswith(prefix):
             continue
-        replicas = svc.get("Replicas") if svc.get("Mode") == "Replicated" else None
-        report[name[len(prefix):]] = {"desired": replicas, "running": 0, "nodes": {}, "errors": []}
-
-    wanted: dict[str, int] = {}
+        mode = {"Replicated": {"Replicas": svc.get("Replicas") or 0}} if svc.get("Mode") == "Replicated" else {"Global": {}}
+        api_services.append({"ID": name, "Spec": {"Name": name[len(prefix):], "Mode": mode}})
+    api_tasks = []
     for task in tasks:
-        full = _service_of(task.get("Name", ""))
-        if not full.startswith(prefix) or full[len(prefix):] not in report:
-            continue
-        entry = report[full[len(prefix):]]
-        if task.get("DesiredState") != "Running":
-            continue
-        wanted[full] = wanted.get(full, 0) + 1
-        if str(task.get("CurrentState", "")).startswith("Running"):
-            entry["running"] += 1
-            node = task.get("Node", "")
-            entry["nodes"][node] = entry["nodes"].get(node, 0) + 1
-        elif task.get("Error"):
-            entry["errors"].append(f"{task.get('Name')} on {task.get('Node') or '?'}: {task['Error']}")
+        current = str(task.get("CurrentState", "")).split(" ", 1)[0].lower()
+        api_tasks.append({
+            "ID": task.get("ID", ""), "Name": task.get("Name", "").strip().lstrip("\\_ "),
+            "ServiceID": _service_of(task.get("Name", "")), "NodeID": task.get("Node") or "",
+            "DesiredState": str(task.get("DesiredState", "")).lower(),
+            "Status": {"State": current, "Err": task.get("Error") or ""},
+        })
+    api_nodes = None
+    if nodes is not None:
+        api_nodes = [{"ID": node.get("Hostname", ""), "Description": {"Hostname": node.get("Hostname", "")},
+                      "Status": {"State": str(node.get("Status", "")).lower()}} for node in nodes]
+    return api_tasks, api_services, api_nodes
 
-    for short, entry in report.items():
-        if entry["desired"] is None:
-            entry["desired"] = wanted.get(prefix + short, 0)
-    short = sorted(name for name, e in report.items() if e["running"] < e["desired"])
-    return {"converged": bool(report) and not short, "short": short, "services": report}
+
+def stack_convergence(tasks: list[dict], services: list[dict], stack: str, nodes: list[dict] | None = None) -> dict:
+    api_tasks, api_services, api_nodes = _as_api(tasks, services, nodes, f"{stack}_")
+    return convergence(api_services, api_tasks, api_nodes)
 
 
 class FilterModule:

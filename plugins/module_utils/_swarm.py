@@ -141,9 +141,17 @@ def eligible_nodes(service: Service, nodes: t.Iterable[Node]) -> list[Node]:
 
 
 # Tasks
+#
+# The convergence rule, used by the modules, the stack_convergence filter and the ops tooling alike:
+# a task counts as running for its service when Swarm wants it running (DesiredState running), it is
+# in state running (with a health check Swarm reports running only once the task is healthy), and its
+# node is ready. A task that a down or unknown node last reported as running is stale: nothing serves
+# there until Swarm reschedules it. A replicated service wants Spec.Mode.Replicated.Replicas tasks; a
+# global one the tasks Swarm wants running on ready nodes. A service short of its desired count is
+# not converged.
 
 def is_running(task: Task) -> bool:
-    """A task that runs and is meant to keep running."""
+    """A task that runs and is meant to keep running (its node's state aside)."""
     return task.get('DesiredState') == 'running' and task.get('Status', {}).get('State') == 'running'
 
 
@@ -152,8 +160,66 @@ def is_live(task: Task) -> bool:
     return task.get('Status', {}).get('State') in LIVE_TASK_STATES
 
 
-def running_count(service: Service, tasks: t.Iterable[Task]) -> int:
-    return sum(1 for task in tasks if task.get('ServiceID') == service['ID'] and is_running(task))
+def ready_node_ids(nodes: t.Iterable[Node] | None) -> set[str] | None:
+    """IDs of the ready nodes; None (no node list given) counts every node as ready."""
+    if nodes is None:
+        return None
+    return {node['ID'] for node in nodes if node_state(node) == 'ready'}
+
+
+def counts_as_running(task: Task, ready: set[str] | None) -> bool:
+    """The convergence rule for one task (see above); ``ready`` from ready_node_ids()."""
+    return is_running(task) and (ready is None or task.get('NodeID') in ready)
+
+
+def running_count(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node] | None = None) -> int:
+    ready = ready_node_ids(nodes)
+    return sum(1 for task in tasks if task.get('ServiceID') == service['ID'] and counts_as_running(task, ready))
+
+
+def desired_count(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node] | None = None) -> int | None:
+    """Tasks the service should run: its replicas, or for a global service the tasks Swarm wants
+    running on ready nodes; None for jobs (they complete rather than converge)."""
+    mode = service.get('Spec', {}).get('Mode', {})
+    if 'Replicated' in mode:
+        return desired_replicas(service)
+    if 'Global' in mode:
+        ready = ready_node_ids(nodes)
+        return sum(1 for task in tasks if task.get('ServiceID') == service['ID']
+                   and task.get('DesiredState') == 'running' and (ready is None or task.get('NodeID') in ready))
+    return None
+
+
+def convergence(services: t.Iterable[Service], tasks: t.Iterable[Task],
+                nodes: t.Iterable[Node] | None = None) -> dict[str, t.Any]:
+    """How far services are from running their desired tasks, by the rule above.
+
+    Returns {converged, short (names), services: {name: {desired, running, nodes (running tasks per
+    node hostname), errors (of wanted tasks that do not run)}}}; converged is False without services.
+    """
+    tasks = list(tasks)
+    nodes = None if nodes is None else list(nodes)
+    ready = ready_node_ids(nodes)
+    hostnames = {node['ID']: node_hostname(node) for node in nodes or []}
+    report: dict[str, dict[str, t.Any]] = {}
+    for service in services:
+        desired = desired_count(service, tasks, nodes)
+        if desired is None:
+            continue
+        entry: dict[str, t.Any] = {'desired': desired, 'running': 0, 'nodes': {}, 'errors': []}
+        for task in tasks:
+            if task.get('ServiceID') != service['ID'] or task.get('DesiredState') != 'running':
+                continue
+            node = hostnames.get(task.get('NodeID', ''), task.get('NodeID') or '?')
+            if counts_as_running(task, ready):
+                entry['running'] += 1
+                entry['nodes'][node] = entry['nodes'].get(node, 0) + 1
+            elif task.get('Status', {}).get('Err'):
+                entry['errors'].append('%s on %s: %s' % (task.get('Name') or task.get('ID', '?'), node,
+                                                         task['Status']['Err']))
+        report[service_name(service)] = entry
+    short = sorted(name for name, entry in report.items() if entry['running'] < entry['desired'])
+    return {'converged': bool(report) and not short, 'short': short, 'services': report}
 
 
 def service_counts(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node]) -> dict[str, int]:
@@ -187,28 +253,52 @@ def live_tasks_on_node(node_id: str, services: t.Iterable[Service], tasks: t.Ite
             if task.get('NodeID') == node_id and task.get('ServiceID') in replicated and is_live(task)]
 
 
-def short_services(services: t.Iterable[Service], tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
-    """Replicated services with fewer running tasks than replicas, as {name, replicas, running}."""
+def short_services(services: t.Iterable[Service], tasks: t.Iterable[Task],
+                   nodes: t.Iterable[Node] | None = None) -> list[dict[str, t.Any]]:
+    """Replicated services with fewer running tasks than replicas, as {name, replicas, running}.
+
+    With ``nodes``, tasks on nodes that are not ready do not count (the convergence rule above)."""
     tasks = list(tasks)
+    nodes = None if nodes is None else list(nodes)
     short = []
     for service in services:
         if not is_replicated(service):
             continue
         replicas = desired_replicas(service)
-        running = running_count(service, tasks)
+        running = running_count(service, tasks, nodes)
         if running < replicas:
             short.append({'name': service_name(service), 'replicas': replicas, 'running': running})
     return sorted(short, key=lambda item: item['name'])
 
 
-def service_report(services: t.Iterable[Service], tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
+def service_report(services: t.Iterable[Service], tasks: t.Iterable[Task],
+                   nodes: t.Iterable[Node] | None = None) -> list[dict[str, t.Any]]:
     """Every replicated service as {name, id, replicas, running}."""
     tasks = list(tasks)
+    nodes = None if nodes is None else list(nodes)
     return sorted(
         ({'name': service_name(service), 'id': service['ID'], 'replicas': desired_replicas(service),
-          'running': running_count(service, tasks)}
+          'running': running_count(service, tasks, nodes)}
          for service in services if is_replicated(service)),
         key=lambda item: item['name'])
+
+
+def running_tasks(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node]) -> list[dict[str, t.Any]]:
+    """Where a service's running tasks are (task placement), by the rule above: [{id, node (hostname),
+    node_id, container_id, addresses (overlay IPs without prefix length)}], sorted by node."""
+    nodes = list(nodes)
+    ready = ready_node_ids(nodes)
+    names = {node['ID']: node_hostname(node) for node in nodes}
+    found = []
+    for task in tasks:
+        if task.get('ServiceID') != service['ID'] or not counts_as_running(task, ready):
+            continue
+        addresses = [address.split('/')[0] for attachment in task.get('NetworksAttachments') or []
+                     for address in attachment.get('Addresses') or []]
+        found.append({'id': task['ID'], 'node': names.get(task.get('NodeID', ''), '?'),
+                      'node_id': task.get('NodeID', ''), 'addresses': addresses,
+                      'container_id': task.get('Status', {}).get('ContainerStatus', {}).get('ContainerID', '')})
+    return sorted(found, key=lambda item: (item['node'], item['id']))
 
 
 # Decisions

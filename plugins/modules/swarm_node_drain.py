@@ -254,7 +254,7 @@ class NodeDrainer:
                                    % (node_hostname(node), ' '.join(problems)), result)
             for problem in problems:
                 self.module.warn('Draining %s although %s' % (node_hostname(node), problem))
-            already_short = short_services(services, tasks)
+            already_short = short_services(services, tasks, nodes)
             if already_short:
                 self.module.warn('Services already short before the drain: %s'
                                  % ', '.join('%(name)s %(running)d/%(replicas)d' % s for s in already_short))
@@ -272,8 +272,8 @@ class NodeDrainer:
 
     def _finish(self, result: dict[str, t.Any], nodes: list, services: list, tasks: list) -> None:
         result['tasks_after'] = node_totals(services, tasks, nodes)
-        result['services'] = service_report(services, tasks)
-        result['services_short'] = short_services(services, tasks)
+        result['services'] = service_report(services, tasks, nodes)
+        result['services_short'] = short_services(services, tasks, nodes)
         result['tasks_left_on_node'] = len(live_tasks_on_node(result['node']['id'], services, tasks))
 
     def _wait(self, node: dict[str, t.Any], result: dict[str, t.Any]) -> tuple[list, list, list]:
@@ -281,7 +281,7 @@ class NodeDrainer:
         while True:
             nodes, services, tasks = self._snapshot()
             left = live_tasks_on_node(node['ID'], services, tasks)
-            short = wait_targets(short_services(services, tasks), result['stranded'], self.params['force'])
+            short = wait_targets(short_services(services, tasks, nodes), result['stranded'], self.params['force'])
             result['waited'] = round(self.clock() - start, 1)
             if not left and not short:
                 return nodes, services, tasks

@@ -205,7 +205,7 @@ class Rebalancer:
         result['tasks_' + suffix] = node_totals(services, tasks, nodes)
         result['service_tasks_' + suffix] = {service_name(service): service_counts(service, tasks, nodes)
                                              for service in chosen}
-        result['services_short'] = short_services(chosen, tasks)
+        result['services_short'] = short_services(chosen, tasks, nodes)
         uneven = [found for found in (imbalance(service, nodes, tasks) for service in chosen) if found]
         result['unbalanced_' + suffix] = uneven
         return uneven
@@ -255,7 +255,7 @@ class Rebalancer:
                 raise RebalanceError('The force update of %s ended as %s: %s'
                                      % (service_name(service), status.get('State'), status.get('Message', '')), result)
             if outcome == 'completed':
-                running = running_count(service, self.api.tasks())
+                running = running_count(service, self.api.tasks(), self.api.nodes())
                 if running >= desired_replicas(service):
                     return
             if self.clock() - start >= self.params['wait_timeout']:

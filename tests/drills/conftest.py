@@ -1,4 +1,4 @@
-"""Short fault drills against a running lab (scripts/drills.py)."""
+"""Short fault drills against a running lab (swarmlab-ops drills)."""
 from __future__ import annotations
 
 

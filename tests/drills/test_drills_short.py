@@ -1,4 +1,4 @@
-"""The short web-kill and registry drills on a running lab, through scripts/drills.py.
+"""The short web-kill and registry drills on a running lab, through `swarmlab-ops drills` (ops/).
 
     SWARMLAB_DRILLS_LAB=drills .venv/bin/pytest -m lab tests/drills -v
 
@@ -27,15 +27,13 @@ def lab_is_up(lab: str) -> str | None:
     if not lab:
         return "SWARMLAB_DRILLS_LAB is not set"
     try:
-        out = subprocess.run(["docker", "exec", lab + "-manager1", "docker", "service", "ls", "--format",
-                              "{{.Name}} {{.Replicas}}"], capture_output=True, text=True, timeout=60,
-                             check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return "docker not usable: %s" % exc
-    if out.returncode != 0:
-        return "lab %s is not up: %s" % (lab, out.stderr.strip()[:200])
-    if "swarmlab_web " not in out.stdout:
-        return "lab %s has no stack deployed" % lab
+        from swarmlab_ops.lab import Lab, Swarm  # pylint: disable=import-outside-toplevel
+
+        if not Swarm(Lab(lab)).has_service("web"):
+            return "lab %s has no stack deployed" % lab
+    # any reason to skip is reported
+    except Exception as exc:  # noqa: BLE001  pylint: disable=broad-except
+        return "lab %s is not usable: %s" % (lab, str(exc)[:200])
     return None
 
 
@@ -45,7 +43,7 @@ def drill_results(tmp_path_factory):
     if why:
         pytest.skip(why)
     out = tmp_path_factory.mktemp("drills") / "drills.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "drills.py"), "--lab", LAB, "--short",
+    proc = subprocess.run([str(Path(sys.executable).with_name("swarmlab-ops")), "drills", "--lab", LAB, "--short",
                            "--drills", "web-kill,registry", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     print(proc.stdout[-4000:])

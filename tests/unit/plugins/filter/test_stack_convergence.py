@@ -44,3 +44,12 @@ def test_errors_of_pending_tasks_are_reported():
 
 def test_no_service_of_the_stack_is_not_converged():
     assert stack_convergence([], SERVICES, "missing")["converged"] is False
+
+
+def test_tasks_on_nodes_that_are_not_ready_do_not_count():
+    tasks = [task(f"app_web.{i}", "n1" if i < 4 else "n2") for i in range(1, 5)] + [task("app_edge.abc", "n1")]
+    nodes = [{"Hostname": "n1", "Status": "ready"}, {"Hostname": "n2", "Status": "down"}]
+    r = stack_convergence(tasks, SERVICES, "app", nodes)
+    assert r["short"] == ["web"]
+    assert r["services"]["web"]["running"] == 3
+    assert stack_convergence(tasks, SERVICES, "app")["converged"] is True

@@ -192,6 +192,50 @@ class TestCounts:
         assert sw.service_report(services, tasks)[0] == {'name': 's', 'id': 's', 'replicas': 4, 'running': 2}
 
 
+class TestConvergenceRule:
+    """The one convergence rule (modules, stack_convergence filter, ops tooling)."""
+
+    def test_tasks_on_a_node_that_is_down_do_not_count(self):
+        nodes = [node('m1', 'manager1'), node('w1', 'worker1', state='down'), node('w2', 'worker2')]
+        services = [service('s', replicas=3)]
+        tasks = [task('s', 'm1'), task('s', 'w1'), task('s', 'w2')]
+        assert sw.short_services(services, tasks, nodes) == [{'name': 's', 'replicas': 3, 'running': 2}]
+        assert sw.running_count(services[0], tasks, nodes) == 2
+        # Without the node list (callers that have none) every node counts as ready.
+        assert sw.short_services(services, tasks) == []
+        report = sw.convergence(services, tasks, nodes)
+        assert report['converged'] is False and report['short'] == ['s']
+        assert report['services']['s']['nodes'] == {'manager1': 1, 'worker2': 1}
+
+    def test_global_service_wants_its_tasks_on_ready_nodes(self):
+        nodes = [node('m1', 'manager1'), node('w1', 'worker1', state='down')]
+        services = [service('g', mode='Global')]
+        tasks = [task('g', 'm1'), task('g', 'w1', state='running')]
+        report = sw.convergence(services, tasks, nodes)
+        assert report['services']['g']['desired'] == 1
+        assert report['converged'] is True
+
+    def test_errors_of_wanted_tasks_that_do_not_run(self):
+        services = [service('s', replicas=2)]
+        failing = dict(task('s', 'w1', state='rejected'), Name='s.2')
+        failing['Status']['Err'] = 'no such image'
+        report = sw.convergence(services, [task('s', 'm1'), failing], NODES)
+        assert report['short'] == ['s']
+        assert report['services']['s']['errors'] == ['s.2 on worker1: no such image']
+
+    def test_no_service_is_not_converged(self):
+        assert sw.convergence([], [], NODES)['converged'] is False
+
+    def test_running_tasks_gives_placement_and_addresses(self):
+        nodes = [node('m1', 'manager1'), node('w1', 'worker1', state='down')]
+        running = dict(task('s', 'm1'), ID='t1', NetworksAttachments=[{'Addresses': ['10.0.1.5/24']}])
+        running['Status']['ContainerStatus'] = {'ContainerID': 'c1'}
+        stale = dict(task('s', 'w1'), ID='t2')
+        found = sw.running_tasks(service('s'), [running, stale], nodes)
+        assert found == [{'id': 't1', 'node': 'manager1', 'node_id': 'm1', 'addresses': ['10.0.1.5'],
+                          'container_id': 'c1'}]
+
+
 class TestImbalance:
     def test_node_back_from_drain_is_uneven(self):
         tasks = [task('s', 'm1'), task('s', 'm1'), task('s', 'w2'), task('s', 'w2')]

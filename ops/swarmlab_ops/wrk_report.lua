@@ -1,4 +1,4 @@
--- wrk script shared by scripts/bench_app.py and scripts/loadtest.py: WRK_METHOD (GET or POST with
+-- wrk script of swarmlab-ops bench and loadtest: WRK_METHOD (GET or POST with
 -- an empty JSON body) and, at the end, one line "WRK_JSON {...}" with the counts and the p50/p95/p99
 -- and max latency (ms) from wrk's own histogram, which its table does not print.
 local method = os.getenv("WRK_METHOD") or "GET"

@@ -1,23 +1,20 @@
-"""Unit tests of scripts/loadtest.py: Locust CSV parsing, ratios against the targets, the generator
+"""Unit tests of swarmlab_ops.loadtest: Locust CSV parsing, ratios against the targets, the generator
 saturation warning, CPU accounting helpers and the report. No network, no Locust run."""
 from __future__ import annotations
 
-import importlib.util
-import sys
+import types
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "loadtest.py"
+from swarmlab_ops.loadtest import cpu, report, stats
 
 
 @pytest.fixture(scope="module")
 def lt():
-    spec = importlib.util.spec_from_file_location("swarmlab_loadtest", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The load test's pure helpers under one name, as the tests were written against."""
+    return types.SimpleNamespace(**{k: v for m in (stats, cpu, report) for k, v in vars(m).items()
+                                    if not k.startswith("_")})
 
 
 HEADER = ("Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"

@@ -1,0 +1,1 @@
+"""Checkers: read a finished history and decide. Pure functions, tested with recorded histories."""

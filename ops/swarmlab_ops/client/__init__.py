@@ -1,0 +1,1 @@
+"""Clients: issue one operation, return its Op (outcome and timestamps). Nothing else."""

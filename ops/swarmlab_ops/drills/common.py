@@ -1,0 +1,71 @@
+"""What every drill shares: the lab handles, a bounded load through the edge, the accounting."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..checker.counter import check
+from ..checker.timeline import summarize
+from ..client.http import CounterClient
+from ..generator import Load
+from ..history import Op
+from ..lab import Lab, Swarm
+from ..lab.redis import RedisProbe
+from ..lab.swarm import service_env
+
+
+@dataclass
+class Opts:
+    short: bool = False
+    workers: int = 4
+    rate: float = 60.0
+    max_ops: int = 20000
+    wait_replicas: int = 1
+    worker: str = "worker1"
+
+
+@dataclass
+class Ctx:
+    lab: Lab
+    swarm: Swarm
+    probe: RedisProbe
+    opts: Opts
+    edge_url: str = ""
+    app_key: str = "counter"
+    loads: list[Load] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, lab_name: str, stack: str, opts: Opts) -> "Ctx":
+        lab = Lab(lab_name)
+        swarm = Swarm(lab, stack)
+        ctx = cls(lab, swarm, RedisProbe(swarm), opts)
+        ctx.edge_url = swarm.edge_url()
+        ctx.app_key = service_env(swarm.service("web")["Spec"]).get("COUNTER_KEY", "counter")
+        return ctx
+
+    def counter(self) -> int:
+        return self.probe.values(self.app_key)[self.app_key]
+
+    def with_load(self, max_seconds: float) -> Load:
+        """A load through the edge (increments and reads); stopped by stop_loads() whatever happens."""
+        load = Load(lambda i: CounterClient(self.edge_url, f"http-{i}"), workers=self.opts.workers,
+                    rate=self.opts.rate, max_seconds=max_seconds, max_ops=self.opts.max_ops).start()
+        self.loads.append(load)
+        time.sleep(2)  # a baseline before the fault
+        return load
+
+    def finish(self, load: Load, start_value: int, tail: float = 2.0) -> tuple[list[Op], dict, dict]:
+        time.sleep(tail)
+        ops = load.stop()
+        time.sleep(1.5)  # let in-flight replication settle before reading the master
+        return ops, summarize(ops), check(ops, start_value, self.counter())
+
+    def stop_loads(self) -> None:
+        while self.loads:
+            self.loads.pop().stop()
+
+
+def met(row: dict, ok: bool) -> dict:
+    row["met"] = ok
+    row["met_text"] = "yes" if ok else "no"
+    return row

@@ -1,0 +1,163 @@
+"""Running the load: Locust headless against a URL (CPU profiled), the bare app on loopback, and the
+checks that a URL is ready and that the edge spreads over the expected replicas."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..checkout import ROOT
+from ..report import log
+from .cpu import CpuProfile
+from .stats import parse_locust_stats, saturation_warnings
+
+APP_DIR = ROOT / "app"
+LOCUSTFILE = APP_DIR / "locustfile.py"
+BARE_PASSWORD = "loadtest-pw"
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def sh(cmd: list[str], timeout: float = 60, check: bool = True) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 3) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.status, resp.headers.get("X-Served-By", "")
+
+
+def wait_ready(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(f"{url}/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"timed out waiting for {url}/readyz")
+
+
+def served_by(url: str, count: int) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for _attempt in range(count):
+        try:
+            status, who = http_get(f"{url}/api/counter")
+        except OSError:
+            who = "(error)"
+        seen[who] = seen.get(who, 0) + 1
+    return seen
+
+
+def wait_spread(url: str, replicas: int, timeout: float) -> dict[str, int]:
+    """Until two windows in a row of 6*N requests hit exactly N distinct replicas, no errors."""
+    deadline, good, seen = time.monotonic() + timeout, 0, {}
+    while time.monotonic() < deadline:
+        seen = served_by(url, 6 * replicas)
+        ok = len(seen) == replicas and "(error)" not in seen
+        good = good + 1 if ok else 0
+        if good >= 2:
+            return seen
+        time.sleep(1)
+    raise RuntimeError(f"edge did not spread over exactly {replicas} replicas: {seen}")
+
+
+def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
+               node_pids: list[int], bare_pids: list[int]) -> dict[str, Any]:
+    locust = Path(sys.executable).with_name("locust")
+    prefix = outdir / name
+    cmd = [str(locust), "-f", str(LOCUSTFILE), "--headless", "-H", url,
+           "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
+           "--processes", str(args.processes), "--csv", str(prefix),
+           "--html", str(outdir / f"{name}.html"), "--only-summary", "--stop-timeout", "5",
+           "--loglevel", "WARNING"]
+    load0 = loadavg()
+    log(f"case {name}: locust -u {args.users} -r {args.spawn_rate} -t {args.seconds}s "
+        f"--processes {args.processes} against {url} (load average {load0})")
+    with open(outdir / f"{name}.locust.log", "w") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        prof = CpuProfile(proc.pid, node_pids, bare_pids)
+        prof.start()
+        try:
+            proc.wait(timeout=args.seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"locust did not stop for case {name}") from None
+        finally:
+            profile = prof.stop()
+    result = parse_locust_stats(f"{prefix}_stats.csv")
+    result.update(url=url, load_avg_start=load0, load_avg_end=loadavg(), profile=profile)
+    gen = profile["cpu_pct"].get("generator", 0.0)
+    result["warnings"] = saturation_warnings(gen, args.processes, profile["gen_per_process_pct"],
+                                             os.cpu_count() or 1, profile["machine_busy_pct"])
+    for warning in result["warnings"]:
+        log(f"WARNING ({name}): {warning}")
+    log(f"case {name}: {result['rps']:.0f} req/s, p95 {result['p95_ms']:.0f} ms, "
+        f"{result['failures']} failures, generator {gen:.0f} % CPU, machine "
+        f"{profile['machine_busy_pct']:.0f} % busy")
+    return result
+
+
+class BareApp:
+    """redis-server + gunicorn on loopback (the bare case, and `swarmlab-ops bench`)."""
+
+    def __init__(self, workers: int, threads: int):
+        self.workers, self.threads = workers, threads
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="swarmlab-loadtest-"))
+
+    def __enter__(self) -> "BareApp":
+        redis_port, app_port = free_port(), free_port()
+        self.procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+             "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
+             "--requirepass", BARE_PASSWORD, "--logfile", str(self.workdir / "redis.log")]))
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(app_port),
+               "GUNICORN_WORKERS": str(self.workers), "GUNICORN_THREADS": str(self.threads),
+               "REDIS_URL": f"redis://:{BARE_PASSWORD}@127.0.0.1:{redis_port}/0",
+               "COUNTER_KEY": "loadtest:counter"}
+        with open(self.workdir / "gunicorn.log", "wb") as logf:
+            self.procs.append(subprocess.Popen(
+                [str(Path(sys.executable).with_name("gunicorn")), "--config",
+                 str(APP_DIR / "gunicorn.conf.py"), "counter:create_app()"],
+                cwd=APP_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT))
+        self.url = f"http://127.0.0.1:{app_port}"
+        wait_ready(self.url, 30)
+        return self
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)

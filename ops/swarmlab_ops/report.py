@@ -1,0 +1,65 @@
+"""Reports: a log line, the drill table and the write-loss table (markdown), JSON next to them."""
+from __future__ import annotations
+
+import sys
+import time
+
+# Targets of issue 9 (reported, not asserted).
+DRILL_TARGETS = {
+    "web-kill": "4/4 again <= 15 s, <= 1 % failed",
+    "drain": "0 failed, 4/4 throughout",
+    "rolling-update": "0 failed, 0 lost",
+    "redis-kill": "promotion <= 10 s, writes back <= 15 s",
+    "redis-kill-wait": "promotion <= 10 s, writes back <= 15 s, 0 lost",
+    "node-loss": "rescheduled <= 30 s",
+    "registry": "100 % pullable",
+    "manager-loss": "new leader <= 30 s, service update ok",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else "%.1f s" % value
+
+
+def render_drills(rows: list[dict]) -> str:
+    head = ["drill", "time to recover", "failed requests", "acknowledged", "unknown", "final counter (delta)",
+            "lost", "target", "met"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        acc = row.get("accounting") or {}
+        load = row.get("load") or {}
+        failed = ("%d / %d (%.2f %%)" % (load["failed_requests"], load["requests"], load["failed_pct"])
+                  if load else "n/a")
+        lines.append("| " + " | ".join([
+            row["drill"],
+            row.get("recover_text", "-"),
+            failed,
+            str(acc.get("acknowledged", "n/a")),
+            str(acc.get("unknown", "n/a")),
+            ("%d (+%d)" % (acc["final"], acc["delta"])) if acc else "n/a",
+            str(acc.get("lost", "n/a")),
+            DRILL_TARGETS.get(row["drill"].split(" ")[0], ""),
+            row.get("met_text", "?"),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def render_writeloss(result: dict) -> str:
+    faults = ", ".join("%s %d%s" % (k, v["ok"], " (+%d failed)" % v["failed"] if v["failed"] else "")
+                       for k, v in result["faults"].items())
+    lines = [f"WAIT {result['wait']} of {result['replicas']} replicas; {result['seconds']:.0f} s; faults: {faults}",
+             "",
+             "| writers | increments | acknowledged | unknown | failed | final (delta) | lost | duplicated "
+             "| unknown applied | consistent |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    names = {"app": "through the app (POST /api/counter/increment)", "redis": "straight at Redis (INCR + WAIT)"}
+    for key, acc in result["writers"].items():
+        lines.append("| %s | %d | %d | %d | %d | %d (+%d) | %d | %d | %d | %s |" % (
+            names.get(key, key), acc["load"]["increments"], acc["acknowledged"], acc["unknown"], acc["failed"],
+            acc["final"], acc["delta"], acc["lost"], acc["duplicated"], acc["unknown_applied"],
+            "yes" if acc["consistent"] else "**no**"))
+    return "\n".join(lines)
