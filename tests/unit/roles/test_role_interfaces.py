@@ -66,6 +66,15 @@ def test_every_default_is_a_declared_option_with_the_same_default(role):
 
 
 @pytest.mark.parametrize('role', ROLES)
+def test_no_spec_default_needs_facts(role):
+    """Argument specs are validated before the role's first task, where the playbooks have not
+    gathered facts (each role gathers what it uses): a default made of facts cannot be resolved."""
+    for entry, spec in specs(role).items():
+        for name, option in spec.get('options', {}).items():
+            assert 'ansible_facts' not in str(option.get('default', '')), '%s (%s): %s' % (role, entry, name)
+
+
+@pytest.mark.parametrize('role', ROLES)
 def test_a_role_reads_no_other_roles_variables(role):
     others = {name: other for other in ROLES if other != role for name in names_set(other)}
     pattern = re.compile(r'\b(%s)\b' % '|'.join(sorted(map(re.escape, others), key=len, reverse=True)))
