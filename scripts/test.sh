@@ -24,6 +24,8 @@ for stage in "${stages[@]}"; do
     lint)
         step "yamllint"
         yamllint --strict .
+        step "antsibull-changelog lint (changelogs/fragments)"
+        antsibull-changelog lint
         step "ansible-lint (production profile)"
         # Molecule installs a copy of the collection into ~/.ansible; an old copy there would be
         # linted against instead of this checkout.

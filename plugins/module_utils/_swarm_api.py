@@ -22,6 +22,13 @@ from urllib.parse import quote, urlencode
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 
+# Options every Swarm maintenance module takes; documented in doc_fragments/swarm.py.
+SWARM_API_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    'poll_interval': {'type': 'int', 'default': 2},
+    'docker_host': {'type': 'str', 'default': DEFAULT_DOCKER_HOST},
+    'api_timeout': {'type': 'int', 'default': 60},
+}
+
 
 class DockerApiError(Exception):
     """The daemon answered with an error, or could not be reached."""

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: redis_sentinel
 short_description: Make a group of Redis Sentinels monitor the right master with the wanted settings
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - Makes every listed Sentinel monitor the master of a Redis replication set under
     O(master_name), with the wanted settings, without stale entries, and waits until

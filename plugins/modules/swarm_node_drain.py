@@ -24,13 +24,11 @@ description:
     back (they cannot while the node is drained); it still waits for every other replicated service.
   - Reports the running tasks of replicated services per node before and after the drain, and the
     services still short of their replica count.
-  - Runs on a Swarm manager. It talks to the Docker Engine API over the daemon's Unix socket with
-    Python's standard library, so it needs no third-party library on the manager; it does not use
-    the Docker SDK (Debian 12 ships 5.0.3) nor community.docker's module_utils, which are private to
-    that collection and may change.
   - To set a node back to active use M(community.docker.docker_node), then M(swarmlab.cluster.swarm_rebalance);
     Swarm does not move tasks back to a reactivated node by itself.
 author: "swarmlab maintainers (!UNKNOWN)"
+extends_documentation_fragment:
+  - swarmlab.cluster.swarm
 attributes:
   check_mode:
     support: full
@@ -62,21 +60,6 @@ options:
       - Seconds to wait before failing with the services still short and the tasks still on the node.
     type: int
     default: 300
-  poll_interval:
-    description:
-      - Seconds between two looks at the Swarm while waiting.
-    type: int
-    default: 2
-  docker_host:
-    description:
-      - The Docker daemon's Unix socket, as a C(unix://) URL. Other schemes are not supported.
-    type: str
-    default: unix:///var/run/docker.sock
-  api_timeout:
-    description:
-      - Seconds allowed for one Docker API call.
-    type: int
-    default: 60
 notes:
   - The node's own update is honest in check mode; the wait is skipped there.
   - Global services are not waited for; their task on a drained node just stops.
@@ -211,6 +194,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     wait_targets,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
+    SWARM_API_ARGUMENT_SPEC,
     DockerApiError,
     SwarmApi,
 )
@@ -316,9 +300,7 @@ def main() -> None:
             'force': {'type': 'bool', 'default': False},
             'wait': {'type': 'bool', 'default': True},
             'wait_timeout': {'type': 'int', 'default': 300},
-            'poll_interval': {'type': 'int', 'default': 2},
-            'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock'},
-            'api_timeout': {'type': 'int', 'default': 60},
+            **SWARM_API_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

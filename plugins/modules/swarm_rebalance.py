@@ -21,11 +21,9 @@ description:
     failure action); the services are updated one after the other, and with O(wait=true) the module
     waits for each update to complete and for the service to run all its replicas before the next.
   - Reports the running tasks per node, overall and per service, before and after.
-  - Runs on a Swarm manager. It talks to the Docker Engine API over the daemon's Unix socket with
-    Python's standard library, so it needs no third-party library on the manager; it does not use
-    the Docker SDK (Debian 12 ships 5.0.3) nor community.docker's module_utils, which are private to
-    that collection and may change.
 author: "swarmlab maintainers (!UNKNOWN)"
+extends_documentation_fragment:
+  - swarmlab.cluster.swarm
 attributes:
   check_mode:
     support: full
@@ -50,21 +48,6 @@ options:
       - Seconds to wait for each service before failing.
     type: int
     default: 300
-  poll_interval:
-    description:
-      - Seconds between two looks at the Swarm while waiting.
-    type: int
-    default: 2
-  docker_host:
-    description:
-      - The Docker daemon's Unix socket, as a C(unix://) URL. Other schemes are not supported.
-    type: str
-    default: unix:///var/run/docker.sock
-  api_timeout:
-    description:
-      - Seconds allowed for one Docker API call.
-    type: int
-    default: 60
 notes:
   - Placement preferences (spread over a label) and resource reservations are not taken into account
     when judging a spread; the scheduler still honours them when it places the updated tasks.
@@ -173,6 +156,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     update_outcome,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
+    SWARM_API_ARGUMENT_SPEC,
     DockerApiError,
     SwarmApi,
 )
@@ -274,9 +258,7 @@ def main() -> None:
             'services': {'type': 'list', 'elements': 'str', 'default': []},
             'wait': {'type': 'bool', 'default': True},
             'wait_timeout': {'type': 'int', 'default': 300},
-            'poll_interval': {'type': 'int', 'default': 2},
-            'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock'},
-            'api_timeout': {'type': 'int', 'default': 60},
+            **SWARM_API_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

@@ -14,7 +14,7 @@ def default_rendering(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
     """The role's defaults, with placeholder passwords so the Secrets file is written too."""
     return render(tmp_path_factory.mktemp("default"), {
         "stack_redis_password": PLACEHOLDER_REDIS_PASSWORD,
-        "stack_registry_password": PLACEHOLDER_REGISTRY_PASSWORD,
+        "k8s_app_registry_password": PLACEHOLDER_REGISTRY_PASSWORD,
     })
 
 
@@ -32,9 +32,9 @@ def stack_rendering(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
         "stack_redis_replicas": 3,
         "stack_redis_password": "p@ss/w:rd%x " + PLACEHOLDER_REDIS_PASSWORD,
         "stack_sentinel_enabled": True,
-        "stack_registry_host": "registry.lab.test:5443",
-        "stack_registry_username": "deployer",
-        "stack_registry_password": PLACEHOLDER_REGISTRY_PASSWORD,
+        "k8s_app_registry_host": "registry.lab.test:5443",
+        "k8s_app_registry_username": "deployer",
+        "k8s_app_registry_password": PLACEHOLDER_REGISTRY_PASSWORD,
         "k8s_app_namespace": "counter-test",
         "k8s_app_redis_storage_class": "fast-ssd-test",
     })

@@ -11,7 +11,7 @@ from k8stest_support import (PLACEHOLDER_REDIS_PASSWORD, PLACEHOLDER_REGISTRY_PA
                              run_playbook)
 
 PASSWORDS = {"stack_redis_password": PLACEHOLDER_REDIS_PASSWORD,
-             "stack_registry_password": PLACEHOLDER_REGISTRY_PASSWORD}
+             "k8s_app_registry_password": PLACEHOLDER_REGISTRY_PASSWORD}
 
 
 def _assert_readable_failure(run: Run, *expected: str) -> None:
@@ -139,8 +139,10 @@ def test_apply_tasks_send_the_rendered_objects(tmp_path: Path) -> None:
         content: "{{{{ _objects | to_json }}}}"
       no_log: true
 """, encoding="utf-8")
-    variables = {**PASSWORDS, "k8s_app_state": "rendered",
-                 "k8s_app_render_dir": str(tmp_path / "rendered"), "stack_sentinel_enabled": True}
+    # The role on its own reads only k8s_app_* variables (playbooks/k8s.yml maps the stack's).
+    variables = {"k8s_app_redis_password": PLACEHOLDER_REDIS_PASSWORD,
+                 "k8s_app_registry_password": PLACEHOLDER_REGISTRY_PASSWORD, "k8s_app_state": "rendered",
+                 "k8s_app_render_dir": str(tmp_path / "rendered"), "k8s_app_sentinel_enabled": True}
     run = run_playbook(variables, playbook=play)
     assert run.rc == 0, run.output
     sent = json.loads(out.read_text(encoding="utf-8"))

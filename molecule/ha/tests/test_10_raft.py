@@ -1,5 +1,5 @@
 """The HA Swarm after converge: 3 managers (1 Leader, 2 Reachable) and 2 workers, and the lab
-inventory that lists them (inventories/lab follows SWARMLAB_LAB_MANAGERS / SWARMLAB_LAB_WORKERS).
+inventory that lists them (inventories/lab lists the nodes by their labels).
 
 Run by Molecule (verifier testinfra); nodes are reached with testinfra's docker backend.
 """
@@ -67,8 +67,10 @@ def test_every_manager_listens_on_the_management_port():
         assert testinfra.get_host("docker://%s-%s" % (LAB, name)).socket("tcp://2377").is_listening, name
 
 
-def test_lab_inventory_follows_the_size():
-    assert inventory_groups(SWARMLAB_LAB_MANAGERS="3", SWARMLAB_LAB_WORKERS="2") == {
+def test_lab_inventory_lists_the_nodes_by_their_labels():
+    """The lab inventory (swarmlab.cluster.lab) lists the nodes that exist, whatever size the
+    environment asks for; a lab nobody runs has empty groups (playbooks/lab.yml still works)."""
+    assert inventory_groups(SWARMLAB_LAB_NAME=LAB) == {
         "swarm_managers": ["manager1", "manager2", "manager3"], "swarm_workers": ["worker1", "worker2"]}
-    # Nothing set: the seed's layout, as every other scenario and user expects.
-    assert inventory_groups() == {"swarm_managers": ["manager1"], "swarm_workers": ["worker1", "worker2"]}
+    assert inventory_groups(SWARMLAB_LAB_NAME=LAB, SWARMLAB_LAB_MANAGERS="1") == inventory_groups(SWARMLAB_LAB_NAME=LAB)
+    assert inventory_groups(SWARMLAB_LAB_NAME=LAB + "-nobody") == {"swarm_managers": [], "swarm_workers": []}

@@ -39,10 +39,10 @@ def drill(host, tmp_path_factory):
     old_leader = leader(host)
     report = tmp_path_factory.mktemp("drill") / "drill.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env.update(ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    env.update(ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", SWARMLAB_LAB_NAME=LAB)
     done = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/ha_drill.yml",
-         "-e", "lab_name=%s" % LAB, "-e", "drill_report=%s" % report],
+         "-e", "drill_report=%s" % report],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
     print(done.stdout[-5000:], done.stderr[-2000:])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

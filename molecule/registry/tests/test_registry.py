@@ -14,7 +14,7 @@ import time
 import pytest
 import testinfra
 
-LAB = os.environ.get("REGISTRY_LAB_NAME", "molecule-registry")
+LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-registry")
 NODES = ["manager1", "worker1", "worker2"]
 USER, PASSWORD = "moby", "gordon"
 DATA_DIR = "/srv/registry-data"

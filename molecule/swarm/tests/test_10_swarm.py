@@ -12,7 +12,7 @@ import os
 import pytest
 import testinfra
 
-LAB = os.environ.get("SWARM_LAB_NAME", "molecule-swarm")
+LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 NODES = ["manager1", "worker1", "worker2"]
 testinfra_hosts = ["docker://%s-%s" % (LAB, name) for name in NODES]
 

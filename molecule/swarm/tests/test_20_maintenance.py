@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-LAB = os.environ.get("SWARM_LAB_NAME", "molecule-swarm")
+LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 testinfra_hosts = ["docker://%s-manager1" % LAB]
 PROBE = "probe"
@@ -23,12 +23,12 @@ PINNED = "probe-pinned"
 
 
 def playbook(*extra: str) -> subprocess.CompletedProcess:
-    """ansible-playbook playbooks/node_maintenance.yml -e lab_name=<lab> <extra>, from the checkout."""
+    """SWARMLAB_LAB_NAME=<lab> ansible-playbook playbooks/node_maintenance.yml <extra>, from the checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
     env["ANSIBLE_CONFIG"] = str(PROJECT / "ansible.cfg")
     env["ANSIBLE_FORCE_COLOR"] = "0"
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml",
-               "-e", "lab_name=%s" % LAB]
+    env["SWARMLAB_LAB_NAME"] = LAB
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml"]
     for item in extra:
         command += ["-e", item]
     done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
@@ -80,7 +80,7 @@ def probe(host):
 def test_drain_moves_every_task_and_keeps_the_replicas(host):
     before = running_per_node(host, PROBE)
     assert before["worker1"] >= 1, before
-    done = playbook("node=worker1", "action=drain")
+    done = playbook("node=worker1", "maintenance=drain")
     assert done.returncode == 0
     assert availability(host, "worker1") == "drain"
     after = running_per_node(host, PROBE)
@@ -91,7 +91,7 @@ def test_drain_moves_every_task_and_keeps_the_replicas(host):
 
 
 def test_drain_again_changes_nothing(host):
-    done = playbook("node=worker1", "action=drain")
+    done = playbook("node=worker1", "maintenance=drain")
     assert done.returncode == 0
     assert "changed=0" in done.stdout
 
@@ -105,7 +105,7 @@ def test_tasks_do_not_come_back_by_themselves(host):
 
 
 def test_activate_rebalances(host):
-    done = playbook("node=worker1", "action=activate")
+    done = playbook("node=worker1", "maintenance=activate")
     assert done.returncode == 0
     assert "force-updated: probe" in done.stdout
     assert availability(host, "worker1") == "active"
@@ -116,14 +116,14 @@ def test_activate_rebalances(host):
 
 
 def test_activate_when_even_changes_nothing(host):
-    done = playbook("node=worker1", "action=activate")
+    done = playbook("node=worker1", "maintenance=activate")
     assert done.returncode == 0
     assert "changed=0" in done.stdout
     assert "nothing (already even)" in done.stdout
 
 
 def test_cycle(host):
-    done = playbook("node=worker2", "action=cycle")
+    done = playbook("node=worker2", "maintenance=cycle")
     assert done.returncode == 0
     assert availability(host, "worker2") == "active"
     after = running_per_node(host, PROBE)
@@ -140,7 +140,7 @@ def test_last_active_node_is_refused(host):
         while running_per_node(host, PROBE)["manager1"] != 4 or replicas(host, PROBE) != "4/4":
             assert time.monotonic() < deadline, running_per_node(host, PROBE)
             time.sleep(2)
-        done = playbook("node=manager1", "action=drain")
+        done = playbook("node=manager1", "maintenance=drain")
         assert done.returncode != 0
         assert "Refusing to drain manager1: manager1 is the last active node" in done.stdout + done.stderr
         assert availability(host, "manager1") == "active"
@@ -155,7 +155,7 @@ def test_constraint_only_this_node_satisfies_is_refused(host):
         "docker service create --detach --name %s --replicas 1 --endpoint-mode dnsrr --stop-grace-period 1s "
         "--constraint node.hostname==worker2 swarmlab-lab/python:bookworm sleep infinity" % PINNED)
     wait_for(host, PINNED, "1/1")
-    done = playbook("node=worker2", "action=drain")
+    done = playbook("node=worker2", "maintenance=drain")
     assert done.returncode != 0
     assert "service %s: no other active node satisfies its placement constraints" % PINNED in done.stdout + done.stderr
     assert availability(host, "worker2") == "active"

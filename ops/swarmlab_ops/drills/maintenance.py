@@ -9,8 +9,8 @@ from ..report import fmt_seconds, log
 from .common import Ctx, met
 
 MAINTENANCE = "playbooks/node_maintenance.yml"
-# The playbook's variable that names what to do (drain, activate); renamed with issue 18's boundary work.
-ACTION_VAR = "action"
+# The playbook's variable that names what to do (drain, activate).
+ACTION_VAR = "maintenance"
 DRAIN = "swarmlab.cluster.swarm_node_drain"
 
 

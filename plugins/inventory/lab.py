@@ -1,0 +1,170 @@
+# Copyright (c) swarmlab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: lab
+short_description: The nodes of a lab made by the swarmlab.cluster.lab role, found by their labels
+version_added: 2.0.0
+description:
+  - Lists the node containers of one lab from the Docker Engine API, by the labels the lab role gives
+    them (C(org.swarmlab.lab=<lab name>), C(org.swarmlab.group=swarm_managers|swarm_workers)), like
+    P(community.docker.docker_containers#inventory) keyed on those labels, but with the hosts named
+    after the nodes (C(manager1), C(worker1) ...) rather than after their containers
+    (C(<lab name>-manager1)), so the same host names serve every lab.
+  - Each node goes into the group its C(org.swarmlab.group) label names, under C(swarm); the groups
+    C(swarm), C(swarm_managers) and C(swarm_workers) exist even when no node does, so playbooks that
+    make the lab (C(playbooks/lab.yml), on localhost) and C(--syntax-check) work before it is up.
+  - Sets C(ansible_host) (the container) and C(ansible_connection) on each node, and the variables
+    C(lab_name), C(lab_managers) and C(lab_workers) on the group C(all), so the lab role brings up the
+    lab this inventory lists.
+  - Uses a YAML configuration file whose name ends with C(lab.yml) or C(lab.yaml).
+author: "swarmlab maintainers (!UNKNOWN)"
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+options:
+  plugin:
+    description: The name of this plugin.
+    type: str
+    required: true
+    choices: [swarmlab.cluster.lab]
+  lab_name:
+    description:
+      - The lab to list, the value of the nodes' C(org.swarmlab.lab) label (the lab role's C(lab_name)).
+    type: str
+    default: swarmlab
+    env:
+      - name: SWARMLAB_LAB_NAME
+  lab_managers:
+    description: Managers the lab role brings up (the lab role's C(lab_managers), 1 to 7).
+    type: int
+    default: 1
+    env:
+      - name: SWARMLAB_LAB_MANAGERS
+  lab_workers:
+    description: Workers the lab role brings up (the lab role's C(lab_workers), 0 to 9).
+    type: int
+    default: 2
+    env:
+      - name: SWARMLAB_LAB_WORKERS
+  connection_type:
+    description:
+      - How Ansible reaches the nodes. V(docker-api) selects P(community.docker.docker_api#connection),
+        which talks to the Engine API; V(docker-cli) selects P(community.docker.docker#connection),
+        which runs the docker CLI for every command and file.
+    type: str
+    choices: [docker-api, docker-cli]
+    default: docker-api
+  docker_host:
+    description:
+      - The Docker daemon that runs the lab, as a C(unix://) socket URL.
+    type: str
+    default: unix:///var/run/docker.sock
+  include_stopped:
+    description:
+      - List stopped nodes too (a drill may have stopped one); they are unreachable until started.
+    type: bool
+    default: true
+notes:
+  - When the daemon cannot be reached the source fails to parse and Ansible goes on with the other
+    sources (with a warning), so playbooks on localhost still run.
+"""
+
+EXAMPLES = r"""
+---
+# inventories/lab/lab.yml: the lab named by SWARMLAB_LAB_NAME (default swarmlab)
+plugin: swarmlab.cluster.lab
+
+---
+# A named lab, reached through the docker CLI, with one more group from a node label
+plugin: swarmlab.cluster.lab
+lab_name: molecule-swarm
+connection_type: docker-cli
+groups:
+  first_manager: inventory_hostname == 'manager1'
+"""
+
+import json
+import typing as t
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
+    DockerApiError,
+    SwarmApi,
+)
+
+LAB_LABEL = 'org.swarmlab.lab'
+GROUP_LABEL = 'org.swarmlab.group'
+PARENT_GROUP = 'swarm'
+NODE_GROUPS = ('swarm_managers', 'swarm_workers')
+CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'community.docker.docker'}
+
+
+def lab_nodes(containers: list[dict[str, t.Any]], lab_name: str, include_stopped: bool = True) -> list[dict[str, t.Any]]:
+    """The lab's nodes among the daemon's containers (the list of GET /containers/json), sorted by
+    name: [{'host': 'manager1', 'container': 'lab-manager1', 'group': 'swarm_managers', ...}]."""
+    prefix = lab_name + '-'
+    nodes = []
+    for container in containers:
+        labels = container.get('Labels') or {}
+        names = [name.lstrip('/') for name in container.get('Names') or []]
+        if labels.get(LAB_LABEL) != lab_name or labels.get(GROUP_LABEL) not in NODE_GROUPS or not names:
+            continue
+        if not include_stopped and container.get('State') != 'running':
+            continue
+        name = names[0]
+        # The lab role names a node's container <lab_name>-<node> and its hostname <node>.
+        host = name[len(prefix):] if name.startswith(prefix) else name
+        nodes.append({'host': host, 'container': name, 'group': labels[GROUP_LABEL],
+                      'state': container.get('State', ''), 'labels': labels})
+    return sorted(nodes, key=lambda node: node['host'])
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    """Hosts from the lab's node containers, grouped by their labels."""
+
+    NAME = 'swarmlab.cluster.lab'
+
+    def verify_file(self, path: str) -> bool:
+        return super().verify_file(path) and path.endswith(('lab.yml', 'lab.yaml'))
+
+    def containers(self) -> list[dict[str, t.Any]]:
+        lab_name = self.get_option('lab_name')
+        try:
+            api = SwarmApi(self.get_option('docker_host'), 30)
+            return api.request('GET', '/containers/json', {
+                'all': 'true', 'filters': json.dumps({'label': ['%s=%s' % (LAB_LABEL, lab_name)]})})
+        except DockerApiError as exc:
+            raise AnsibleParserError('Cannot list the containers of lab %s: %s' % (lab_name, exc)) from exc
+
+    def parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        lab_name = self.get_option('lab_name')
+        for name, value in (('lab_name', lab_name), ('lab_managers', self.get_option('lab_managers')),
+                            ('lab_workers', self.get_option('lab_workers'))):
+            self.inventory.set_variable('all', name, value)
+        self.inventory.add_group(PARENT_GROUP)
+        for group in NODE_GROUPS:
+            self.inventory.add_group(group)
+            self.inventory.add_child(PARENT_GROUP, group)
+        connection = CONNECTIONS[self.get_option('connection_type')]
+        strict = self.get_option('strict')
+        for node in lab_nodes(self.containers(), lab_name, self.get_option('include_stopped')):
+            host = node['host']
+            self.inventory.add_host(host, group=node['group'])
+            host_vars = {'ansible_host': node['container'], 'ansible_connection': connection,
+                         'lab_container': node['container'], 'lab_container_state': node['state'],
+                         'lab_labels': node['labels']}
+            for key, value in host_vars.items():
+                self.inventory.set_variable(host, key, value)
+            if connection == CONNECTIONS['docker-api']:
+                # the connection plugin's own option (community.docker's common docker_host)
+                self.inventory.set_variable(host, 'ansible_docker_docker_host', self.get_option('docker_host'))
+            self._set_composite_vars(self.get_option('compose'), host_vars, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option('groups'), host_vars, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option('keyed_groups'), host_vars, host, strict=strict)
