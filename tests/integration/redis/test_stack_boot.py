@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from redis_harness import PASSWORD, REPO, SENTINEL_PASSWORD, Tls, free_port, run_module, run_playbook, server_base
+from redis_harness import PASSWORD, PYTHON, REPO, SENTINEL_PASSWORD, Tls, free_port, run_module, run_playbook, server_base
 from test_redis_guards import assert_no_acknowledged_write_lost, wait_for
 
 pytestmark = pytest.mark.integration
@@ -93,10 +95,12 @@ class Boot:
     def client(self, **kw) -> redis.Redis:
         kw.setdefault('password', SENTINEL_PASSWORD if self.kind == 'sentinel' else PASSWORD)
         kw.setdefault('ssl', True)
+        # One attempt: the tests poll on their own (redis-py 8 retries 3 times by default).
+        kw.setdefault('retry', Retry(NoBackoff(), 0))
         if kw['ssl']:
             kw.setdefault('ssl_ca_certs', str(self.cluster.tls.ca))
-        return redis.Redis(host=NAME, port=self.port, decode_responses=True, socket_timeout=3,
-                           socket_connect_timeout=2, **kw)
+        kw.setdefault('socket_timeout', 3)
+        return redis.Redis(host=NAME, port=self.port, decode_responses=True, socket_connect_timeout=2, **kw)
 
     def answers(self) -> bool:
         try:
@@ -172,6 +176,15 @@ class Cluster:
             'instances': self.instances, 'master_name': 'mymaster', 'quorum': 2, 'down_after_milliseconds': 3000,
             'failover_timeout': 15000, 'parallel_syncs': 1, 'timeout': 60, **self.tls_args(), **self.sentinel_args()})
 
+    def stack_vars(self, **extra) -> dict:
+        """Extra vars of playbooks/redis_failover.yml on the stack, with what the stack role's
+        redis_endpoints.yml would find, and the inventory's passwords."""
+        return {'redis_failover_runner': 'localhost', 'ansible_become': False,
+                'stack_redis_endpoints': {
+                    'instances': self.instances, 'sentinels': self.sentinel_args()['sentinels'] if self.sentinels else [],
+                    'master_name': 'mymaster', 'tls': True, 'ca_certs': str(self.tls.ca), 'python': PYTHON},
+                'stack_redis_password': PASSWORD, 'stack_sentinel_password': SENTINEL_PASSWORD, **extra}
+
     def topology(self) -> dict:
         return run_module('redis_topology_info', {'instances': self.instances, **self.tls_args()})
 
@@ -212,11 +225,24 @@ def cluster():
         c.remove()
 
 
-def test_first_start_then_configured_sentinels_are_authenticated_and_tls_only(cluster):
-    cluster.start()
+@pytest.fixture(scope='module')
+def configured():
+    """A first start, then the Sentinels configured as the role does; shared by the tests that
+    only look."""
+    c = Cluster(server_base('boot-'))
+    try:
+        c.start()
+        c.first_configuration = c.configure_sentinels()
+        yield c
+    finally:
+        c.remove()
+
+
+def test_first_start_then_configured_sentinels_are_authenticated_and_tls_only(configured):
+    cluster = configured
     # A first start: the Sentinels monitor nothing yet, every server takes the stack's role.
     assert 'no Sentinel monitors mymaster yet' in cluster.master.boot_log()
-    first = cluster.configure_sentinels()
+    first = cluster.first_configuration
     assert not first.get('failed'), first.get('msg')
     assert first['changed'] is True and first['master'] == cluster.master.addr
     again = cluster.configure_sentinels()
@@ -236,14 +262,13 @@ def test_first_start_then_configured_sentinels_are_authenticated_and_tls_only(cl
     # TLS only: a plaintext client gets nothing, a TLS client without the CA fails verification.
     for target in (cluster.master, cluster.sentinels[0]):
         with pytest.raises(redis.exceptions.ConnectionError):
-            target.client(ssl=False).ping()
+            target.client(ssl=False, socket_timeout=1).ping()
         with pytest.raises(redis.exceptions.ConnectionError, match='certificate verify failed'):
             target.client(ssl_ca_certs=None).ping()
 
 
-def test_no_password_in_argv_environment_or_readable_files_and_not_root(cluster):
-    cluster.start()
-    cluster.configure_sentinels()
+def test_no_password_in_argv_environment_or_readable_files_and_not_root(configured):
+    cluster = configured
     for boot in cluster.sentinels + cluster.servers:
         pid = boot.proc.pid  # the script exec'd the server: same process
         cmdline = Path('/proc/%d/cmdline' % pid).read_bytes().decode(errors='replace')
@@ -273,11 +298,11 @@ def test_whole_restart_after_a_failover_keeps_the_new_master_and_every_write(clu
     master, new = cluster.master, cluster.replicas[0]
     client = master.client()
     values = [client.incr('counter') for _ in range(200)]
-    switched = run_module('redis_failover', {
-        'instances': cluster.instances, 'target': {'host': NAME, 'port': new.port}, 'master_auth': PASSWORD,
-        'timeout': 30, **cluster.tls_args(), **cluster.sentinel_args()})
-    assert not switched.get('failed'), switched.get('msg')
-    assert switched['new_master'] == new.addr
+    # playbooks/redis_failover.yml as on the stack: what the stack role finds is handed in.
+    switched = run_playbook('playbooks/redis_failover.yml', cluster.stack_vars(redis_target={'host': NAME, 'port': new.port}))
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert 'sentinel: %s -> %s' % (cluster.master.addr, new.addr) in switched.stdout
+    assert PASSWORD not in switched.stdout and SENTINEL_PASSWORD not in switched.stdout
     cluster.wait_healthy(new)
     client = new.client()
     values += [client.incr('counter') for _ in range(200)]
@@ -347,6 +372,11 @@ def test_without_sentinel_the_role_is_fixed_and_persist_is_refused():
         c.start()
         seen = c.topology()
         assert seen['healthy'] is True and seen['master'] == c.master.addr, seen['summary']
+        # The playbook refuses on a stack without Sentinel, saying why, before any change.
+        proc = run_playbook('playbooks/redis_failover.yml', c.stack_vars())
+        assert proc.returncode != 0 and 'runs without Sentinel' in proc.stdout, proc.stdout
+        assert 'Nothing was changed' in proc.stdout and c.master.role() == 'master'
+        # And the module, given the servers directly, refuses persist: true there.
         refused = run_module('redis_failover', {
             'instances': c.instances, 'target': {'host': NAME, 'port': c.replicas[0].port}, 'master_auth': PASSWORD,
             'persist': True, **c.tls_args()})
@@ -357,16 +387,15 @@ def test_without_sentinel_the_role_is_fixed_and_persist_is_refused():
         c.remove()
 
 
-def test_health_check(cluster):
-    cluster.start()
-    for boot in (cluster.master, cluster.sentinels[0]):
-        env = boot.env()
-        ok = subprocess.run(['sh', str(BOOT), 'health', boot.kind], env=env, capture_output=True, check=False)
+def test_health_check(configured, tmp_path):
+    for boot in (configured.master, configured.sentinels[0]):
+        ok = subprocess.run(['sh', str(BOOT), 'health', boot.kind], env=boot.env(), capture_output=True, check=False)
         assert ok.returncode == 0, ok
-    cluster.master.stop()
-    down = subprocess.run(['sh', str(BOOT), 'health', 'server'], env=cluster.master.env(), capture_output=True,
-                          check=False)
-    assert down.returncode == 1
+    wrong = tmp_path / 'wrong'
+    wrong.write_text('not-the-password')
+    env = dict(configured.master.env(), BOOT_PASSWORD_FILE=str(wrong))
+    refused = subprocess.run(['sh', str(BOOT), 'health', 'server'], env=env, capture_output=True, check=False)
+    assert refused.returncode == 1
 
 
 # --- the compose file the stack role renders ------------------------------------------------------
