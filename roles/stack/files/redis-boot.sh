@@ -5,6 +5,8 @@
 #   redis-boot.sh server [redis-server options]    a Redis instance
 #   redis-boot.sh sentinel [redis-server options]  a Sentinel
 #   redis-boot.sh health server|sentinel           the health check: AUTH + PING
+#   redis-boot.sh cli server|sentinel COMMAND...   one command to this task's server, authenticated
+#                                                  (the replies, one per line): for operators
 #
 # It runs as root for as long as it needs to: it reads the secrets, writes the config file (mode
 # 0600), hands the data directory to BOOT_USER, then replaces itself with the server running as
@@ -255,16 +257,28 @@ sentinel() {
     run_server redis-server "$conf" --sentinel "$@"
 }
 
-health() {
+own_password() {
     if [ "$1" = sentinel ]; then
-        _pw=$(secret "$BOOT_SENTINEL_PASSWORD_FILE")
+        secret "$BOOT_SENTINEL_PASSWORD_FILE"
     else
-        _pw=$(secret "$BOOT_PASSWORD_FILE")
+        secret "$BOOT_PASSWORD_FILE"
     fi
-    case "$(cli 127.0.0.1 "$BOOT_PORT" "$_pw" PING)" in
+}
+
+health() {
+    case "$(cli 127.0.0.1 "$BOOT_PORT" "$(own_password "$1")" PING)" in
         *PONG*) exit 0 ;;
     esac
     exit 1
+}
+
+# One command, its replies without AUTH's "OK"; fails when AUTH did.
+own_cli() {
+    _kind=$1
+    shift
+    _out=$(cli 127.0.0.1 "$BOOT_PORT" "$(own_password "$_kind")" "$@")
+    [ "$(printf '%s\n' "$_out" | sed -n 1p)" = OK ] || die "cannot authenticate to 127.0.0.1:$BOOT_PORT: $(printf '%s' "$_out" | head -n 1)"
+    printf '%s\n' "$_out" | sed 1d
 }
 
 kind=${1:-}
@@ -273,5 +287,6 @@ case $kind in
     server) server "$@" ;;
     sentinel) sentinel "$@" ;;
     health) health "${1:-server}" ;;
-    *) die "usage: redis-boot.sh server|sentinel [redis-server options] | health server|sentinel" ;;
+    cli) own_cli "$@" ;;
+    *) die "usage: redis-boot.sh server|sentinel [redis-server options] | health server|sentinel | cli server|sentinel COMMAND..." ;;
 esac

@@ -387,15 +387,24 @@ def test_without_sentinel_the_role_is_fixed_and_persist_is_refused():
         c.remove()
 
 
-def test_health_check(configured, tmp_path):
+def test_health_check_and_cli(configured, tmp_path):
     for boot in (configured.master, configured.sentinels[0]):
         ok = subprocess.run(['sh', str(BOOT), 'health', boot.kind], env=boot.env(), capture_output=True, check=False)
         assert ok.returncode == 0, ok
+    info = subprocess.run(['sh', str(BOOT), 'cli', 'server', 'INFO', 'replication'], env=configured.master.env(),
+                          capture_output=True, text=True, check=False)
+    assert info.returncode == 0 and 'role:master' in info.stdout and not info.stdout.startswith('OK'), info
+    named = subprocess.run(['sh', str(BOOT), 'cli', 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'mymaster'],
+                           env=configured.sentinels[0].env(), capture_output=True, text=True, check=False)
+    assert named.stdout.split() == [NAME, str(configured.master.port)], named
     wrong = tmp_path / 'wrong'
     wrong.write_text('not-the-password')
     env = dict(configured.master.env(), BOOT_PASSWORD_FILE=str(wrong))
     refused = subprocess.run(['sh', str(BOOT), 'health', 'server'], env=env, capture_output=True, check=False)
     assert refused.returncode == 1
+    denied = subprocess.run(['sh', str(BOOT), 'cli', 'server', 'PING'], env=env, capture_output=True, text=True,
+                            check=False)
+    assert denied.returncode == 1 and 'cannot authenticate' in denied.stderr
 
 
 # --- the compose file the stack role renders ------------------------------------------------------
