@@ -236,7 +236,17 @@ sentinel() {
     managed='^(#|$|port |tls-|dir |requirepass |masterauth |user |protected-mode |daemonize |pidfile |logfile |bind |sentinel (sentinel-pass|sentinel-user|auth-pass|auth-user|resolve-hostnames|announce-hostnames|announce-ip|announce-port) )'
     state=""
     if [ -f "$conf" ]; then
-        state=$(grep -Ev "$managed" "$conf" || true)
+        # Redis 7.0 Sentinel compares addresses by IP, and an address it could not resolve has an
+        # empty one: a rewrite while the names do not resolve (every task restarting at once) can
+        # write each known replica as the master's name, and Sentinel then refuses its own file
+        # ("Duplicate hostname and port for replica"). Drop a replica entry that names the master
+        # and repeated entries; Sentinel finds the replicas again through the master.
+        state=$(grep -Ev "$managed" "$conf" | awk '
+            $1 == "sentinel" && $2 == "monitor" { master[$3] = $4 " " $5 }
+            $1 == "sentinel" && ($2 == "known-replica" || $2 == "known-slave") && master[$3] == $4 " " $5 {
+                print "redis-boot: dropped from the saved state: " $0 > "/dev/stderr"; next }
+            seen[$0]++ { print "redis-boot: dropped a repeated line: " $0 > "/dev/stderr"; next }
+            { print }' || true)
     fi
     {
         echo "# Written by redis-boot.sh at every start, then rewritten by Sentinel as it learns."

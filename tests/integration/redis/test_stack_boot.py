@@ -26,7 +26,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redis_harness import PASSWORD, PYTHON, REPO, SENTINEL_PASSWORD, Tls, free_port, run_module, run_playbook, server_base
+from redis_harness import PASSWORD, PYTHON, REDIS_SERVER, REPO, SENTINEL_PASSWORD, Tls, free_port, run_module, run_playbook, server_base
 from test_redis_guards import assert_no_acknowledged_write_lost, wait_for
 
 pytestmark = pytest.mark.integration
@@ -326,6 +326,33 @@ def test_whole_restart_after_a_failover_keeps_the_new_master_and_every_write(clu
     assert seen['healthy'] is True and seen['master'] == new.addr, seen['summary']
     assert_no_acknowledged_write_lost(values, int(new.client().get('counter')))
     assert int(master.client().get('counter')) == values[-1]
+
+
+def test_a_sentinel_starts_from_the_state_redis_7_0_corrupts_when_names_do_not_resolve(cluster):
+    # On the lab, Docker restarted on every node at once: the Sentinels rewrote their files while no
+    # name resolved, Redis 7.0 compared the empty addresses as equal and wrote every known replica
+    # as the master's name; then each Sentinel refused its own file ("Duplicate hostname and port
+    # for replica") and the master, with no Sentinel to confirm it, never started.
+    cluster.start()
+    cluster.configure_sentinels()
+    sentinel = cluster.sentinels[0]
+    sentinel.stop()
+    conf = sentinel.data / 'sentinel.conf'
+    text = conf.read_text()
+    master = 'sentinel known-replica mymaster %s %d' % (NAME, cluster.master.port)
+    lines = [line for line in text.splitlines() if not line.startswith('sentinel known-replica')]
+    conf.write_text('\n'.join(lines + [master, master]) + '\n')
+    # Sentinel itself refuses that file.
+    refused = subprocess.run([REDIS_SERVER, str(conf), '--sentinel', '--port', '0'], capture_output=True, text=True,
+                             timeout=20, check=False)
+    assert refused.returncode != 0 and 'Duplicate hostname and port for replica' in refused.stdout + refused.stderr
+    conf.write_text('\n'.join(lines + [master, master]) + '\n')
+    # Through the start script it starts, without the entries that name the master, and finds the
+    # replicas again through the master.
+    sentinel.start()
+    assert 'dropped from the saved state: %s' % master in sentinel.boot_log()
+    wait_for(lambda: {r['name'] for r in sentinel.client().sentinel_slaves('mymaster')}
+             == {r.addr for r in cluster.replicas}, 30, 0.5)
 
 
 def test_a_former_master_exits_when_no_sentinel_can_confirm_it():
