@@ -297,7 +297,7 @@ def test_whole_restart_after_a_failover_keeps_the_new_master_and_every_write(clu
     cluster.configure_sentinels()
     master, new = cluster.master, cluster.replicas[0]
     client = master.client()
-    values = [client.incr('counter') for _ in range(200)]
+    values = [client.incr('counter') for _incr in range(200)]
     # playbooks/redis_failover.yml as on the stack: what the stack role finds is handed in.
     switched = run_playbook('playbooks/redis_failover.yml', cluster.stack_vars(redis_target={'host': NAME, 'port': new.port}))
     assert switched.returncode == 0, switched.stdout + switched.stderr
@@ -305,7 +305,7 @@ def test_whole_restart_after_a_failover_keeps_the_new_master_and_every_write(clu
     assert PASSWORD not in switched.stdout and SENTINEL_PASSWORD not in switched.stdout
     cluster.wait_healthy(new)
     client = new.client()
-    values += [client.incr('counter') for _ in range(200)]
+    values += [client.incr('counter') for _incr in range(200)]
     assert client.wait(2, 5000) == 2
     # Sentinel gave every server its role by name and wrote it into the servers' config files.
     assert 'replicaof %s %d' % (NAME, new.port) in (master.data / 'redis.conf').read_text()
@@ -492,7 +492,7 @@ def test_the_roles_certificates_serve_every_name_and_are_made_once(server_dir):
     stack_dir = server_dir / 'stack'
     stack_dir.mkdir()
     runs = [run_playbook('tests/integration/redis/playbooks/stack_tls.yml', {'stack_dir': str(stack_dir)})
-            for _ in range(2)]
+            for _run in range(2)]
     for proc in runs:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     changed = [int(re.search(r'localhost\s+: ok=\d+\s+changed=(\d+)', p.stdout).group(1)) for p in runs]
