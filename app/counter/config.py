@@ -50,17 +50,37 @@ def parse_hostports(raw: str, name: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def _password(env: Mapping[str, str]) -> str | None:
-    """REDIS_PASSWORD_FILE (a Docker/Kubernetes secret file) or REDIS_PASSWORD, if set."""
-    path = env.get("REDIS_PASSWORD_FILE", "").strip()
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """<name>_FILE (a Docker/Kubernetes secret file) or <name> itself, if set. A file keeps the
+    password out of the process environment, where `ps e` and `docker inspect` show it."""
+    path = env.get(name + "_FILE", "").strip()
     if path:
         try:
             with open(path, encoding="utf-8") as handle:
                 # Secret files usually end with a newline that is not part of the password.
                 return handle.read().rstrip("\r\n")
         except OSError as exc:
-            raise ConfigError(f"REDIS_PASSWORD_FILE: cannot read {path}: {exc}") from exc
-    return env.get("REDIS_PASSWORD") or None
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc}") from exc
+    return env.get(name) or None
+
+
+def _tls(env: Mapping[str, str], redis_url: str) -> bool:
+    """REDIS_TLS as a boolean; unset: TLS when REDIS_URL is rediss://."""
+    raw = env.get("REDIS_TLS", "").strip().lower()
+    if not raw:
+        return redis_url.startswith("rediss://")
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"REDIS_TLS must be a boolean (1/0, true/false, yes/no, on/off), got {raw!r}")
+
+
+def _ca_file(env: Mapping[str, str]) -> str | None:
+    path = env.get("REDIS_TLS_CA_FILE", "").strip()
+    if path and not os.access(path, os.R_OK):
+        raise ConfigError(f"REDIS_TLS_CA_FILE: cannot read {path}")
+    return path or None
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,9 @@ class Settings:
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     sentinel_master: str = "mymaster"
     sentinel_password: str | None = None
+    # TLS to every Redis node and Sentinel, verified against this CA bundle (None: the system's).
+    tls: bool = False
+    tls_ca_file: str | None = None
     counter_key: str = "counter"
     # Per-request retry: attempts after the first, with exponential backoff between them.
     retries: int = 3
@@ -91,13 +114,17 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        redis_url = env.get("REDIS_URL", "").strip() or cls.redis_url
+        tls = _tls(env, redis_url)
         return cls(
-            redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
-            redis_password=_password(env),
+            redis_url=redis_url,
+            redis_password=_secret(env, "REDIS_PASSWORD"),
             replicas=parse_hostports(env.get("REDIS_REPLICAS", ""), "REDIS_REPLICAS"),
             sentinels=parse_hostports(env.get("REDIS_SENTINELS", ""), "REDIS_SENTINELS"),
             sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or cls.sentinel_master,
-            sentinel_password=env.get("REDIS_SENTINEL_PASSWORD") or None,
+            sentinel_password=_secret(env, "REDIS_SENTINEL_PASSWORD"),
+            tls=tls,
+            tls_ca_file=_ca_file(env) if tls else None,
             counter_key=env.get("COUNTER_KEY", "").strip() or cls.counter_key,
             retries=_int(env, "REDIS_RETRIES", cls.retries),
             backoff_base=_float(env, "REDIS_BACKOFF_BASE", cls.backoff_base),

@@ -113,6 +113,11 @@ class CounterStore:
             "socket_timeout": settings.socket_timeout,
             "decode_responses": True,
         }
+        # TLS for the master, the replicas and the Sentinels alike, verified against the CA
+        # (redis-py also checks the host name: Sentinel must report names in the certificate).
+        tls: dict[str, Any] = ({"ssl": True, "ssl_cert_reqs": "required",
+                                "ssl_ca_certs": settings.tls_ca_file} if settings.tls else {})
+        common.update(tls)
         self._replicas: list[redis.Redis] = []
         self._replica_down_until: dict[int, float] = {}
         self._lock = threading.Lock()
@@ -127,6 +132,7 @@ class CounterStore:
                     "retry": Retry(NoBackoff(), 0),
                     "socket_connect_timeout": settings.connect_timeout,
                     "socket_timeout": settings.socket_timeout,
+                    **tls,
                 },
                 **common,
             )
@@ -139,10 +145,13 @@ class CounterStore:
         else:
             master_url = (_strip_password(settings.redis_url) if settings.redis_password
                           else settings.redis_url)
+            if settings.tls and master_url.startswith("redis://"):
+                master_url = "rediss://" + master_url[len("redis://"):]
+            # from_url picks the TLS connection from the rediss:// scheme; it takes no `ssl`.
             self.master = redis.Redis.from_url(master_url, retry=_retry(settings),
                                                password=password,
                                                **{k: v for k, v in common.items()
-                                                  if k not in ("username", "password", "db")})
+                                                  if k not in ("username", "password", "db", "ssl")})
             for host, port in settings.replicas:
                 # A replica gets one attempt: on failure the read goes to the master instead.
                 self._replicas.append(redis.Redis(host=host, port=port,

@@ -62,21 +62,34 @@ def test_the_edge_spreads_requests_over_all_replicas(host):
     assert len(served) == 4, served
 
 
-def redis_info(host, service: str) -> str:
-    # Run redis-cli in the service's own container, on whichever node it runs.
+# The lab inventory's own credentials (inventories/lab/group_vars/swarm/app.yml).
+REDIS_PASSWORD = "lab-redis-gordon"
+SENTINEL_PASSWORD = "lab-sentinel-gordon"
+BOOT = "/usr/local/lib/swarmlab/redis-boot.sh"
+REDIS_SERVICES = ["redis-master", "redis-replica-1", "redis-replica-2",
+                  "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"]
+
+
+def task_container(host, service: str):
+    """(node host, container id) of the service's running task, on whichever node it runs."""
     node = host.check_output(
         f"docker service ps {STACK}_{service} --filter desired-state=running --format '{{{{.Node}}}}'"
     ).split()[0]
     node_host = host.get_host(f"docker://{LAB}-{node}")
     cid = node_host.check_output(f"docker ps -q --filter label=com.docker.swarm.service.name={STACK}_{service}")
-    return node_host.check_output(
-        f"docker exec {cid} sh -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli info replication'"
-    )
+    return node_host, cid
 
 
-def task_address(host, service: str) -> str:
-    network = json.loads(host.check_output(f"docker network inspect --verbose {STACK}_backend"))[0]
-    return network["Services"][f"{STACK}_{service}"]["Tasks"][0]["EndpointIP"]
+def redis_cli(host, service: str, command: str) -> str:
+    """One authenticated command in the service's own container, through its start script (TLS,
+    the password from the secret file, never on a command line)."""
+    node_host, cid = task_container(host, service)
+    kind = "sentinel" if "sentinel" in service else "server"
+    return node_host.check_output(f"docker exec {cid} sh {BOOT} cli {kind} {command}")
+
+
+def redis_info(host, service: str) -> str:
+    return redis_cli(host, service, "INFO replication")
 
 
 @pytest.mark.parametrize("replica", ["redis-replica-1", "redis-replica-2"])
@@ -84,15 +97,78 @@ def test_redis_replicas_follow_the_master(host, replica):
     info = redis_info(host, replica)
     assert "role:slave" in info
     assert "master_link_status:up" in info
-    # By service name as deployed, or by the master task's address once Sentinel has repointed it.
+    # By service name: as deployed, or as the Sentinels name the master after a failover.
+    named = redis_cli(host, "redis-sentinel-1", "SENTINEL get-master-addr-by-name mymaster").split()[0]
     master_host = re.search(r"master_host:(\S+)", info).group(1)
-    assert master_host in ("redis-master", task_address(host, "redis-master")), info
+    assert master_host == named == "redis-master", info
 
 
 def test_redis_master_sees_two_replicas(host):
     info = redis_info(host, "redis-master")
     assert "role:master" in info
     assert "connected_slaves:2" in info
+
+
+def test_sentinels_agree_and_know_everyone_by_name(host):
+    for i in (1, 2, 3):
+        assert redis_cli(host, f"redis-sentinel-{i}", "SENTINEL ckquorum mymaster").startswith("OK 3 usable")
+    replicas = redis_cli(host, "redis-sentinel-2", "SENTINEL replicas mymaster")
+    assert "redis-replica-1:6379" in replicas and "redis-replica-2:6379" in replicas
+
+
+def test_redis_and_sentinel_run_as_redis_on_every_node_with_no_password_in_argv_or_environment(host):
+    seen = 0
+    for node in ("manager1", "worker1", "worker2"):
+        node_host = host.get_host(f"docker://{LAB}-{node}")
+        for line in node_host.check_output("ps -C redis-server -o pid=,uid=,args=").splitlines():
+            pid, uid, args = line.split(None, 2)
+            assert uid != "0", (node, line)
+            # Read here, compared on the controller: the passwords go to no command line.
+            environ = node_host.check_output(f"cat /proc/{pid}/environ | tr '\\0' '\\n'")
+            for secret in (REDIS_PASSWORD, SENTINEL_PASSWORD):
+                assert secret not in args and secret not in environ, (node, args)
+            seen += 1
+    assert seen == 6
+
+
+def test_the_data_volumes_belong_to_redis(host):
+    node_host, cid = task_container(host, "redis-master")
+    mount = node_host.check_output(
+        f"docker inspect --format '{{{{range .Mounts}}}}{{{{if eq .Destination \"/data\"}}}}{{{{.Source}}}}{{{{end}}}}{{{{end}}}}' {cid}")
+    owner, mode = node_host.check_output(f"stat -c '%u %a' {mount}").split()
+    assert owner != "0" and mode == "700", (mount, owner, mode)
+    conf = node_host.check_output(f"stat -c '%u %a' {mount}/redis.conf").split()
+    assert conf == [owner, "600"]
+
+
+# A throwaway client on the stack's network: the Redis image, the stack's CA and the password file
+# from the manager (the password reaches redis-cli through a pipe only).
+CLIENT_CHECKS = r"""
+pw=$(cat /pw)
+echo "plain: $(redis-cli -h redis-master -p 6379 PING 2>&1 | head -n 1)"
+echo "no-ca: $(redis-cli --tls -h redis-master -p 6379 PING 2>&1 | head -n 1)"
+echo "ca: $(printf 'AUTH "%s"
+PING
+' "$pw" | redis-cli --tls --cacert /ca.crt -h redis-master -p 6379 2>&1 | tail -n 1)"
+for c in "SENTINEL MONITOR evil 10.0.0.1 6379 1" "SENTINEL SET mymaster quorum 1" "SENTINEL FAILOVER mymaster"; do
+  echo "sentinel $c: $(redis-cli --tls --cacert /ca.crt -h redis-sentinel-1 -p 26379 $c 2>&1 | head -n 1)"
+done
+"""
+
+
+def test_clients_need_tls_the_ca_and_the_sentinel_password(host):
+    image = host.check_output(f"docker service inspect {STACK}_redis-master --format "
+                              "'{{.Spec.TaskTemplate.ContainerSpec.Image}}'").split("@")[0]
+    out = host.check_output(
+        f"docker run --rm --network {STACK}_backend -v /opt/swarmlab/stack/tls/ca/ca.crt:/ca.crt:ro "
+        f"-v /opt/swarmlab/stack/secrets/redis_password:/pw:ro {image} sh -c %s", CLIENT_CHECKS)
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    assert "PONG" not in lines["plain"], out          # no plaintext port
+    assert "certificate verify failed" in lines["no-ca"], out
+    assert lines["ca"] == "PONG", out
+    for command in ("MONITOR", "SET", "FAILOVER"):
+        reply = next(v for k, v in lines.items() if k.startswith(f"sentinel SENTINEL {command}"))
+        assert reply.startswith("NOAUTH"), out
 
 
 def test_the_pushed_image_is_in_the_registry_catalog(host):

@@ -103,7 +103,8 @@ class Swarm:
                 rules.stranded_services(target, nodes, self.services(), self.api.tasks())]
 
     def task_by_address(self) -> dict[str, dict]:
-        """Overlay address -> {service (short), task, node, container_id} for every running task."""
+        """Overlay address, and service name (short) -> {service (short), task, node, container_id}
+        for every running task: the stack's Sentinels name the Redis master by service name."""
         found = {}
         for svc in self.services():
             short = svc["Spec"]["Name"][len(self.stack) + 1:]
@@ -111,6 +112,7 @@ class Swarm:
             for task in rules.running_tasks(svc, tasks, self.nodes()):
                 for address in task["addresses"]:
                     found[address] = dict(task, service=short)
+                found.setdefault(short, dict(task, service=short))
         return found
 
     # Changes

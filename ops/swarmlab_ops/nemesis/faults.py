@@ -10,20 +10,8 @@ from ..lab.ansible import inventory_name, run_playbook
 from ..lab.redis import RedisProbe
 from ..lab.swarm import Swarm
 
-# Where the stack role writes the interpreter that runs modules inside the stack network
-# (roles/stack/tasks/network_python.yml, stack_dir).
+# Where the stack role keeps its files on the manager (stack_dir).
 STACK_DIR = "/opt/swarmlab/stack"
-
-
-def redis_endpoints(swarm: Swarm) -> tuple[list[dict], list[dict]]:
-    """Overlay addresses of the Redis instances and of the Sentinels, as redis_failover takes them."""
-    instances, sentinels = [], []
-    for address, task in sorted(swarm.task_by_address().items()):
-        if task["service"] == "redis-master" or task["service"].startswith("redis-replica-"):
-            instances.append({"host": address, "port": 6379})
-        elif task["service"].startswith("redis-sentinel-"):
-            sentinels.append({"host": address, "port": 26379})
-    return instances, sentinels
 
 
 class RedisFaults:
@@ -37,16 +25,12 @@ class RedisFaults:
                 "master-kill": self.master_kill}
 
     def switchover(self) -> dict[str, Any]:
-        """playbooks/redis_failover.yml, run on the manager inside the stack network; the password
-        is the inventory's (templated by Ansible, never seen here)."""
+        """playbooks/redis_failover.yml on the stack: it finds the servers and Sentinels by name and
+        runs on the manager inside the stack network, with the stack's TLS settings and the
+        inventory's passwords (templated by Ansible, never seen here)."""
         before = self.probe.master()
-        instances, sentinels = redis_endpoints(self.swarm)
         run = run_playbook("playbooks/redis_failover.yml", self.swarm.lab.name, {
             "redis_failover_runner": inventory_name(self.swarm.lab.name, self.swarm.manager),
-            "ansible_python_interpreter": self.stack_dir + "/python-in-network",
-            "redis_instances": instances,
-            "redis_sentinels": sentinels,
-            "redis_password": "{{ stack_redis_password }}",
         }, timeout=300)
         if not run.ok:
             raise RuntimeError("redis_failover.yml %s: %s" % (run.status, " | ".join(run.failures())[-400:]))
