@@ -111,6 +111,7 @@ def render_variants(base: Path) -> dict[str, Path]:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return dirs
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
