@@ -11,8 +11,6 @@ import os
 import shlex
 import time
 
-import pytest
-
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
 MONITORING = "swarmlab-monitoring"
@@ -48,25 +46,16 @@ def wait_until(what: str, timeout: float, check, interval: float = 1.0):
         time.sleep(interval)
 
 
-def stable(host, query: str) -> float:
-    """The value once two readings a scrape apart agree (earlier requests have all been scraped)."""
-    previous = scalar(host, query)
+def stable(host, *queries: str) -> dict[str, float]:
+    """Their values once two readings a scrape apart agree (earlier requests have all been scraped)."""
+    previous = {q: scalar(host, q) for q in queries}
     for _attempt in range(10):
         time.sleep(SCRAPE + 1)
-        current = scalar(host, query)
-        if current == previous and current is not None:
+        current = {q: scalar(host, q) for q in queries}
+        if current == previous and None not in current.values():
             return current
         previous = current
-    raise AssertionError(f"{query} did not settle: {previous}")
-
-
-def app_serves_metrics(host) -> bool:
-    """Whether the deployed app exposes its own metrics (METRICS_PORT 9102) yet."""
-    cid = host.check_output(f"docker ps -q --filter label=com.docker.swarm.service.name={STACK}_web").split()
-    if not cid:
-        return False
-    probe = ("import urllib.request; urllib.request.urlopen('http://127.0.0.1:9102/metrics', timeout=3)")
-    return host.run(f"docker exec {cid[0]} python3 -c {shlex.quote(probe)}").rc == 0
+    raise AssertionError(f"did not settle: {previous}")
 
 
 def sink_notifications(host) -> list[dict]:
@@ -100,12 +89,9 @@ def test_the_public_port_does_not_serve_the_edges_metrics(host):
 
 
 def test_every_discovered_target_is_up(host):
-    app_metrics = app_serves_metrics(host)
-
     def all_up():
         targets = api(host, "targets", state="active")["activeTargets"]
-        checked = [t for t in targets if app_metrics or t["labels"]["job"] != "web"]
-        return targets if checked and all(t["health"] == "up" for t in checked) else None
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
 
     try:
         targets = wait_until("every target up", 60, all_up, interval=2)
@@ -124,29 +110,18 @@ def test_every_discovered_target_is_up(host):
     assert nodes == {"manager1", "worker1", "worker2"}
 
 
-def test_requests_through_the_edge_grow_haproxys_counter_by_exactly_n(host):
-    query = 'sum(haproxy_frontend_http_requests_total{job="edge", proxy="http"})'
-    before = stable(host, query)
+def test_requests_through_the_edge_grow_haproxys_and_the_apps_counters_by_exactly_n(host):
+    edge = 'sum(haproxy_frontend_http_requests_total{job="edge", proxy="http"})'
+    # The app's health checks (the edge's and Docker's) are labelled probe="true": left out.
+    app = 'sum(counter_http_requests_total{job="web", probe="false"})'
+    before = stable(host, edge, app)
     n = 20
     host.check_output(f"for i in $(seq {n}); do curl -sf -o /dev/null -m 5 -X POST "
                       "http://127.0.0.1:8080/api/counter/increment || exit 1; done")
-    # All n were answered before the first scrape that shows them all: nothing else comes after.
-    after = wait_until("HAProxy's counter to grow", 4 * SCRAPE, lambda: (v := scalar(host, query)) >= before + n and v)
-    assert after == before + n
-
-
-def test_requests_through_the_edge_grow_the_apps_counter_by_exactly_n(host):
-    if not app_serves_metrics(host):
-        pytest.skip("the app does not serve metrics on 9102 yet (its prometheus-client change)")
-    # Health checks (the edge's and Docker's) are labelled probe="true": left out.
-    query = 'sum(counter_http_requests_total{job="web", probe="false"})'
-    before = stable(host, query)
-    n = 20
-    host.check_output(f"for i in $(seq {n}); do curl -sf -o /dev/null -m 5 -X POST "
-                      "http://127.0.0.1:8080/api/counter/increment || exit 1; done")
-    # All n were answered before the first scrape that shows them all: nothing else comes after.
-    after = wait_until("the app's counter to grow", 4 * SCRAPE, lambda: (v := scalar(host, query)) >= before + n and v)
-    assert after == before + n
+    for query, start in before.items():
+        # All n were answered before the first scrape that shows them all: nothing comes after.
+        after = wait_until(query, 4 * SCRAPE, lambda q=query, b=start: (v := scalar(host, q)) >= b + n and v)
+        assert after == start + n, query
 
 
 def prometheus_alert(host, name: str) -> dict | None:
