@@ -9,6 +9,7 @@ apt_packages=(
     docker.io debootstrap           # the lab: an engine on the machine, images from Debian's archive
     redis-server redis-sentinel     # real Redis for the app's and the modules' tests
     haproxy wrk apache2-utils       # edge tests, benchmarks, htpasswd
+    prometheus prometheus-alertmanager prometheus-redis-exporter  # promtool, amtool, redis_exporter
     chromium chromium-driver        # the browser test of the web page
     shellcheck                      # ansible-test sanity's shellcheck test
     python3-venv git rsync curl
@@ -22,8 +23,25 @@ command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # The tests start the servers they need themselves (redis-server, haproxy, redis_exporter) and
+    # only use Prometheus's tools: no package may start its server on install. policy-rc.d (101:
+    # action forbidden) is what invoke-rc.d and deb-systemd-invoke ask; a machine's own is kept.
+    policy=/usr/sbin/policy-rc.d own_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && own_policy=1
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$own_policy" ]; then rm -f "$policy"; trap - EXIT; fi
+    # On a systemd machine the packages also enabled their units for the next boot.
+    if [ -d /run/systemd/system ]; then
+        for p in "${missing[@]}"; do
+            case $p in prometheus | prometheus-alertmanager | prometheus-redis-exporter)
+                systemctl disable --now "$p" >/dev/null 2>&1 || true ;;
+            esac
+        done
+    fi
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -1,0 +1,175 @@
+"""What the monitoring role writes, checked by the tools that will read it: promtool (Prometheus's
+configuration), amtool (Alertmanager's), haproxy -c (the gateway's), and the compose file's shape."""
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitoringtest_support import PLACEHOLDER_REDIS_PASSWORD, VARIANTS, tool
+
+TASK_JOBS = {"alertmanager", "node", "edge", "web"}
+
+
+def prometheus(directory: Path) -> dict:
+    return yaml.safe_load((directory / "prometheus.yml").read_text())
+
+
+def jobs(directory: Path) -> dict[str, dict]:
+    return {job["job_name"]: job for job in prometheus(directory)["scrape_configs"]}
+
+
+def compose(directory: Path) -> dict:
+    return yaml.safe_load((directory / "docker-compose.monitoring.yml").read_text())
+
+
+@pytest.mark.parametrize("variant", ["base", "lab", "custom", "minimal"])
+def test_promtool_accepts_the_configuration(variants, variant, tmp_path):
+    # The rule file's path is the one inside the container; point it at the rendered copy.
+    shutil.copy(variants[variant] / "alerts.yml", tmp_path / "alerts.yml")
+    config = (variants[variant] / "prometheus.yml").read_text()
+    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/alerts.yml", "alerts.yml"))
+    proc = subprocess.run([tool("promtool"), "check", "config", "prometheus.yml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_jobs_follow_what_is_deployed(variants):
+    assert set(jobs(variants["base"])) == {"prometheus", "alertmanager", "node", "dockerd", "edge", "web",
+                                           "redis", "registry"}
+    assert set(jobs(variants["minimal"])) == {"prometheus", "alertmanager", "node", "web", "redis"}
+
+
+def test_tasks_and_nodes_are_discovered_not_listed(variants):
+    got = jobs(variants["base"])
+    sd = [job["dockerswarm_sd_configs"] for name, job in got.items() if name in TASK_JOBS]
+    # One identical discovery config: Prometheus runs one provider for all of them.
+    assert all(config == sd[0] for config in sd), sd
+    assert sd[0][0]["role"] == "tasks" and sd[0][0]["host"] == "unix:///var/run/docker.sock"
+    assert got["dockerd"]["dockerswarm_sd_configs"][0]["role"] == "nodes"
+    for name in TASK_JOBS | {"dockerd"}:
+        assert "static_configs" not in got[name], name
+
+
+def test_each_task_job_keeps_its_service_on_the_shared_network_at_its_port(variants):
+    got = jobs(variants["custom"])
+
+    def keep(job: str, label: str) -> str:
+        return next(r["regex"] for r in got[job]["relabel_configs"]
+                    if r.get("action") == "keep" and r["source_labels"] == [label])
+
+    assert keep("web", "__meta_dockerswarm_service_name") == "swarmlab_web"
+    assert keep("web", "__meta_dockerswarm_network_name") == "swarmlab_backend"
+    assert keep("edge", "__meta_dockerswarm_service_name") == "swarmlab_edge"
+    assert keep("node", "__meta_dockerswarm_service_name") == r"swarmlab\-monitoring_node\-exporter"
+    assert keep("node", "__meta_dockerswarm_network_name") == r"swarmlab\-monitoring_monitoring"
+    ports = {job: next(r["replacement"] for r in got[job]["relabel_configs"]
+                       if r.get("target_label") == "__address__") for job in TASK_JOBS}
+    assert ports == {"alertmanager": "${1}:9093", "node": "${1}:9100", "edge": "${1}:8405", "web": "${1}:9102"}
+
+
+def test_redis_targets_and_their_passwords(variants):
+    directory = variants["base"]
+    redis = jobs(directory)["redis"]
+    targets = {group["labels"]["redis_service"]: group["targets"][0] for group in redis["static_configs"]}
+    assert targets == {
+        "redis-master": "redis://swarmlab_redis-master:6379",
+        "redis-replica-1": "redis://swarmlab_redis-replica-1:6379",
+        "redis-replica-2": "redis://swarmlab_redis-replica-2:6379",
+        "redis-sentinel-1": "redis://swarmlab_redis-sentinel-1:26379",
+        "redis-sentinel-2": "redis://swarmlab_redis-sentinel-2:26379",
+        "redis-sentinel-3": "redis://swarmlab_redis-sentinel-3:26379",
+    }
+    passwords = json.loads((directory / "secrets/redis_passwords.json").read_text())
+    # The exporter looks the password up by the exact URI Prometheus sends; Sentinels have none.
+    assert passwords == {uri: PLACEHOLDER_REDIS_PASSWORD for uri in targets.values() if uri.endswith(":6379")}
+    assert len(jobs(variants["custom"])["redis"]["static_configs"]) == 4 + 3
+
+
+def test_the_password_is_only_in_the_0600_secret_file(variants):
+    for name in VARIANTS:
+        directory = variants[name]
+        holding = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                   if p.is_file() and PLACEHOLDER_REDIS_PASSWORD in p.read_text(errors="replace")}
+        assert holding == {"secrets/redis_passwords.json"}, (name, holding)
+        for secret in (directory / "secrets").iterdir():
+            assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+        assert stat.S_IMODE((directory / "secrets").stat().st_mode) == 0o700
+
+
+def test_secret_names_are_salted_and_config_names_follow_the_content(variants):
+    first, again = compose(variants["base"]), compose(variants["base_again"])
+    # Same content, another manager (salt): the secrets' names differ, so a name reveals nothing.
+    assert first["secrets"]["redis_passwords"]["name"] != again["secrets"]["redis_passwords"]["name"]
+    assert first["secrets"]["alertmanager_yml"]["name"] != again["secrets"]["alertmanager_yml"]["name"]
+    assert first["configs"] == again["configs"]
+    assert first["configs"]["alerts_yml"]["name"] != compose(variants["custom"])["configs"]["alerts_yml"]["name"]
+
+
+@pytest.mark.parametrize("variant", ["base", "custom", "minimal"])
+def test_amtool_accepts_alertmanagers_configuration(variants, variant):
+    path = variants[variant] / "secrets/alertmanager.yml"
+    proc = subprocess.run([tool("amtool"), "check-config", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_alertmanager_posts_to_each_webhook_and_the_sink(variants):
+    config = yaml.safe_load((variants["custom"] / "secrets/alertmanager.yml").read_text())
+    assert config["receivers"] == [{"name": "webhooks", "webhook_configs": [
+        {"url": "https://hooks.example.com/T000/B000/XXXX", "send_resolved": True},
+        {"url": "http://swarmlab-monitoring_alert-sink:9095/", "send_resolved": True},
+    ]}]
+    assert yaml.safe_load((variants["base"] / "secrets/alertmanager.yml").read_text())["receivers"] == [
+        {"name": "webhooks"}]
+
+
+def test_nothing_in_the_stack_is_published_and_only_prometheus_mounts_the_socket(variants):
+    for name in ("base", "custom", "lab"):
+        services = compose(variants[name])["services"]
+        assert all("ports" not in svc for svc in services.values()), name
+        mounting = {svc_name for svc_name, svc in services.items()
+                    if any("docker.sock" in json.dumps(v) for v in svc.get("volumes", []))}
+        assert mounting == {"prometheus"}
+    prom = compose(variants["base"])["services"]["prometheus"]
+    sock = next(v for v in prom["volumes"] if isinstance(v, dict))
+    assert sock == {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock",
+                    "read_only": True}
+    assert prom["deploy"]["placement"]["constraints"] == ["node.hostname == manager1"]
+
+
+def test_networks_of_the_app_stack_are_joined_as_external(variants):
+    base = compose(variants["base"])
+    assert base["networks"]["app"] == {"external": True, "name": "swarmlab_backend"}
+    assert base["services"]["redis-exporter"]["networks"] == ["monitoring", "app"]
+    custom = compose(variants["custom"])
+    assert custom["networks"]["app-redis"] == {"external": True, "name": "swarmlab_redis"}
+    assert custom["services"]["redis-exporter"]["networks"] == ["monitoring", "app-redis"]
+    assert "alert-sink" in custom["services"] and "alert-sink" not in base["services"]
+    assert base["networks"]["monitoring"]["attachable"] is True
+
+
+def test_the_lab_runs_the_images_it_built(variants):
+    services = compose(variants["lab"])["services"]
+    assert {services[s]["image"] for s in ("prometheus", "alertmanager", "node-exporter", "redis-exporter")} == {
+        "swarmlab-lab/monitoring:bookworm"}
+    assert services["alert-sink"]["image"] == "swarmlab-lab/python:bookworm"
+    base = compose(variants["base"])["services"]
+    assert base["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    assert base["redis-exporter"]["image"] == "oliver006/redis_exporter:v1.45.0"
+
+
+@pytest.mark.parametrize("variant", ["base", "minimal"])
+def test_haproxy_accepts_the_gateways_configuration(variants, variant):
+    cfg = variants[variant] / "gateway.cfg"
+    proc = subprocess.run([tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = cfg.read_text()
+    assert "server prometheus swarmlab-monitoring_prometheus:9090" in text
+    assert ("frontend alertmanager" in text) == (variant == "base")
