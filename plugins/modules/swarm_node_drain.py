@@ -15,7 +15,7 @@ description:
   - Before draining, with O(move_first=true) (the default), it moves the tasks of every replicated
     service that can run elsewhere off the node with a service update that adds the placement
     constraint C(node.id!=<node>) and records it in the service label
-    C(org.swarmlab.maintenance.excluded-nodes). The update follows the service's own C(update_config):
+    C(org.swarmlab.maintenance.excluded-nodes). The update follows the service's own C(update_config);
     with C(order=start-first) each replacement runs, healthy, on another node before the task it
     replaces stops, so the service never runs fewer healthy tasks than its replicas; Swarm replaces only
     the tasks on this node (a change of placement constraints alone leaves tasks on nodes that satisfy
@@ -25,10 +25,10 @@ description:
   - Before changing anything it plans the drain, per service that has tasks on the node or could run
     there. A service that cannot place all its tasks on the other nodes but keeps at least one running
     elsewhere is I(reduced) (for example one service of three Sentinels with C(max_replicas_per_node=1)
-    on three nodes, or a global service): that is accepted, reported in RV(reduced), and waited for only
+    on three nodes, or a global service); that is accepted, reported in RV(reduced), and waited for only
     down to the tasks it keeps. A service of which nothing would run anywhere is I(stranded) (pinned
     with C(node.hostname == <node>), the only task of a global service, any service of the last active
-    node): its work would be lost, so the drain is refused unless O(force=true). The last active node
+    node); its work would be lost, so the drain is refused unless O(force=true). The last active node
     is always refused without O(force). CPU and memory reservations are not checked.
   - With O(state=absent) it sets the node active again and removes the constraints a drain added for
     it (a change of constraints alone restarts no task). Swarm does not move tasks back to a reactivated
@@ -107,7 +107,7 @@ notes:
   - The node's own update is honest in check mode; the move and the wait are skipped there.
   - Global services are not moved nor waited for; their task on a drained node just stops.
   - A service whose own update order is C(stop-first) is moved in that order (one that must never run
-    twice, or holds a volume, asked for it): it runs one task fewer while each task moves.
+    twice, or holds a volume, asked for it); it runs one task fewer while each task moves.
   - A later C(docker stack deploy) of a service replaces its spec, constraint and label included; on a
     node still drained nothing runs there anyway.
 seealso:
@@ -216,7 +216,11 @@ reduced:
       description: Why it cannot run all of them.
       type: str
       sample: "max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 3 replicas; 2 of 3 keep running"
-  sample: [{name: swarmlab_redis-sentinel, replicas: 3, keeps: 2, reason: "max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 3 replicas; 2 of 3 keep running"}]
+  sample:
+    - name: swarmlab_redis-sentinel
+      replicas: 3
+      keeps: 2
+      reason: "max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 3 replicas; 2 of 3 keep running"
 moved:
   description: The replicated services whose tasks on the node moved to other nodes (in check mode, would move).
   returned: success, and with the failure when refused or timed out

@@ -15,10 +15,10 @@ description:
     previous spec by itself when a new task fails (an image that cannot be pulled, a task that never
     becomes healthy). Tasks of the previous version keep running meanwhile (with C(order=start-first)),
     so waiting for running tasks alone reports such a deploy as a success.
-  - Without O(since) the module only reports the update state of the stack's services in RV(services):
-    call it so before the deploy and pass that result as O(since) to a call after the deploy.
+  - Without O(since) the module only reports the update state of the stack's services in RV(services).
+    Call it so before the deploy, and pass that result as O(since) to a call after the deploy.
   - With O(since) it waits until the update of every service whose spec changed since then has ended,
-    and reports each in RV(rollouts): C(completed), C(rolled_back), C(paused), C(no_update) (the spec
+    and reports each in RV(rollouts) as C(completed), C(rolled_back), C(paused), C(no_update) (the spec
     changed in a way that replaces no task), or C(created). It fails, when O(fail_on_rollback=true),
     if Swarm rolled an update back or paused it, or an update did not end within O(wait_timeout), with a
     message naming the service, the image it tried, Swarm's update messages and the errors of the
@@ -123,7 +123,9 @@ rollouts:
       type: str
       sample: swarmlab_web
     outcome:
-      description: C(completed), C(rolled_back), C(paused), C(no_update), C(created), or C(updating) / C(rolling_back) when it did not end in time (or in check mode).
+      description:
+        - C(completed), C(rolled_back), C(paused), C(no_update), C(created); C(updating) or C(rolling_back)
+          when it did not end in time (or in check mode).
       type: str
       sample: rolled_back
     image:
@@ -269,9 +271,9 @@ class RolloutWatcher:
         result['rollouts'] = [self._report(svc, outcomes[service_name(svc)], since.get(service_name(svc)),
                                            seen[service_name(svc)], tasks, nodes)
                               for svc in services if outcomes[service_name(svc)] != 'unchanged']
-        result['failed_services'] = [item['name'] for item in result['rollouts']
-                            if item['outcome'] in ROLLOUT_FAILED
-                            or (item['outcome'] in ROLLOUT_RUNNING and not self.module.check_mode)]
+        result['failed_services'] = [
+            item['name'] for item in result['rollouts']
+            if item['outcome'] in ROLLOUT_FAILED or (item['outcome'] in ROLLOUT_RUNNING and not self.module.check_mode)]
         if result['failed_services'] and self.params['fail_on_rollback']:
             raise RolloutError(' '.join(self._explain(item) for item in result['rollouts']
                                         if item['name'] in result['failed_services']), result)
@@ -306,8 +308,8 @@ class RolloutWatcher:
             '; '.join(item['messages']) or 'no update message')
         text += ' Task errors: %s.' % ('; '.join(item['task_errors']) if item['task_errors'] else 'none reported')
         if item['outcome'] == 'rolled_back':
-            text += ' It runs the previous image %s again (%d/%d running).' % (item['image'], item['running'],
-                                                                            item['desired'])
+            text += ' It runs the previous image %s again (%d/%d running).' % (
+                item['image'], item['running'], item['desired'])
         else:
             text += ' Now %d/%d running.' % (item['running'], item['desired'])
         return text

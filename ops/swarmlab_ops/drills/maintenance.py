@@ -95,8 +95,8 @@ def drain(ctx: Ctx) -> dict:
         % d["web_per_node_after_activate"]) for d in details)
     return met({"drill": "drain", "recover": max(((d["times"] or {}).get("total") or 0) for d in details),
                 "recover_text": text, "min_running": low, "desired": desired,
-                "load": summary, "accounting": acc, "detail": {"nodes": details, "min_running": low,
-                                                              "watch_errors": watch.errors}},
+                "load": summary, "accounting": acc,
+                "detail": {"nodes": details, "min_running": low, "watch_errors": watch.errors}},
                not forced and summary["failed_requests"] == 0 and low is not None and low >= desired
                and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"] and all(d["spread_ok"] for d in details))
 

@@ -86,7 +86,8 @@ def rolling_update(ctx: Ctx) -> dict:
 # master that does not exist (under Sentinel, a master name no Sentinel monitors). /healthz answers;
 # /readyz never does.
 NEVER_READY_DOCKERFILE = """FROM {base}
-CMD ["sh", "-c", "REDIS_URL=redis://never-ready.invalid:6379/0 REDIS_SENTINEL_MASTER=never-ready-drill exec gunicorn --config /srv/app/gunicorn.conf.py 'counter:create_app()'"]
+ENV NEVER_READY="REDIS_URL=redis://never-ready.invalid:6379/0 REDIS_SENTINEL_MASTER=never-ready-drill"
+CMD ["sh", "-c", "exec env $NEVER_READY gunicorn --config /srv/app/gunicorn.conf.py 'counter:create_app()'"]
 """
 STACK = "playbooks/stack.yml"
 ROLLOUT = "swarmlab.cluster.swarm_rollout"
