@@ -534,7 +534,7 @@ def update_outcome(service: Service, started_before: str | None) -> str:
 UPDATE_OUTCOMES = {'completed': 'completed', 'rollback_started': 'rolling_back',
                    'rollback_completed': 'rolled_back', 'rollback_paused': 'paused', 'paused': 'paused'}
 ROLLOUT_FAILED = frozenset(('rolled_back', 'paused'))
-ROLLOUT_RUNNING = frozenset(('updating', 'rolling_back'))
+ROLLOUT_RUNNING = frozenset(('pending', 'updating', 'rolling_back'))
 
 
 def api_time(value: str | None) -> float:
@@ -590,8 +590,8 @@ def outdated_tasks(service: Service, tasks: t.Iterable[Task]) -> list[Task]:
 def rollout_outcome(service: Service, before: dict[str, t.Any] | None, tasks: t.Iterable[Task]) -> str:
     """How a service's rollout stands against the snapshot taken before the deploy.
 
-    'unchanged' (the deploy did not update its spec), 'created' (new service), 'updating' (an update
-    runs, or Swarm has outdated tasks to replace and has not started yet), 'completed',
+    'unchanged' (the deploy did not update its spec), 'created' (new service), 'pending' (Swarm has
+    outdated tasks to replace and reports no update yet), 'updating', 'completed',
     'rolling_back' and then 'rolled_back' (Swarm's failure_action rollback), 'paused'
     (failure_action pause), or 'no_update' (the spec changed in a way that replaces no task).
     """
@@ -602,7 +602,7 @@ def rollout_outcome(service: Service, before: dict[str, t.Any] | None, tasks: t.
     status = service.get('UpdateStatus') or {}
     if status and status.get('StartedAt') != before.get('update_started_at'):
         return UPDATE_OUTCOMES.get(status.get('State', ''), 'updating')
-    return 'updating' if outdated_tasks(service, tasks) else 'no_update'
+    return 'pending' if outdated_tasks(service, tasks) else 'no_update'
 
 
 def rollout_task_errors(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node],

@@ -124,8 +124,8 @@ rollouts:
       sample: swarmlab_web
     outcome:
       description:
-        - C(completed), C(rolled_back), C(paused), C(no_update), C(created); C(updating) or C(rolling_back)
-          when it did not end in time (or in check mode).
+        - C(completed), C(rolled_back), C(paused), C(no_update), C(created); C(pending), C(updating) or
+          C(rolling_back) when it did not end in time (or in check mode).
       type: str
       sample: rolled_back
     image:
@@ -204,6 +204,10 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import
 )
 
 STACK_LABEL = 'com.docker.stack.namespace'
+# Swarm starts an update within a moment of the spec change. A service that still reports none after
+# this many seconds replaces no task (its tasks' specs differ from the service's only in a way the
+# comparison here cannot see).
+SETTLE = 15
 
 
 class RolloutError(Exception):
@@ -252,6 +256,8 @@ class RolloutWatcher:
             for svc in services:
                 name = service_name(svc)
                 outcome = rollout_outcome(svc, since.get(name), tasks)
+                if outcome == 'pending' and self.clock() - start >= SETTLE:
+                    outcome = 'no_update'
                 outcomes[name] = outcome
                 if outcome == 'unchanged':
                     continue
@@ -300,7 +306,7 @@ class RolloutWatcher:
                 'seconds': seen.get('seconds')}
 
     def _explain(self, item: dict[str, t.Any]) -> str:
-        what = {'rolled_back': 'Swarm rolled back', 'paused': 'Swarm paused',
+        what = {'rolled_back': 'Swarm rolled back', 'paused': 'Swarm paused', 'pending': 'Swarm has not started',
                 'rolling_back': 'Swarm is still rolling back', 'updating': 'Swarm has not finished'}[item['outcome']]
         text = '%s: %s the update to image %s after %ss (%s).' % (
             item['name'], what, item['image_attempted'],

@@ -164,6 +164,14 @@ def test_an_update_not_started_yet_is_waited_for():
     assert result['rollouts'][0]['outcome'] == 'completed'
 
 
+def test_a_pending_update_that_never_starts_replaces_no_task():
+    # Outdated tasks by the comparison, but Swarm starts no update within the settle time.
+    new = 'registry:5000/swarmlab/counter:new'
+    result = watch(FakeApi([[web(new, 11)]], [OLD_TASKS]), since=BEFORE)
+    assert result['rollouts'][0]['outcome'] == 'no_update'
+    assert result['waited'] == 15.0
+
+
 def test_unchanged_services_are_not_reported_and_a_new_one_is_created():
     new_svc = web()
     new_svc['ID'] = 'redis-id'
