@@ -10,6 +10,8 @@ unit-tested without one. Private to this collection: the names may change withou
 
 from __future__ import annotations
 
+import copy
+import datetime
 import math
 import typing as t
 
@@ -303,88 +305,162 @@ def running_tasks(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[N
 
 # Decisions
 
-def drain_problems(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
-                   tasks: t.Iterable[Task]) -> list[str]:
-    """Why the other nodes could not take the target node's work; empty when they can.
+def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
+               tasks: t.Iterable[Task]) -> dict[str, t.Any]:
+    """What draining the target node does to each service it concerns, and whether to refuse.
 
-    Checked: some other node is active and ready; every replicated service that has live tasks on
-    the target has another schedulable node satisfying its placement constraints; and with
-    max_replicas_per_node, those nodes have room for all its replicas. Not checked: CPU and memory
-    reservations, and placement preferences (they spread tasks, they never forbid a node).
+    A replicated service concerns the drain when it has a live task on the target or the target
+    satisfies its placement constraints (it could run there); a global one when it has a live task
+    there. Each such service falls in one of three groups:
+
+    - ``move``: every replica fits on the other active nodes (those satisfying its constraints, and
+      with max_replicas_per_node enough room for all replicas); listed when it has live tasks on the
+      target, with their count (``tasks``) and the service's own update order.
+    - ``reduced``: it cannot place all its tasks elsewhere, but keeps ``keeps`` >= 1 of them running on
+      other nodes, which still serve (one service of spread Sentinels with max_replicas_per_node 1, a
+      global service's task on this node). Accepted: reported, and waited for only down to ``keeps``.
+    - ``stranded``: nothing of it would run anywhere while the target is drained (a service pinned
+      to it with ``node.hostname == <target>``, the only task of a global service, every service of
+      the last active node): its work would be lost. A drain that strands a service is refused
+      unless forced.
+
+    ``problems`` are the reasons of a refusal: the last active node, and each stranded service.
+    Not checked: CPU and memory reservations, and placement preferences (they spread tasks, they
+    never forbid a node). Pure: the caller's snapshot of the API's nodes, services and tasks.
     """
     nodes = list(nodes)
     tasks = list(tasks)
-    others = [node for node in nodes if node['ID'] != target['ID']]
-    remaining = [node for node in others if is_schedulable(node)]
     name = node_hostname(target)
-    if not remaining:
-        return ['%s is the last active node: no other node is active and ready to take its tasks.' % name]
-    problems = []
-    on_target = {task.get('ServiceID') for task in tasks if task.get('NodeID') == target['ID'] and is_live(task)}
-    for service in sorted(services, key=service_name):
-        if not is_replicated(service) or service['ID'] not in on_target:
-            continue
-        replicas = desired_replicas(service)
-        if replicas == 0:
-            continue
-        eligible = eligible_nodes(service, remaining)
-        constraints = placement(service).get('Constraints') or []
-        if not eligible:
-            problems.append('service %s: no other active node satisfies its placement constraints %s.'
-                            % (service_name(service), constraints or '(none)'))
-            continue
-        limit = max_replicas_per_node(service)
-        if limit and limit * len(eligible) < replicas:
-            problems.append(
-                'service %s: max_replicas_per_node %d on %d other eligible node(s) (%s) holds %d of %d replicas.'
-                % (service_name(service), limit, len(eligible),
-                   ', '.join(sorted(node_hostname(node) for node in eligible)), limit * len(eligible), replicas))
-    return problems
-
-
-def stranded_services(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
-                      tasks: t.Iterable[Task]) -> list[dict[str, t.Any]]:
-    """Replicated services that cannot run anywhere once the target is drained, as {name, reason}.
-
-    A service is stranded when it has replicas, runs (or would run) on the target - it has a live
-    task there, or the target satisfies its placement constraints - and no other schedulable node
-    satisfies them: a service pinned with ``node.hostname == <target>``, or every service of the
-    target when it is the last active node. Such a service stays short of its replicas for as long
-    as the target is drained, so waiting for it cannot succeed. Services that only lose room to
-    max_replicas_per_node are not stranded: they still run elsewhere.
-    """
-    nodes = list(nodes)
-    tasks = list(tasks)
     remaining = [node for node in nodes if node['ID'] != target['ID'] and is_schedulable(node)]
-    name = node_hostname(target)
-    on_target = {task.get('ServiceID') for task in tasks if task.get('NodeID') == target['ID'] and is_live(task)}
-    stranded = []
+    ready = ready_node_ids(nodes)
+    plan: dict[str, t.Any] = {'move': [], 'reduced': [], 'stranded': [], 'problems': []}
+    if not remaining:
+        plan['problems'].append(
+            '%s is the last active node: no other node is active and ready to take its tasks.' % name)
     for service in sorted(services, key=service_name):
-        if not is_replicated(service) or desired_replicas(service) == 0:
-            continue
+        sid = service['ID']
+        on_target = sum(1 for task in tasks if task.get('ServiceID') == sid
+                        and task.get('NodeID') == target['ID'] and is_live(task))
+        elsewhere = sum(1 for task in tasks if task.get('ServiceID') == sid and task.get('NodeID') != target['ID']
+                        and counts_as_running(task, ready))
         constraints = placement(service).get('Constraints') or []
-        if service['ID'] not in on_target and not node_satisfies(target, constraints):
-            continue
-        if eligible_nodes(service, remaining):
-            continue
-        if not remaining:
-            reason = '%s is the last active node' % name
+        if is_replicated(service):
+            replicas = desired_replicas(service)
+            if replicas == 0 or (not on_target and not node_satisfies(target, constraints)):
+                continue
+            eligible = eligible_nodes(service, remaining)
+            limit = max_replicas_per_node(service)
+            capacity = min(replicas, limit * len(eligible)) if limit else (replicas if eligible else 0)
+            if capacity >= replicas:
+                if on_target:
+                    plan['move'].append({'name': service_name(service), 'id': sid, 'tasks': on_target,
+                                         'replicas': replicas, 'order': update_order(service)})
+                continue
+            if not remaining:
+                why = '%s is the last active node' % name
+            elif not eligible:
+                why = 'no node but %s satisfies its placement constraints %s' % (name, constraints or '(none)')
+            else:
+                why = 'max_replicas_per_node %d on %d other eligible node(s) (%s) holds %d of %d replicas' % (
+                    limit, len(eligible), ', '.join(sorted(node_hostname(node) for node in eligible)), capacity,
+                    replicas)
+            keeps = capacity
+        elif 'Global' in service.get('Spec', {}).get('Mode', {}):
+            if not on_target:
+                continue
+            replicas = on_target + elsewhere
+            keeps = elsewhere
+            why = 'a global service runs one task per node; its other tasks run on the other nodes'
+            if not keeps:
+                why = 'a global service whose only running task is on %s' % name
         else:
-            reason = 'no node but %s satisfies its placement constraints %s' % (name, constraints or '(none)')
-        stranded.append({'name': service_name(service), 'reason': reason})
-    return stranded
+            continue
+        if keeps > 0:
+            plan['reduced'].append({'name': service_name(service), 'id': sid, 'replicas': replicas, 'keeps': keeps,
+                                    'reason': '%s; %d of %d keep running' % (why, keeps, replicas)})
+        else:
+            plan['stranded'].append({'name': service_name(service), 'reason': why})
+            if remaining:
+                plan['problems'].append('service %s would stop: %s.' % (service_name(service), why))
+    return plan
 
 
-def wait_targets(short: t.Iterable[dict[str, t.Any]], stranded: t.Iterable[dict[str, t.Any]],
-                 force: bool) -> list[dict[str, t.Any]]:
-    """The short services a drain still waits for: all of them, minus the stranded ones with force.
+def drain_wait_targets(short: t.Iterable[dict[str, t.Any]], plan: dict[str, t.Any],
+                       force: bool) -> list[dict[str, t.Any]]:
+    """The short services a drain still waits for.
 
-    Without force a drain that strands a service is refused before it starts, so nothing is excluded.
+    A reduced service is waited for until it runs the tasks it keeps, not its replicas; a stranded
+    one is left out with force (without force such a drain is refused before it starts).
     """
-    if not force:
-        return list(short)
-    excluded = {item['name'] for item in stranded}
-    return [item for item in short if item['name'] not in excluded]
+    keeps = {item['name']: item['keeps'] for item in plan['reduced']}
+    stranded = {item['name'] for item in plan['stranded']}
+    waited = []
+    for item in short:
+        if item['name'] in stranded and force:
+            continue
+        if item['name'] in keeps and item['running'] >= keeps[item['name']]:
+            continue
+        waited.append(item)
+    return waited
+
+
+def update_order(service: Service) -> str:
+    """The service's update order: 'start-first' or 'stop-first' (Swarm's default)."""
+    return str((service.get('Spec', {}).get('UpdateConfig') or {}).get('Order') or 'stop-first')
+
+
+# The constraint a drain adds to move a service's tasks off a node before the node is drained, and
+# the service label that records it, so that activating the node removes exactly what was added.
+EXCLUDED_NODES_LABEL = 'org.swarmlab.maintenance.excluded-nodes'
+
+
+def exclusion_constraint(node_id: str) -> str:
+    return 'node.id!=%s' % node_id
+
+
+def excluded_nodes(spec: dict[str, t.Any]) -> list[str]:
+    """Node IDs a drain keeps the service's tasks off (from the service spec's label)."""
+    value = (spec.get('Labels') or {}).get(EXCLUDED_NODES_LABEL, '')
+    return [item for item in value.split(',') if item]
+
+
+def spec_excluding(spec: dict[str, t.Any], node_id: str) -> dict[str, t.Any] | None:
+    """A copy of a service spec with its tasks kept off the node, recorded in the label; None when
+    the spec already does so."""
+    if node_id in excluded_nodes(spec):
+        return None
+    new = copy.deepcopy(spec)
+    template = new.setdefault('TaskTemplate', {})
+    placement_spec = template.get('Placement') or {}
+    template['Placement'] = placement_spec
+    constraints = list(placement_spec.get('Constraints') or [])
+    constraints.append(exclusion_constraint(node_id))
+    placement_spec['Constraints'] = constraints
+    labels = dict(new.get('Labels') or {})
+    labels[EXCLUDED_NODES_LABEL] = ','.join(excluded_nodes(spec) + [node_id])
+    new['Labels'] = labels
+    return new
+
+
+def spec_including(spec: dict[str, t.Any], node_id: str) -> dict[str, t.Any] | None:
+    """A copy of a service spec without the exclusion of the node that a drain added; None when
+    there is none. Constraints the service had of its own are kept."""
+    if node_id not in excluded_nodes(spec):
+        return None
+    new = copy.deepcopy(spec)
+    placement_spec = new.get('TaskTemplate', {}).get('Placement') or {}
+    constraints = list(placement_spec.get('Constraints') or [])
+    if exclusion_constraint(node_id) in constraints:
+        constraints.remove(exclusion_constraint(node_id))
+        placement_spec['Constraints'] = constraints
+    left = [item for item in excluded_nodes(spec) if item != node_id]
+    labels = dict(new.get('Labels') or {})
+    if left:
+        labels[EXCLUDED_NODES_LABEL] = ','.join(left)
+    else:
+        labels.pop(EXCLUDED_NODES_LABEL, None)
+    new['Labels'] = labels
+    return new
 
 
 def imbalance(service: Service, nodes: t.Iterable[Node], tasks: t.Iterable[Task]) -> dict[str, t.Any] | None:
@@ -450,3 +526,102 @@ def update_outcome(service: Service, started_before: str | None) -> str:
     if state in ('paused', 'rollback_started', 'rollback_paused', 'rollback_completed'):
         return 'failed'
     return 'updating'
+
+
+# Rollouts: how the rolling update a deploy started ended (swarm_rollout).
+
+# UpdateStatus.State -> the rollout's outcome (any other state: 'updating').
+UPDATE_OUTCOMES = {'completed': 'completed', 'rollback_started': 'rolling_back',
+                   'rollback_completed': 'rolled_back', 'rollback_paused': 'paused', 'paused': 'paused'}
+ROLLOUT_FAILED = frozenset(('rolled_back', 'paused'))
+ROLLOUT_RUNNING = frozenset(('pending', 'updating', 'rolling_back'))
+
+
+def api_time(value: str | None) -> float:
+    """Seconds since the epoch of an Engine API time (RFC 3339, nanoseconds, UTC); 0.0 when absent or
+    unreadable."""
+    if not value or value.startswith('0001-'):
+        return 0.0
+    text = value.rstrip('Z')
+    offset = 0.0
+    for sign in ('+', '-'):
+        position = text.rfind(sign)
+        if position > 10:
+            hours, _sep, minutes = text[position + 1:].partition(':')
+            if not (hours.isdigit() and (minutes or '0').isdigit()):
+                return 0.0
+            offset = (1 if sign == '+' else -1) * (int(hours) * 3600 + int(minutes or 0) * 60)
+            text = text[:position]
+    whole, _dot, fraction = text.partition('.')
+    try:
+        stamp = datetime.datetime.strptime(whole, '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+        return stamp.timestamp() + float('0.' + (fraction or '0')) - offset
+    except ValueError:
+        return 0.0
+
+
+def service_image(spec: dict[str, t.Any]) -> str:
+    """The image of a service's (or a task's) spec."""
+    template = spec.get('TaskTemplate', spec)
+    return str((template.get('ContainerSpec') or {}).get('Image', ''))
+
+
+def update_snapshot(service: Service) -> dict[str, t.Any]:
+    """What swarm_rollout remembers of a service before a deploy, to tell its update from earlier ones."""
+    status = service.get('UpdateStatus') or {}
+    return {'version': int((service.get('Version') or {}).get('Index', 0)),
+            'image': service_image(service.get('Spec', {})),
+            'update_started_at': status.get('StartedAt') or None,
+            'update_state': status.get('State') or None}
+
+
+def _task_spec_key(spec: dict[str, t.Any]) -> dict[str, t.Any]:
+    # A change of placement alone does not replace tasks that still satisfy it (swarmkit).
+    return dict((key, value) for key, value in spec.items() if key != 'Placement')
+
+
+def outdated_tasks(service: Service, tasks: t.Iterable[Task]) -> list[Task]:
+    """Tasks Swarm wants running whose spec is not the service's (a rolling update has them to replace)."""
+    wanted = _task_spec_key(service.get('Spec', {}).get('TaskTemplate', {}))
+    return [task for task in tasks if task.get('ServiceID') == service['ID'] and task.get('DesiredState') == 'running'
+            and _task_spec_key(task.get('Spec', {})) != wanted]
+
+
+def rollout_outcome(service: Service, before: dict[str, t.Any] | None, tasks: t.Iterable[Task]) -> str:
+    """How a service's rollout stands against the snapshot taken before the deploy.
+
+    'unchanged' (the deploy did not update its spec), 'created' (new service), 'pending' (Swarm has
+    outdated tasks to replace and reports no update yet), 'updating', 'completed',
+    'rolling_back' and then 'rolled_back' (Swarm's failure_action rollback), 'paused'
+    (failure_action pause), or 'no_update' (the spec changed in a way that replaces no task).
+    """
+    if before is None:
+        return 'created'
+    if int((service.get('Version') or {}).get('Index', 0)) == before['version']:
+        return 'unchanged'
+    status = service.get('UpdateStatus') or {}
+    if status and status.get('StartedAt') != before.get('update_started_at'):
+        return UPDATE_OUTCOMES.get(status.get('State', ''), 'updating')
+    return 'pending' if outdated_tasks(service, tasks) else 'no_update'
+
+
+def rollout_task_errors(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[Node],
+                        since: float) -> list[str]:
+    """Why tasks created since the update began did not run: '<image> on <node>: <state>: <error>',
+    oldest first, one line per distinct message."""
+    hostnames = {node['ID']: node_hostname(node) for node in nodes}
+    found = []
+    for task in tasks:
+        status = task.get('Status') or {}
+        if task.get('ServiceID') != service['ID'] or api_time(task.get('CreatedAt')) < since:
+            continue
+        if status.get('State') not in ('failed', 'rejected') and not status.get('Err'):
+            continue
+        found.append((api_time(status.get('Timestamp') or task.get('CreatedAt')), '%s on %s: %s: %s' % (
+            service_image(task.get('Spec', {})), hostnames.get(task.get('NodeID', ''), task.get('NodeID') or '(no node)'),
+            status.get('State', '?'), status.get('Err') or status.get('Message') or '(no error given)')))
+    lines = []
+    for _when, line in sorted(found):
+        if line not in lines:
+            lines.append(line)
+    return lines

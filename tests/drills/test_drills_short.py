@@ -1,4 +1,4 @@
-"""The short web-kill and registry drills on a running lab, through `swarmlab-ops drills` (ops/).
+"""The short web-kill, registry and bad-image drills on a running lab, through `swarmlab-ops drills` (ops/).
 
     SWARMLAB_DRILLS_LAB=drills .venv/bin/pytest -m lab tests/drills -v
 
@@ -44,7 +44,7 @@ def drill_results(tmp_path_factory):
         pytest.skip(why)
     out = tmp_path_factory.mktemp("drills") / "drills.json"
     proc = subprocess.run([str(Path(sys.executable).with_name("swarmlab-ops")), "drills", "--lab", LAB, "--short",
-                           "--drills", "web-kill,registry", "--json", str(out)],
+                           "--drills", "web-kill,registry,bad-image", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -65,3 +65,18 @@ def test_registry_recreated_keeps_every_image_pullable(drill_results):
     images = row["detail"]["images"]
     assert images, "no pushed image found in the registry"
     assert all(v == "ok" for v in images.values()), images
+
+
+def test_a_missing_image_is_rolled_back_and_the_play_says_so(drill_results):
+    # Issue 16: the stack playbook reported success while Swarm rolled back to the previous image.
+    row = drill_results["bad-image"]
+    detail = row["detail"]
+    assert detail["play_failed"], detail
+    assert detail["rollout"]["outcome"] == "rolled_back", detail["rollout"]
+    assert detail["image"] in detail["message"] and "swarmlab_web" in detail["message"], detail["message"]
+    assert detail["serving_after"] == detail["good"]
+    assert detail["rerun_ok"] and detail["rerun_changed"] == 0, detail["rerun_changed_tasks"]
+    assert row["min_running"] >= row["desired"], row["recover_text"]  # the previous version kept serving
+    acc = row["accounting"]
+    assert acc["lost"] == 0 and acc["delta"] == acc["acknowledged"], acc
+    assert row["load"]["failed_requests"] == 0, row["load"]

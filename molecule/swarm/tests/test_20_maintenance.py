@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resol
 testinfra_hosts = ["docker://%s-manager1" % LAB]
 PROBE = "probe"
 PINNED = "probe-pinned"
+START_FIRST = "probe-start-first"
+SPREAD = "probe-spread"
 
 
 def playbook(*extra: str) -> subprocess.CompletedProcess:
@@ -66,13 +69,13 @@ def availability(host, node: str) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def probe(host):
     # sleep as PID 1 ignores SIGTERM: a short grace period keeps the rolling restarts quick.
-    host.run("docker service rm %s %s" % (PROBE, PINNED))
+    host.run("docker service rm %s %s %s %s" % (PROBE, PINNED, START_FIRST, SPREAD))
     host.check_output(
         "docker service create --detach --name %s --replicas 4 --endpoint-mode dnsrr --stop-grace-period 1s "
         "swarmlab-lab/python:bookworm sleep infinity" % PROBE)
     wait_for(host, PROBE, "4/4")
     yield
-    host.run("docker service rm %s %s" % (PROBE, PINNED))
+    host.run("docker service rm %s %s %s %s" % (PROBE, PINNED, START_FIRST, SPREAD))
     for node in ("manager1", "worker1", "worker2"):
         host.run("docker node update --availability active %s" % node)
 
@@ -157,5 +160,63 @@ def test_constraint_only_this_node_satisfies_is_refused(host):
     wait_for(host, PINNED, "1/1")
     done = playbook("node=worker2", "maintenance=drain")
     assert done.returncode != 0
-    assert "service %s: no other active node satisfies its placement constraints" % PINNED in done.stdout + done.stderr
+    assert ("service %s would stop: no node but worker2 satisfies its placement constraints" % PINNED
+            in done.stdout + done.stderr)
     assert availability(host, "worker2") == "active"
+    host.run("docker service rm %s" % PINNED)
+
+
+def running_tasks(host, service: str) -> dict[str, str]:
+    """Running task ID -> node of a service."""
+    lines = host.check_output("docker service ps %s --filter desired-state=running "
+                              "--format '{{.ID}} {{.Node}} {{.CurrentState}}'" % service)
+    return {task_id: node for task_id, node, state in (line.split(" ", 2) for line in lines.splitlines())
+            if state.startswith("Running")}
+
+
+def test_drain_starts_replacements_first_and_accepts_a_spread_service(host):
+    # A start-first service never runs fewer than its replicas while worker1 drains; its tasks on the
+    # other nodes are left alone. A service of three, one per node (max_replicas_per_node 1), cannot
+    # move and keeps two: the drain is accepted without force.
+    host.check_output(
+        "docker service create --detach --name %s --replicas 4 --endpoint-mode dnsrr --stop-grace-period 1s "
+        "--update-order start-first --update-parallelism 1 swarmlab-lab/python:bookworm sleep infinity" % START_FIRST)
+    host.check_output(
+        "docker service create --detach --name %s --replicas 3 --replicas-max-per-node 1 --endpoint-mode dnsrr "
+        "--stop-grace-period 1s swarmlab-lab/python:bookworm sleep infinity" % SPREAD)
+    wait_for(host, START_FIRST, "4/4")
+    wait_for(host, SPREAD, "3/3")
+    before = running_tasks(host, START_FIRST)
+    assert "worker1" in before.values(), before
+    lowest, stop = [4], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            lowest[0] = min(lowest[0], len(running_tasks(host, START_FIRST)))
+            time.sleep(0.2)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done = playbook("node=worker1", "action=drain")
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.returncode == 0
+    assert lowest[0] >= 4, "%s dipped to %d/4 during the drain" % (START_FIRST, lowest[0])
+    after = running_tasks(host, START_FIRST)
+    assert "worker1" not in after.values(), after
+    kept = {tid: node for tid, node in before.items() if node != "worker1"}
+    assert kept.items() <= after.items(), (before, after)  # only worker1's tasks were replaced
+    assert replicas(host, SPREAD) == "2/3"
+    assert "reduced (fewer tasks while drained, the others keep serving): %s" % SPREAD in done.stdout
+    constraints = host.check_output("docker service inspect %s --format '{{json .Spec.TaskTemplate.Placement}}'"
+                                    % START_FIRST)
+    assert "node.id!=" in constraints
+
+    done = playbook("node=worker1", "action=activate")
+    assert done.returncode == 0
+    assert "node.id!=" not in host.check_output(
+        "docker service inspect %s --format '{{json .Spec.TaskTemplate.Placement}}'" % START_FIRST)
+    wait_for(host, SPREAD, "3/3")  # its pending task goes back to worker1 by itself
+    assert running_per_node(host, START_FIRST)["worker1"] >= 1
+    host.run("docker service rm %s %s" % (START_FIRST, SPREAD))

@@ -19,7 +19,7 @@ from .common import Ctx, Opts
 from .maintenance import drain, node_loss
 from .redis import redis_kill
 from .registry import registry
-from .web import rolling_update, web_kill
+from .web import bad_deploy, rolling_update, web_kill
 
 DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "web-kill": web_kill,
@@ -29,6 +29,8 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "redis-kill-wait": lambda ctx: redis_kill(ctx, True),
     "node-loss": node_loss,
     "registry": registry,
+    "bad-image": lambda ctx: bad_deploy(ctx, "bad-image"),
+    "never-ready": lambda ctx: bad_deploy(ctx, "never-ready"),
 }
 ALL = list(DRILLS)
 
@@ -72,4 +74,5 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=float, default=60.0, help="requests/s in all")
     parser.add_argument("--max-requests", type=int, default=20000, help="per drill")
     parser.add_argument("--wait-replicas", type=int, default=1, help="REDIS_WAIT_REPLICAS of the WAIT-mode drill")
-    parser.add_argument("--worker", default="worker1", help="node the drain drill drains")
+    parser.add_argument("--worker", default="all",
+                        help="nodes the drain drill drains, one after the other (comma-separated, or all workers)")

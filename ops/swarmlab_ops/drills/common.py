@@ -1,6 +1,7 @@
 """What every drill shares: the lab handles, a bounded load through the edge, the accounting."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ class Opts:
     rate: float = 60.0
     max_ops: int = 20000
     wait_replicas: int = 1
-    worker: str = "worker1"
+    worker: str = "all"
 
 
 @dataclass
@@ -63,6 +64,43 @@ class Ctx:
     def stop_loads(self) -> None:
         while self.loads:
             self.loads.pop().stop()
+
+    def watch(self, service: str = "web", interval: float = 0.5) -> "Watch":
+        """Samples how many tasks of the service run (healthy, on ready nodes) until stopped."""
+        return Watch(self, service, interval).start()
+
+
+class Watch:
+    """A thread that counts a service's running tasks by the convergence rule (with a health check:
+    healthy) every `interval` seconds; min() is the lowest count seen."""
+
+    def __init__(self, ctx: Ctx, service: str, interval: float):
+        self.ctx, self.service, self.interval = ctx, service, interval
+        self.samples: list[tuple[float, int]] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Watch":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.time(), len(self.ctx.swarm.running_tasks(self.service))))
+            # a busy manager may time out a call: a missed sample, not a failed drill
+            except Exception:  # noqa: BLE001  pylint: disable=broad-except
+                self.errors += 1
+            self._stop.wait(self.interval)
+
+    def stop(self) -> "Watch":
+        self._stop.set()
+        self._thread.join(10)
+        return self
+
+    def min(self) -> int | None:
+        return min((n for _t, n in self.samples), default=None)
 
 
 def met(row: dict, ok: bool) -> dict:

@@ -1,7 +1,6 @@
 """Drills of a node: drained through the maintenance playbook, lost (its container stopped)."""
 from __future__ import annotations
 
-import threading
 import time
 
 from ..lab.ansible import run_playbook
@@ -12,63 +11,94 @@ MAINTENANCE = "playbooks/node_maintenance.yml"
 # The playbook's variable that names what to do (drain, activate).
 ACTION_VAR = "maintenance"
 DRAIN = "swarmlab.cluster.swarm_node_drain"
+REBALANCE = "swarmlab.cluster.swarm_rebalance"
 
 
 def maintenance(ctx: Ctx, node: str, action: str, **extra) -> dict:
-    """Run the maintenance playbook; returns swarm_node_drain's result (as data) for a drain."""
+    """Run the maintenance playbook; returns swarm_node_drain's result (as data: the module's return
+    read from the runner's events) for a drain or an activation, and swarm_rebalance's as `rebalance`."""
     run = run_playbook(MAINTENANCE, ctx.lab.name, {"node": node, ACTION_VAR: action, **extra})
     result = run.result(DRAIN) or {}
+    result["rebalance"] = run.result(REBALANCE) or {}
     result["_ok"] = run.ok
     result["_failures"] = run.failures()
+    result["_seconds"] = run.seconds
     return result
 
 
+def drain_nodes(ctx: Ctx) -> list[str]:
+    """The nodes the drain drill drains: --worker (a name, a comma-separated list, or all workers)."""
+    if ctx.opts.worker in ("", "all"):
+        return [n.name for n in ctx.lab.group("swarm_workers")]
+    return [n.strip() for n in ctx.opts.worker.split(",") if n.strip()]
+
+
+def rebalanced(ctx: Ctx, node: str) -> dict:
+    """After activate: web runs on the node again and is spread within one task per node."""
+    per_node: dict[str, int] = {}
+    for task in ctx.swarm.running_tasks("web"):
+        per_node[task["node"]] = per_node.get(task["node"], 0) + 1
+    counts = [per_node.get(n, 0) for n in ctx.lab.nodes]
+    return {"web_per_node": per_node, "ok": per_node.get(node, 0) >= 1 and max(counts) - min(counts) <= 1}
+
+
 def drain(ctx: Ctx) -> dict:
-    node = ctx.opts.worker
+    """Drain each chosen worker under load with the plain playbook (no force), then activate it.
+
+    The load and a watcher of web's healthy tasks run throughout; the drill reads what the playbook
+    returned (swarm_node_drain's moved / reduced / stranded / times, swarm_rebalance's result) from
+    the runner's events. Met: every drain accepted without force, 0 failed requests, web never below
+    its replicas, nothing lost, and after activate web runs on the node again, spread evenly."""
+    nodes = drain_nodes(ctx)
     desired = ctx.swarm.replicas()["web"]
     start_value = ctx.counter()
-    load = ctx.with_load(300)
-    samples: list[int] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            samples.append(len(ctx.swarm.running_tasks("web")))
-            stop.wait(0.5)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    log("drain: draining %s (node maintenance playbook)" % node)
-    t0 = time.time()
-    result = maintenance(ctx, node, "drain")
-    forced = False
-    if not result["_ok"] and result.get("capacity_problems") and result.get("stranded"):
-        # swarm_node_drain refused for services that cannot run elsewhere (the Sentinel pinned to the
-        # node): the others keep the quorum, so drain anyway; with force it reports them as stranded
-        # and does not wait for them.
-        log("drain: refused (%s); again with force=true" % "; ".join(result["capacity_problems"])[:200])
-        forced = True
-        result = maintenance(ctx, node, "drain", force=True)
-    if not result["_ok"]:
-        raise RuntimeError("drain of %s failed: %s" % (node, " | ".join(result["_failures"])))
-    took = round(time.time() - t0, 2)
-    stranded = [s["name"] for s in result.get("stranded", [])]
-    stop.set()
-    watcher.join(5)
+    load = ctx.with_load(300 * len(nodes))
+    watch = ctx.watch("web")
+    details, forced = [], False
+    try:
+        for node in nodes:
+            log("drain: draining %s (node maintenance playbook)" % node)
+            result = maintenance(ctx, node, "drain")
+            used_force = False
+            if not result["_ok"] and result.get("stranded") and not result.get("moved"):
+                # Refused: work that would be lost (a service pinned to the node). Drain with force so
+                # the rest of the drill still runs; the row says so and the target is not met.
+                log("drain: refused (%s); again with force=true" % "; ".join(result.get("capacity_problems", []))[:300])
+                used_force = forced = True
+                result = maintenance(ctx, node, "drain", force=True)
+            if not result["_ok"]:
+                raise RuntimeError("drain of %s failed: %s" % (node, " | ".join(result["_failures"])))
+            log("drain: %s drained in %s (moved first: %s; reduced: %s; stranded: %s); activating" % (
+                node, fmt_seconds(result.get("times", {}).get("total")),
+                ", ".join("%(name)s %(tasks)d" % m for m in result.get("moved", [])) or "none",
+                ", ".join("%(name)s %(keeps)d/%(replicas)d" % r for r in result.get("reduced", [])) or "none",
+                ", ".join(s["name"] for s in result.get("stranded", [])) or "none"))
+            back = maintenance(ctx, node, "activate")
+            if not back["_ok"]:
+                raise RuntimeError("activate of %s failed: %s" % (node, " | ".join(back["_failures"])))
+            ctx.swarm.wait_converged(180)
+            spread = rebalanced(ctx, node)
+            details.append({"node": node, "forced": used_force, "times": result.get("times"),
+                            "moved": result.get("moved", []), "reduced": result.get("reduced", []),
+                            "stranded": result.get("stranded", []), "capacity_problems": result.get("capacity_problems", []),
+                            "restored": back.get("restored", []),
+                            "rebalanced": back.get("rebalance", {}).get("services_updated", []),
+                            "web_per_node_after_activate": spread["web_per_node"], "spread_ok": spread["ok"]})
+    finally:
+        watch.stop()
     _ops, summary, acc = ctx.finish(load, start_value)
-    log("drain: restoring (activate + rebalance)")
-    back = maintenance(ctx, node, "activate")
-    if not back["_ok"]:
-        raise RuntimeError("activate of %s failed: %s" % (node, " | ".join(back["_failures"])))
-    low = min(samples) if samples else None
-    return met({"drill": "drain", "recover": took,
-                "recover_text": "drained in %s%s; web min %s/%d running" % (
-                    fmt_seconds(took), " (force; stranded: %s)" % (", ".join(stranded) or "none") if forced else "",
-                    low, desired),
+    low = watch.min()
+    text = "; ".join("%s drained in %s%s, activate: web %s" % (
+        d["node"], fmt_seconds((d["times"] or {}).get("total")), " (force; stranded: %s)" % ", ".join(
+            s["name"] for s in d["stranded"]) if d["forced"] else "",
+        "spread %s" % d["web_per_node_after_activate"] if d["spread_ok"] else "NOT rebalanced %s"
+        % d["web_per_node_after_activate"]) for d in details)
+    return met({"drill": "drain", "recover": max(((d["times"] or {}).get("total") or 0) for d in details),
+                "recover_text": text, "min_running": low, "desired": desired,
                 "load": summary, "accounting": acc,
-                "detail": {"node": node, "min_running": low, "forced": forced, "stranded": stranded,
-                           "waited": result.get("waited")}},
-               summary["failed_requests"] == 0 and low is not None and low >= desired)
+                "detail": {"nodes": details, "min_running": low, "watch_errors": watch.errors}},
+               not forced and summary["failed_requests"] == 0 and low is not None and low >= desired
+               and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"] and all(d["spread_ok"] for d in details))
 
 
 def node_loss(ctx: Ctx) -> dict:
@@ -106,7 +136,7 @@ def node_loss(ctx: Ctx) -> dict:
         ctx.probe.sentinel_reset()
     return met({"drill": "node-loss", "recover": rescheduled,
                 "recover_text": ("%s's tasks elsewhere after %s" % (node, fmt_seconds(rescheduled)))
-                + (" (pinned, not moved: %s)" % ", ".join(sorted(pinned)) if pinned else ""),
+                + (" (not moved: pinned there or no room elsewhere: %s)" % ", ".join(sorted(pinned)) if pinned else ""),
                 "load": summary, "accounting": acc,
                 "detail": {"node": node, "moved": sorted(movable), "pinned": sorted(pinned)}},
                rescheduled is not None and rescheduled <= 30)

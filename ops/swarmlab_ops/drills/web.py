@@ -1,9 +1,10 @@
 """Drills of the web service: a task killed, a rolling update under load."""
 from __future__ import annotations
 
+import io
 import time
 
-from ..lab.ansible import host_vars, inventory_name
+from ..lab.ansible import host_vars, inventory_name, run_playbook
 from ..report import fmt_seconds, log
 from .common import Ctx, met
 
@@ -60,15 +61,99 @@ def rolling_update(ctx: Ctx) -> dict:
     def new_image(spec: dict) -> None:
         spec["TaskTemplate"]["ContainerSpec"]["Image"] = f"{repo}:{tag}"
 
-    before = ctx.swarm.update_spec("web", new_image)
-    state = ctx.swarm.wait_update("web", ("completed", "rollback_completed", "paused", "rollback_paused"))
-    took = round(time.time() - t0, 2)
-    _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    desired = ctx.swarm.replicas()["web"]
+    watch = ctx.watch("web")
+    try:
+        before = ctx.swarm.update_spec("web", new_image)
+        state = ctx.swarm.wait_update("web", ("completed", "rollback_completed", "paused", "rollback_paused"))
+        took = round(time.time() - t0, 2)
+        _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    finally:
+        watch.stop()
+    low = watch.min()
     log("rolling-update: %s in %.0f s; restoring %s" % (state, took, image))
     ctx.swarm.restore_spec("web", before)
     ctx.swarm.wait_update("web", ("completed", "rollback_completed", "paused", "rollback_paused"))
-    return met({"drill": "rolling-update", "recover": took,
+    return met({"drill": "rolling-update", "recover": took, "min_running": low, "desired": desired,
                 "recover_text": "update %s in %s" % (state, fmt_seconds(took)), "load": summary, "accounting": acc,
-                "detail": {"image": f"{repo}:{tag}", "state": state,
+                "detail": {"image": f"{repo}:{tag}", "state": state, "min_running": low,
                            "counter_equals_acknowledged": acc["delta"] == acc["acknowledged"]}},
-               state == "completed" and summary["failed_requests"] == 0 and acc["lost"] == 0)
+               state == "completed" and summary["failed_requests"] == 0 and acc["lost"] == 0
+               and low is not None and low >= desired)
+
+
+# A version whose /readyz never passes: the app's own image with a command that points it at a Redis
+# master that does not exist (under Sentinel, a master name no Sentinel monitors). /healthz answers;
+# /readyz never does.
+NEVER_READY_DOCKERFILE = """FROM {base}
+ENV NEVER_READY="REDIS_URL=redis://never-ready.invalid:6379/0 REDIS_SENTINEL_MASTER=never-ready-drill"
+CMD ["sh", "-c", "exec env $NEVER_READY gunicorn --config /srv/app/gunicorn.conf.py 'counter:create_app()'"]
+"""
+STACK = "playbooks/stack.yml"
+ROLLOUT = "swarmlab.cluster.swarm_rollout"
+
+
+def push_never_ready(ctx: Ctx, image: str) -> str:
+    """Build the never-ready version on the manager from the running image and push it; its reference."""
+    base = image.split("@")[0]
+    repo = base.rsplit(":", 1)[0]
+    ref = "%s:never-ready-%d" % (repo, time.time())
+    engine = ctx.swarm.manager.client()
+    auth = registry_auth(ctx)
+    engine.login(registry=repo.split("/")[0], **auth)
+    engine.images.build(fileobj=io.BytesIO(NEVER_READY_DOCKERFILE.format(base=base).encode()), tag=ref, rm=True,
+                        pull=False)
+    for line in engine.images.push(ref, auth_config=auth, stream=True, decode=True):
+        if "error" in line:
+            raise RuntimeError("push %s: %s" % (ref, line["error"]))
+    return ref
+
+
+def bad_deploy(ctx: Ctx, kind: str) -> dict:
+    """Deploy a bad version of web with the stack playbook under load: an image reference that does
+    not exist (bad-image) or an image whose /readyz never passes (never-ready).
+
+    Expected: Swarm rolls the update back by itself (start-first: the previous tasks keep serving),
+    the play fails with a message naming the service, the image and the task errors (read from the
+    swarm_rollout result in the runner's events, and the role's set_stats), web keeps its spec image
+    and never drops below its replicas, no request fails, nothing is lost; then the stack playbook with
+    the good image reports changed=0."""
+    good = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    repo = good.split("@")[0].rsplit(":", 1)[0]
+    bad = push_never_ready(ctx, good) if kind == "never-ready" else "%s:does-not-exist" % repo
+    desired = ctx.swarm.replicas()["web"]
+    start_value = ctx.counter()
+    load = ctx.with_load(900)
+    watch = ctx.watch("web")
+    try:
+        log("%s: deploying %s with %s" % (kind, bad, STACK))
+        failed_run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": bad})
+        rollout = failed_run.result(ROLLOUT) or {}
+        returned = failed_run.data.get("stack_rollout", {})
+        log("%s: play %s in %.0f s: %s" % (kind, "FAILED" if not failed_run.ok else "succeeded", failed_run.seconds,
+                                           " | ".join(failed_run.failures())[-600:] or "no failure"))
+        serving = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        log("%s: rerunning %s with the good image %s" % (kind, STACK, good))
+        rerun = run_playbook(STACK, ctx.lab.name, {"stack_web_image": good})
+        _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    finally:
+        watch.stop()
+    low = watch.min()
+    web = next((r for r in rollout.get("rollouts", []) if r["name"].endswith("_web")), {})
+    message = rollout.get("msg", "")
+    rolled_back = (not failed_run.ok and web.get("outcome") == "rolled_back" and web.get("image_attempted") == bad
+                   and "_web" in message and bad in message and serving == good)
+    return met({"drill": kind, "recover": web.get("seconds"), "min_running": low, "desired": desired,
+                "recover_text": "%s; play %s (%s); rerun with the good image: %s, changed=%d" % (
+                    "rolled back by Swarm after %s" % fmt_seconds(web.get("seconds")) if web.get("outcome") == "rolled_back"
+                    else "NOT rolled back (%s)" % (web.get("outcome") or "no rollout result"),
+                    "failed" if not failed_run.ok else "SUCCEEDED",
+                    "; ".join(web.get("task_errors", [])[-1:]) or "no task error", "ok" if rerun.ok else "FAILED",
+                    rerun.changed),
+                "load": summary, "accounting": acc,
+                "detail": {"image": bad, "good": good, "serving_after": serving, "play_failed": not failed_run.ok,
+                           "message": message, "rollout": web, "returned": returned, "min_running": low,
+                           "rerun_ok": rerun.ok, "rerun_changed": rerun.changed,
+                           "rerun_changed_tasks": [r["task"] for r in rerun.results if r["res"].get("changed")]}},
+               rolled_back and rerun.ok and rerun.changed == 0 and summary["failed_requests"] == 0
+               and low is not None and low >= desired and acc["lost"] == 0)

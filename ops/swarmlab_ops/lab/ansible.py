@@ -36,6 +36,8 @@ class PlaybookRun:
     results: list[dict[str, Any]] = field(default_factory=list)
     # The play recap per counter: {"changed": {host: n}, "failures": {...}, ...}.
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    # What the playbook returned with ansible.builtin.set_stats (the run's artifact data).
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def changed(self) -> int:
@@ -73,6 +75,8 @@ def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None 
                       stats=runner.stats or {})
     for event in runner.events:
         kind = event.get("event", "")
+        if kind == "playbook_on_stats":
+            run.data = event.get("event_data", {}).get("artifact_data") or {}
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             continue
         data = event.get("event_data", {})

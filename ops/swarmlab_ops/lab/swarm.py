@@ -95,12 +95,12 @@ class Swarm:
         return any(rules.node_hostname(n) == hostname and rules.node_state(n) == "ready" for n in self.nodes())
 
     def stranded_if_lost(self, hostname: str) -> list[str]:
-        """Services that could not run anywhere without this node (pinned to it): the rule the drain
-        module applies (rules.stranded_services)."""
+        """Services that could not run all their tasks without this node (pinned to it, or no room
+        elsewhere): the plan the drain module makes (rules.drain_plan), its stranded and reduced ones."""
         nodes = self.nodes()
         target = rules.find_node(nodes, hostname)
-        return [s["name"][len(self.stack) + 1:] for s in
-                rules.stranded_services(target, nodes, self.services(), self.api.tasks())]
+        plan = rules.drain_plan(target, nodes, self.services(), self.api.tasks())
+        return sorted(s["name"][len(self.stack) + 1:] for s in plan["stranded"] + plan["reduced"])
 
     def task_by_address(self) -> dict[str, dict]:
         """Overlay address, and service name (short) -> {service (short), task, node, container_id}

@@ -89,90 +89,138 @@ class TestConstraints:
         assert [n['ID'] for n in sw.eligible_nodes(service('s'), nodes)] == ['w3']
 
 
-class TestDrainProblems:
-    def test_room_elsewhere(self):
+def names(items):
+    return [item['name'] for item in items]
+
+
+class TestDrainPlan:
+    PINNED = ['node.hostname==worker1']
+
+    def test_room_elsewhere_moves(self):
         tasks = [task('s', 'm1'), task('s', 'w1'), task('s', 'w1'), task('s', 'w2')]
-        assert sw.drain_problems(NODES[1], NODES, [service('s')], tasks) == []
+        plan = sw.drain_plan(NODES[1], NODES, [service('s')], tasks)
+        assert plan['problems'] == [] and plan['reduced'] == [] and plan['stranded'] == []
+        assert plan['move'] == [{'name': 's', 'id': 's', 'tasks': 2, 'replicas': 4, 'order': 'stop-first'}]
+
+    def test_move_reports_the_update_order(self):
+        svc = service('web')
+        svc['Spec']['UpdateConfig'] = {'Order': 'start-first', 'Parallelism': 1}
+        assert sw.drain_plan(NODES[1], NODES, [svc], [task('web', 'w1')])['move'][0]['order'] == 'start-first'
 
     def test_last_active_node(self):
         nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1'), node('w2', 'worker2', state='down')]
-        problems = sw.drain_problems(nodes[1], nodes, [service('s')], [task('s', 'w1')])
-        assert problems == ['worker1 is the last active node: no other node is active and ready to take its tasks.']
+        plan = sw.drain_plan(nodes[1], nodes, [service('s')], [task('s', 'w1')])
+        assert plan['problems'] == ['worker1 is the last active node: no other node is active and ready to take its tasks.']
+        assert plan['stranded'] == [{'name': 's', 'reason': 'worker1 is the last active node'}]
 
     def test_last_active_node_even_without_services(self):
         nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1')]
-        assert 'last active node' in sw.drain_problems(nodes[1], nodes, [], [])[0]
+        assert 'last active node' in sw.drain_plan(nodes[1], nodes, [], [])['problems'][0]
 
-    def test_constraint_only_this_node_satisfies(self):
-        svc = service('pinned', replicas=1, constraints=['node.hostname==worker1'])
-        problems = sw.drain_problems(NODES[1], NODES, [svc], [task('pinned', 'w1')])
-        assert len(problems) == 1
-        assert problems[0].startswith('service pinned: no other active node satisfies')
+    def test_pinned_service_is_stranded_and_refused(self):
+        svc = service('pinned', replicas=1, constraints=self.PINNED)
+        plan = sw.drain_plan(NODES[1], NODES, [svc], [task('pinned', 'w1')])
+        reason = "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"
+        assert plan['stranded'] == [{'name': 'pinned', 'reason': reason}]
+        assert plan['problems'] == ['service pinned would stop: %s.' % reason]
+        assert plan['move'] == [] and plan['reduced'] == []
+
+    def test_pinned_service_is_stranded_on_an_already_drained_node(self):
+        nodes = [NODES[0], node('w1', 'worker1', availability='drain'), NODES[2]]
+        svc = service('pinned', replicas=1, constraints=self.PINNED)
+        assert names(sw.drain_plan(nodes[1], nodes, [svc], [task('pinned', '', state='pending')])['stranded']) == ['pinned']
 
     def test_constraint_satisfied_by_a_drained_node_only(self):
         nodes = [node('m1', role='manager'), node('w1', labels={'zone': 'a'}),
                  node('w2', labels={'zone': 'a'}, availability='drain')]
         svc = service('z', replicas=2, constraints=['node.labels.zone==a'])
-        assert sw.drain_problems(nodes[1], nodes, [svc], [task('z', 'w1'), task('z', 'w1')])
+        assert names(sw.drain_plan(nodes[1], nodes, [svc], [task('z', 'w1'), task('z', 'w1')])['stranded']) == ['z']
 
-    def test_service_not_on_the_node_is_not_checked(self):
-        svc = service('pinned2', replicas=1, constraints=['node.hostname==worker2'])
-        assert sw.drain_problems(NODES[1], NODES, [svc], [task('pinned2', 'w2')]) == []
+    def test_spread_service_that_cannot_move_but_keeps_serving_is_reduced(self):
+        # Three Sentinels as one service, one per node: draining one leaves two, a quorum of 2.
+        svc = service('sentinel', replicas=3, max_replicas=1)
+        tasks = [task('sentinel', n['ID']) for n in NODES]
+        plan = sw.drain_plan(NODES[1], NODES, [svc], tasks)
+        assert plan['problems'] == [] and plan['stranded'] == [] and plan['move'] == []
+        assert plan['reduced'] == [{
+            'name': 'sentinel', 'id': 'sentinel', 'replicas': 3, 'keeps': 2,
+            'reason': 'max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 3 '
+                      'replicas; 2 of 3 keep running'}]
 
-    def test_max_replicas_per_node(self):
-        svc = service('s', replicas=4, max_replicas=1)
-        tasks = [task('s', n['ID']) for n in NODES]
-        problems = sw.drain_problems(NODES[1], NODES, [svc], tasks)
-        assert problems == ['service s: max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 4 replicas.']
+    def test_replicas_away_from_the_master_on_distinct_nodes_are_reduced(self):
+        svc = service('replica', replicas=2, max_replicas=1, constraints=['node.hostname!=manager1'])
+        tasks = [task('replica', 'w1'), task('replica', 'w2')]
+        plan = sw.drain_plan(NODES[1], NODES, [svc], tasks)
+        assert [(r['name'], r['keeps']) for r in plan['reduced']] == [('replica', 1)]
+        assert plan['problems'] == []
 
-    def test_max_replicas_with_room(self):
+    def test_max_replicas_with_room_moves(self):
         svc = service('s', replicas=4, max_replicas=2)
-        assert sw.drain_problems(NODES[1], NODES, [svc], [task('s', 'w1')]) == []
+        assert names(sw.drain_plan(NODES[1], NODES, [svc], [task('s', 'w1')])['move']) == ['s']
 
-    def test_global_services_are_ignored(self):
-        svc = service('g', mode='Global', constraints=['node.hostname==worker1'])
-        assert sw.drain_problems(NODES[1], NODES, [svc], [task('g', 'w1')]) == []
+    def test_global_service_elsewhere_too_is_reduced(self):
+        svc = service('g', mode='Global')
+        tasks = [task('g', n['ID']) for n in NODES]
+        plan = sw.drain_plan(NODES[1], NODES, [svc], tasks)
+        assert [(r['name'], r['replicas'], r['keeps']) for r in plan['reduced']] == [('g', 3, 2)]
+        assert plan['problems'] == []
+
+    def test_global_service_only_on_the_node_is_stranded(self):
+        svc = service('edge', mode='Global', constraints=['node.role==worker'])
+        plan = sw.drain_plan(NODES[1], NODES, [svc], [task('edge', 'w1')])
+        assert plan['stranded'] == [{'name': 'edge', 'reason': 'a global service whose only running task is on worker1'}]
+        assert plan['problems'] == ['service edge would stop: a global service whose only running task is on worker1.']
+
+    def test_services_not_concerned(self):
+        services = [service('other', replicas=1, constraints=['node.hostname==worker2']),
+                    service('zero', replicas=0, constraints=self.PINNED), service('g', mode='Global')]
+        tasks = [task('other', 'w2'), task('g', 'w2')]
+        plan = sw.drain_plan(NODES[1], NODES, services, tasks)
+        assert plan == {'move': [], 'reduced': [], 'stranded': [], 'problems': []}
 
     def test_finished_tasks_do_not_count(self):
-        svc = service('pinned', replicas=1, constraints=['node.hostname==worker1'])
-        tasks = [task('pinned', 'w1', state='shutdown', desired='shutdown')]
-        assert sw.drain_problems(NODES[1], NODES, [svc], tasks) == []
+        svc = service('s', replicas=1, constraints=['node.role==worker'])
+        tasks = [task('s', 'w1', state='shutdown', desired='shutdown'), task('s', 'w2')]
+        assert sw.drain_plan(NODES[1], NODES, [svc], tasks)['move'] == []
+
+    def test_wait_targets(self):
+        short = [{'name': 'pinned', 'replicas': 1, 'running': 0}, {'name': 's', 'replicas': 4, 'running': 3},
+                 {'name': 'sentinel', 'replicas': 3, 'running': 2}, {'name': 'capped', 'replicas': 3, 'running': 1}]
+        plan = {'move': [], 'stranded': [{'name': 'pinned', 'reason': 'r'}], 'problems': [],
+                'reduced': [{'name': 'sentinel', 'keeps': 2}, {'name': 'capped', 'keeps': 2}]}
+        assert names(sw.drain_wait_targets(short, plan, force=False)) == ['pinned', 's', 'capped']
+        assert names(sw.drain_wait_targets(short, plan, force=True)) == ['s', 'capped']
 
 
-class TestStranded:
-    PINNED = ['node.hostname==worker1']
+class TestExclusion:
+    def spec(self, constraints=None, labels=None):
+        return {'Name': 'web', 'Labels': labels or {}, 'TaskTemplate': {'Placement': {'Constraints': constraints or []}}}
 
-    def test_pinned_service_is_stranded(self):
-        svc = service('pinned', replicas=1, constraints=self.PINNED)
-        assert sw.stranded_services(NODES[1], NODES, [svc], [task('pinned', 'w1')]) == [
-            {'name': 'pinned', 'reason': "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"}]
+    def test_excluding_adds_a_constraint_and_records_it(self):
+        spec = self.spec(['node.role==worker'], {'com.docker.stack.namespace': 'swarmlab'})
+        new = sw.spec_excluding(spec, 'w1')
+        assert new['TaskTemplate']['Placement']['Constraints'] == ['node.role==worker', 'node.id!=w1']
+        assert new['Labels'] == {'com.docker.stack.namespace': 'swarmlab', sw.EXCLUDED_NODES_LABEL: 'w1'}
+        assert spec['TaskTemplate']['Placement']['Constraints'] == ['node.role==worker']  # a copy
+        assert sw.spec_excluding(new, 'w1') is None
+        both = sw.spec_excluding(new, 'w2')
+        assert sw.excluded_nodes(both) == ['w1', 'w2']
 
-    def test_pinned_service_is_stranded_on_an_already_drained_node(self):
-        nodes = [NODES[0], node('w1', 'worker1', availability='drain'), NODES[2]]
-        svc = service('pinned', replicas=1, constraints=self.PINNED)
-        pending = [task('pinned', '', state='pending')]
-        assert [s['name'] for s in sw.stranded_services(nodes[1], nodes, [svc], pending)] == ['pinned']
+    def test_excluding_a_spec_without_placement(self):
+        new = sw.spec_excluding({'Name': 'web', 'TaskTemplate': {}}, 'w1')
+        assert new['TaskTemplate']['Placement'] == {'Constraints': ['node.id!=w1']}
 
-    def test_movable_services_are_not_stranded(self):
-        services = [service('s'), service('z', replicas=2, constraints=['node.role==worker']),
-                    service('capped', replicas=4, max_replicas=1),
-                    service('other', replicas=1, constraints=['node.hostname==worker2']),
-                    service('g', mode='Global', constraints=self.PINNED),
-                    service('zero', replicas=0, constraints=self.PINNED)]
-        tasks = [task(sid, 'w1') for sid in ('s', 'z', 'capped', 'g')] + [task('other', 'w2')]
-        assert sw.stranded_services(NODES[1], NODES, services, tasks) == []
-
-    def test_last_active_node_strands_its_services(self):
-        nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1')]
-        stranded = sw.stranded_services(nodes[1], nodes, [service('s')], [task('s', 'w1')])
-        assert stranded == [{'name': 's', 'reason': 'worker1 is the last active node'}]
-
-    def test_wait_excludes_stranded_only_with_force(self):
-        short = [{'name': 'pinned', 'replicas': 1, 'running': 0}, {'name': 's', 'replicas': 4, 'running': 3}]
-        stranded = [{'name': 'pinned', 'reason': 'r'}]
-        assert sw.wait_targets(short, stranded, force=False) == short
-        assert sw.wait_targets(short, stranded, force=True) == [{'name': 's', 'replicas': 4, 'running': 3}]
-        assert sw.wait_targets(short, [], force=True) == short
+    def test_including_removes_only_what_was_added(self):
+        spec = sw.spec_excluding(sw.spec_excluding(self.spec(['node.id!=w1']), 'w2'), 'w3')
+        assert spec['TaskTemplate']['Placement']['Constraints'] == ['node.id!=w1', 'node.id!=w2', 'node.id!=w3']
+        new = sw.spec_including(spec, 'w2')
+        assert new['TaskTemplate']['Placement']['Constraints'] == ['node.id!=w1', 'node.id!=w3']
+        assert sw.excluded_nodes(new) == ['w3']
+        last = sw.spec_including(new, 'w3')
+        assert last['TaskTemplate']['Placement']['Constraints'] == ['node.id!=w1']
+        assert sw.EXCLUDED_NODES_LABEL not in last['Labels']
+        # The service's own constraint on w1 is not the drain's: it stays.
+        assert sw.spec_including(last, 'w1') is None
 
 
 class TestCounts:

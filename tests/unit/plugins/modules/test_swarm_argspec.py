@@ -11,7 +11,7 @@ import yaml
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import SWARM_API_ARGUMENT_SPEC
 
-MODULES = ['swarm_node_drain', 'swarm_rebalance']
+MODULES = ['swarm_node_drain', 'swarm_rebalance', 'swarm_rollout']
 PREFIX = 'ansible_collections.swarmlab.cluster.plugins.modules.'
 
 

@@ -9,9 +9,11 @@ scenario ``swarm`` through playbooks/node_maintenance.yml.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import SwarmLogicError
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import SwarmLogicError, spec_excluding
 from ansible_collections.swarmlab.cluster.plugins.modules.swarm_node_drain import NodeDrainer, RefusedError
 
 from ansible_collections.swarmlab.cluster.tests.unit.plugins.module_utils.test__swarm import node, service, task
@@ -20,7 +22,8 @@ from ansible_collections.swarmlab.cluster.tests.unit.plugins.module_utils.test__
 class FakeModule:
     def __init__(self, check_mode=False, **params):
         self.check_mode = check_mode
-        self.params = {'node': 'worker1', 'force': False, 'wait': True, 'wait_timeout': 10, 'poll_interval': 1}
+        self.params = {'node': 'worker1', 'state': 'present', 'force': False, 'move_first': False, 'wait': True,
+                       'wait_timeout': 10, 'poll_interval': 1}
         self.params.update(params)
         self.warnings = []
 
@@ -29,14 +32,25 @@ class FakeModule:
 
 
 class FakeApi:
-    """Nodes and services as given; tasks() walks through the given snapshots, then stays on the last."""
+    """Nodes and services as given; tasks() walks through the given snapshots, then stays on the last.
 
-    def __init__(self, nodes, services, task_snapshots, manager=True):
+    After a service update, services() walks that service through ``update_script[id]`` (its
+    UpdateStatus values, then stays on the last); a rollback state puts the spec before the update
+    back, as Swarm does. ``events`` records the updates in order, with the index of the task
+    snapshot that was current then."""
+
+    def __init__(self, nodes, services, task_snapshots, manager=True, update_script=None):
         self._nodes = nodes
         self._services = services
         self._snapshots = list(task_snapshots)
         self.manager = manager
         self.node_updates = []
+        self.service_updates = []
+        self.update_script = {k: list(v) for k, v in (update_script or {}).items()}
+        self.updating = set()
+        self.previous = {}
+        self.events = []
+        self.served = 0
 
     def swarm_manager(self):
         return self.manager
@@ -45,14 +59,36 @@ class FakeApi:
         return self._nodes
 
     def services(self):
+        for svc in self._services:
+            script = self.update_script.get(svc['ID'])
+            if svc['ID'] in self.updating and script:
+                svc['UpdateStatus'] = script.pop(0) if len(script) > 1 else script[0]
+                if svc['UpdateStatus'] and svc['UpdateStatus']['State'].startswith('rollback'):
+                    svc['Spec'] = self.previous[svc['ID']]
         return self._services
 
+    def service(self, service_id):
+        return copy.deepcopy(next(svc for svc in self._services if svc['ID'] == service_id))
+
     def tasks(self):
-        return self._snapshots.pop(0) if len(self._snapshots) > 1 else self._snapshots[0]
+        if len(self._snapshots) > 1:
+            self.served += 1
+            return self._snapshots.pop(0)
+        return self._snapshots[0]
 
     def update_node(self, node_, spec):
         self.node_updates.append((node_['ID'], spec))
+        self.events.append(('node', spec['Availability'], self.served))
         node_['Spec'] = spec
+
+    def update_service(self, svc, spec):
+        self.service_updates.append((svc['ID'], spec))
+        self.events.append(('service', svc['ID'], self.served))
+        live = next(item for item in self._services if item['ID'] == svc['ID'])
+        self.previous[svc['ID']] = copy.deepcopy(live['Spec'])
+        live['Spec'] = spec
+        live['UpdateStatus'] = None
+        self.updating.add(svc['ID'])
 
 
 class Clock:
@@ -148,7 +184,7 @@ def pinned_snapshots():
 
 def test_refusal_names_the_stranded_service_and_changes_nothing():
     api = FakeApi(make_nodes(), [service('s'), service('pinned', replicas=1, constraints=PINNED)], pinned_snapshots())
-    with pytest.raises(RefusedError, match=r"Refusing to drain worker1: service pinned: no other active node") as exc:
+    with pytest.raises(RefusedError, match=r"Refusing to drain worker1: service pinned would stop: no node but worker1 satisfies") as exc:
         drainer(api).run()
     assert api.node_updates == []
     assert exc.value.result['stranded'] == [
@@ -203,3 +239,140 @@ def test_not_a_manager():
     api = FakeApi(make_nodes(), [], [[]], manager=False)
     with pytest.raises(SwarmLogicError, match='not a Swarm manager'):
         drainer(api).run()
+
+
+# Moving first: web (start-first) has two tasks on worker1. Its update (a constraint keeping it off
+# worker1) starts the replacements on the other nodes before the old tasks stop; only then is the
+# node drained.
+
+def web(order='start-first'):
+    svc = service('web')
+    svc['Spec']['UpdateConfig'] = {'Order': order, 'Parallelism': 1}
+    svc['UpdateStatus'] = {'State': 'completed', 'StartedAt': 'earlier'}
+    return svc
+
+
+WEB_BEFORE = [task('web', 'm1'), task('web', 'w1'), task('web', 'w1'), task('web', 'w2')]
+# Replacements start elsewhere while both old tasks still run (start-first).
+WEB_SURGING = WEB_BEFORE + [task('web', 'w2', state='starting')]
+WEB_ONE_MOVED = [task('web', 'm1'), task('web', 'w1'), task('web', 'w1', state='running', desired='shutdown'),
+                 task('web', 'w2'), task('web', 'm1')]
+WEB_MOVED = [task('web', 'm1'), task('web', 'm1'), task('web', 'w2'), task('web', 'w2'),
+             task('web', 'w1', state='running', desired='shutdown'), task('web', 'w1', state='shutdown', desired='shutdown')]
+WEB_AFTER = [task('web', 'm1'), task('web', 'm1'), task('web', 'w2'), task('web', 'w2'),
+             task('web', 'w1', state='shutdown', desired='shutdown'), task('web', 'w1', state='shutdown', desired='shutdown')]
+UPDATING = {'State': 'updating', 'StartedAt': 'now'}
+COMPLETED = {'State': 'completed', 'StartedAt': 'now'}
+
+
+def test_move_first_starts_the_replacements_before_draining():
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE, WEB_SURGING, WEB_ONE_MOVED, WEB_MOVED, WEB_AFTER],
+                  update_script={'web': [UPDATING, UPDATING, COMPLETED]})
+    result = drainer(api, move_first=True).run()
+    # One service update keeping web off worker1, then the drain, once no web task is wanted there.
+    assert [event[:2] for event in api.events] == [('service', 'web'), ('node', 'drain')]
+    service_id, spec = api.service_updates[0]
+    assert spec['TaskTemplate']['Placement']['Constraints'] == ['node.id!=w1']
+    assert spec['Labels'] == {'org.swarmlab.maintenance.excluded-nodes': 'w1'}
+    assert api.events[1][2] >= 4  # the drain came after the snapshot where both tasks had moved
+    moved = result['moved'][0]
+    assert moved['name'] == 'web' and moved['tasks'] == 2 and moved['how'] == 'moved first'
+    assert moved['order'] == 'start-first' and moved['update'] == 'completed'
+    assert moved['nodes'] == {'manager1': 2, 'worker2': 2}
+    assert moved['seconds'] > 0
+    assert result['times']['move'] > 0 and result['times']['total'] >= result['times']['move']
+    assert result['node']['availability'] == 'drain'
+    assert result['tasks_after'] == {'manager1': 2, 'worker1': 0, 'worker2': 2}
+
+
+def test_move_first_waits_for_the_update_to_complete():
+    # The tasks have moved but Swarm still monitors the update: not yet drained.
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE, WEB_MOVED, WEB_MOVED, WEB_AFTER],
+                  update_script={'web': [UPDATING, UPDATING, UPDATING, COMPLETED]})
+    drainer(api, move_first=True).run()
+    assert api.events[1][:2] == ('node', 'drain')
+    assert api.events[1][2] >= 3
+
+
+def test_a_rolled_back_move_refuses_the_drain_and_leaves_the_node_active():
+    rolled_back = {'State': 'rollback_completed', 'StartedAt': 'now', 'Message': 'rollback completed'}
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE, WEB_SURGING, WEB_BEFORE], update_script={'web': [UPDATING, rolled_back]})
+    with pytest.raises(RefusedError, match=r'Could not move the tasks of web off worker1 before draining it: web: '
+                                           r'the update ended as rollback_completed .* The node was not drained\.$') as exc:
+        drainer(api, move_first=True).run()
+    assert api.node_updates == []
+    assert len(api.service_updates) == 1  # Swarm put the previous spec back: nothing left to remove
+    assert exc.value.result['node']['availability'] == 'active'
+
+
+def test_a_paused_move_removes_the_constraint_it_added():
+    paused = {'State': 'paused', 'StartedAt': 'now', 'Message': 'update paused due to failure or early termination of task x'}
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE, WEB_SURGING], update_script={'web': [UPDATING, paused]})
+    with pytest.raises(RefusedError, match=r'paused .*removed \(web\)\.$'):
+        drainer(api, move_first=True).run()
+    assert api.node_updates == []
+    assert len(api.service_updates) == 2
+    restored = api.service_updates[1][1]
+    assert restored['TaskTemplate']['Placement']['Constraints'] == []
+    assert 'org.swarmlab.maintenance.excluded-nodes' not in restored['Labels']
+
+
+def test_a_move_that_does_not_finish_in_time_is_undone():
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE, WEB_SURGING], update_script={'web': [UPDATING]})
+    with pytest.raises(RefusedError, match=r'web: still moving after 10s'):
+        drainer(api, move_first=True).run()
+    assert api.node_updates == []
+    assert len(api.service_updates) == 2
+
+
+def test_reduced_service_is_accepted_and_waited_for_down_to_what_it_keeps():
+    # Three Sentinels as one service, one per node; web moves first, the Sentinel on worker1 just stops.
+    sentinel = service('sentinel', replicas=3, max_replicas=1)
+    spread = [task('sentinel', 'm1'), task('sentinel', 'w1'), task('sentinel', 'w2')]
+    left = [task('sentinel', 'm1'), task('sentinel', 'w2'), task('sentinel', '', state='pending')]
+    api = FakeApi(make_nodes(), [web(), sentinel], [WEB_BEFORE + spread, WEB_MOVED + spread, WEB_AFTER + left],
+                  update_script={'web': [COMPLETED]})
+    fake = drainer(api, move_first=True)
+    result = fake.run()
+    assert result['capacity_problems'] == [] and result['stranded'] == []
+    assert result['reduced'] == [{'name': 'sentinel', 'replicas': 3, 'keeps': 2, 'reason': (
+        'max_replicas_per_node 1 on 2 other eligible node(s) (manager1, worker2) holds 2 of 3 replicas; 2 of 3 keep running')}]
+    assert [m['name'] for m in result['moved']] == ['web']
+    assert [update[0] for update in api.service_updates] == ['web']  # the Sentinel is not moved
+    assert result['services_short'] == [{'name': 'sentinel', 'replicas': 3, 'running': 2}]
+    assert any('fewer tasks' in w and 'sentinel' in w for w in fake.module.warnings)
+
+
+def test_check_mode_plans_the_move_and_changes_nothing():
+    api = FakeApi(make_nodes(), [web()], [WEB_BEFORE])
+    result = drainer(api, check_mode=True, move_first=True).run()
+    assert result['changed'] is True
+    assert api.service_updates == [] and api.node_updates == []
+    assert [(m['name'], m['tasks'], m['update']) for m in result['moved']] == [('web', 2, None)]
+
+
+def test_activate_sets_the_node_active_and_removes_the_constraint():
+    nodes = make_nodes()
+    nodes[1]['Spec']['Availability'] = 'drain'
+    svc = web()
+    svc['Spec'] = spec_excluding(svc['Spec'], 'w1')
+    other = service('other')
+    api = FakeApi(nodes, [svc, other], [WEB_AFTER])
+    result = drainer(api, state='absent').run()
+    assert result['changed'] is True
+    assert result['node']['availability'] == 'active'
+    assert api.node_updates[0][1]['Availability'] == 'active'
+    assert result['restored'] == ['web']
+    assert [update[0] for update in api.service_updates] == ['web']
+    assert api.service_updates[0][1]['TaskTemplate']['Placement']['Constraints'] == []
+    again = drainer(api, state='absent').run()
+    assert again['changed'] is False and again['restored'] == []
+
+
+def test_activate_in_check_mode_changes_nothing():
+    nodes = make_nodes()
+    nodes[1]['Spec']['Availability'] = 'drain'
+    api = FakeApi(nodes, [web()], [WEB_AFTER])
+    result = drainer(api, state='absent', check_mode=True).run()
+    assert result['changed'] is True
+    assert api.node_updates == [] and api.service_updates == []
