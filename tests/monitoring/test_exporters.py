@@ -216,8 +216,8 @@ def tls_stack(variants, tmp_path_factory):
     variant = variants["tls"]
     _service, secrets = exporter_service(variant)
     rendered = json.loads(secrets["redis_passwords.json"].read_text())
-    job = next(j for j in yaml.safe_load((variant / "prometheus.yml").read_text())["scrape_configs"]
-               if j["job_name"] == "redis")
+    [job] = [j for j in yaml.safe_load((variant / "prometheus.yml").read_text())["scrape_configs"]
+             if j["job_name"] == "redis"]
     targets = {group["labels"]["redis_service"]: group["targets"][0] for group in job["static_configs"]}
     local = {name: urllib.parse.urlsplit(targets[name])._replace(netloc=f"127.0.0.1:{server.port}").geturl()
              for name, server in servers.items()}
