@@ -27,6 +27,7 @@ ANSIBLE_PLAYBOOK = str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-pl
     else "ansible-playbook"
 # Obviously not a secret; distinctive enough to grep for.
 PLACEHOLDER_REDIS_PASSWORD = "placeholder-redis-pw-NOT-A-SECRET"
+PLACEHOLDER_SENTINEL_PASSWORD = "placeholder-sentinel-pw-NOT-A-SECRET"
 
 # What playbooks/monitoring.yml passes for the lab's stack shape (Sentinels on, a registry); the
 # promtool tests (alerts_test.yml) are written for these values and the role's defaults.
@@ -63,6 +64,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # The same password and content, another salt: see test_config.
     "base_again": {},
+    # The lab's stack: Redis and the Sentinels on TLS only, the Sentinels with their own password.
+    # The CA file is made by render_variants (monitoring_redis_tls_ca_file).
+    "tls": {
+        "monitoring_redis_tls": True,
+        "monitoring_sentinel_password": PLACEHOLDER_SENTINEL_PASSWORD,
+    },
 }
 
 
@@ -73,12 +80,45 @@ def tool(name: str) -> str:
     return path
 
 
+def openssl(*args: str | Path) -> None:
+    proc = subprocess.run([tool("openssl"), *map(str, args)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def make_ca(directory: Path, name: str) -> Path:
+    """A CA (ca.key, ca.crt) in `directory`; returns the certificate's path."""
+    directory.mkdir(parents=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", directory / "ca.key", "-out", directory / "ca.crt", "-days", "2", "-subj", f"/CN={name}",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return directory / "ca.crt"
+
+
+def make_cert(ca_dir: Path, directory: Path, alt_names: list[str]) -> tuple[Path, Path]:
+    """A server certificate signed by the CA in `ca_dir`, for `alt_names` (DNS:... or IP:...);
+    returns (certificate, key)."""
+    directory.mkdir(parents=True)
+    key, csr, crt, ext = (directory / n for n in ("server.key", "server.csr", "server.crt", "ext.cnf"))
+    ext.write_text(f"subjectAltName={','.join(alt_names)}\nextendedKeyUsage=serverAuth,clientAuth\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=redis")
+    openssl("x509", "-req", "-in", csr, "-CA", ca_dir / "ca.crt", "-CAkey", ca_dir / "ca.key",
+            "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext)
+    return crt, key
+
+
 def render_variants(base: Path) -> dict[str, Path]:
-    # One inventory host per variant (all local), so Ansible renders them side by side.
+    # One inventory host per variant (all local), so Ansible renders them side by side. TLS variants
+    # verify against a CA made here, on "the manager" (this machine); the tests sign with it.
     hosts, dirs = {}, {}
+    dirs["ca"] = base / "ca"
+    ca_file = make_ca(dirs["ca"], "monitoring test CA")
     for name, extra in VARIANTS.items():
         dirs[name] = base / name
         hosts[name] = {**BASE_VARS, **extra, "monitoring_dir": str(dirs[name])}
+        if extra.get("monitoring_redis_tls"):
+            hosts[name]["monitoring_redis_tls_ca_file"] = str(ca_file)
     dirs["edge"] = base / "edge-haproxy.cfg"
     inventory = {"all": {"hosts": {**hosts, "edge": {}},
                          "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
@@ -101,15 +141,21 @@ def render_variants(base: Path) -> dict[str, Path]:
                                                     "dest": str(dirs["edge"]), "mode": "0644"}}],
         },
     ]
+    proc = run_playbook(base, inventory, plays)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return dirs
+
+
+def run_playbook(base: Path, inventory: dict, plays: list, **env_extra: str) -> subprocess.CompletedProcess:
+    """ansible-playbook with this inventory and these plays, written under `base`."""
     (base / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (base / "render.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(base / "inventory.yml"), "--forks", str(len(hosts) + 1),
+               PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env_extra)
+    hosts = len(inventory["all"]["hosts"])
+    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(base / "inventory.yml"), "--forks", str(hosts),
                            str(base / "render.yml")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return dirs
 
 
 def free_port() -> int:

@@ -2,16 +2,19 @@
 configuration), amtool (Alertmanager's), haproxy -c (the gateway's), and the compose file's shape."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from monitoringtest_support import PLACEHOLDER_REDIS_PASSWORD, VARIANTS, tool
+from monitoringtest_support import (BASE_VARS, PLACEHOLDER_REDIS_PASSWORD, PLACEHOLDER_SENTINEL_PASSWORD, VARIANTS,
+                                    run_playbook, tool)
 
 TASK_JOBS = {"alertmanager", "node", "edge", "web"}
 
@@ -28,7 +31,7 @@ def compose(directory: Path) -> dict:
     return yaml.safe_load((directory / "docker-compose.monitoring.yml").read_text())
 
 
-@pytest.mark.parametrize("variant", ["base", "lab", "custom", "minimal"])
+@pytest.mark.parametrize("variant", ["base", "lab", "custom", "minimal", "tls"])
 def test_promtool_accepts_the_configuration(variants, variant, tmp_path):
     # The rule file's path is the one inside the container; point it at the rendered copy.
     shutil.copy(variants[variant] / "alerts.yml", tmp_path / "alerts.yml")
@@ -73,30 +76,89 @@ def test_each_task_job_keeps_its_service_on_the_shared_network_at_its_port(varia
     assert ports == {"alertmanager": "${1}:9093", "node": "${1}:9100", "edge": "${1}:8405", "web": "${1}:9102"}
 
 
-def test_redis_targets_and_their_passwords(variants):
-    directory = variants["base"]
-    redis = jobs(directory)["redis"]
-    targets = {group["labels"]["redis_service"]: group["targets"][0] for group in redis["static_configs"]}
+def redis_targets(directory: Path) -> dict[str, str]:
+    return {group["labels"]["redis_service"]: group["targets"][0] for group in jobs(directory)["redis"]["static_configs"]}
+
+
+@pytest.mark.parametrize("variant, scheme, sentinel_password", [
+    # TLS off, no Sentinel password of its own: the stack's Sentinels then use the Redis password.
+    ("base", "redis", PLACEHOLDER_REDIS_PASSWORD),
+    ("tls", "rediss", PLACEHOLDER_SENTINEL_PASSWORD),
+])
+def test_redis_targets_and_their_passwords(variants, variant, scheme, sentinel_password):
+    directory = variants[variant]
+    targets = redis_targets(directory)
     assert targets == {
-        "redis-master": "redis://swarmlab_redis-master:6379",
-        "redis-replica-1": "redis://swarmlab_redis-replica-1:6379",
-        "redis-replica-2": "redis://swarmlab_redis-replica-2:6379",
-        "redis-sentinel-1": "redis://swarmlab_redis-sentinel-1:26379",
-        "redis-sentinel-2": "redis://swarmlab_redis-sentinel-2:26379",
-        "redis-sentinel-3": "redis://swarmlab_redis-sentinel-3:26379",
+        "redis-master": f"{scheme}://swarmlab_redis-master:6379",
+        "redis-replica-1": f"{scheme}://swarmlab_redis-replica-1:6379",
+        "redis-replica-2": f"{scheme}://swarmlab_redis-replica-2:6379",
+        "redis-sentinel-1": f"{scheme}://swarmlab_redis-sentinel-1:26379",
+        "redis-sentinel-2": f"{scheme}://swarmlab_redis-sentinel-2:26379",
+        "redis-sentinel-3": f"{scheme}://swarmlab_redis-sentinel-3:26379",
     }
     passwords = json.loads((directory / "secrets/redis_passwords.json").read_text())
-    # The exporter looks the password up by the exact URI Prometheus sends; Sentinels have none.
-    assert passwords == {uri: PLACEHOLDER_REDIS_PASSWORD for uri in targets.values() if uri.endswith(":6379")}
-    assert len(jobs(variants["custom"])["redis"]["static_configs"]) == 4 + 3
+    # The exporter looks the password up by the exact URI Prometheus sends.
+    assert passwords == {uri: sentinel_password if name.startswith("redis-sentinel-") else PLACEHOLDER_REDIS_PASSWORD
+                         for name, uri in targets.items()}
+    assert len(redis_targets(variants["custom"])) == 4 + 3
+
+
+def test_with_tls_the_exporter_verifies_against_the_ca_given_as_a_secret(variants):
+    doc = compose(variants["tls"])
+    exporter = doc["services"]["redis-exporter"]
+    assert "-tls-ca-cert-file=/run/secrets/redis_tls_ca.crt" in exporter["command"]
+    assert not [arg for arg in exporter["command"] if "skip-tls" in arg or "tls-client" in arg]
+    assert {"source": "redis_tls_ca", "target": "redis_tls_ca.crt"} in exporter["secrets"]
+    secret = doc["secrets"]["redis_tls_ca"]
+    assert secret["file"] == "./redis_tls_ca.crt"
+    assert (variants["tls"] / secret["file"]).read_bytes() == (variants["ca"] / "ca.crt").read_bytes()
+    # Named by its content: another CA is another secret, and the exporter restarts onto it.
+    digest = hashlib.sha1((variants["ca"] / "ca.crt").read_bytes()).hexdigest()[:12]
+    assert secret["name"] == f"swarmlab-monitoring_redis_tls_ca_{digest}"
+    base = compose(variants["base"])
+    assert "redis_tls_ca" not in base["secrets"]
+    assert not [arg for arg in base["services"]["redis-exporter"]["command"] if "tls" in arg]
+    assert not (variants["base"] / "redis_tls_ca.crt").exists()
+
+
+def test_tls_without_its_ca_file_fails_in_the_checks(variants, tmp_path):
+    """The role's checks (validate.yml, which runs before anything is written) on three "managers":
+    TLS without a CA file, with one that does not exist, and with the real one. No Docker Engine
+    answers here (DOCKER_HOST points nowhere): the good one gets past the CA checks to the first
+    question to the Engine, and fails there."""
+    hosts = {
+        "no_ca": {"monitoring_redis_tls_ca_file": ""},
+        "missing_ca": {"monitoring_redis_tls_ca_file": str(tmp_path / "nowhere/ca.crt")},
+        "good_ca": {"monitoring_redis_tls_ca_file": str(variants["ca"] / "ca.crt")},
+    }
+    inventory = {"all": {"hosts": {name: {**BASE_VARS, **extra, "monitoring_redis_tls": True,
+                                          "monitoring_dir": str(tmp_path / name)} for name, extra in hosts.items()},
+                         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    plays = [{"name": "Run the role's checks", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Check", "block": [{"name": "Run validate.yml", "ansible.builtin.include_role": {
+            "name": "swarmlab.cluster.monitoring", "tasks_from": "validate.yml"}}],
+         "rescue": [{"name": "Keep where it failed", "ansible.builtin.copy": {
+             "content": "{{ {'task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}",
+             "dest": str(tmp_path) + "/{{ inventory_hostname }}.json", "mode": "0644"}}]}]}]
+    proc = run_playbook(tmp_path, inventory, plays, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    failed = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in hosts}
+    assert failed["no_ca"]["task"] == "Check that the CA of the Redis certificate is given with TLS"
+    assert "monitoring_redis_tls_ca_file must be the absolute path" in failed["no_ca"]["msg"]
+    assert failed["missing_ca"]["task"] == "Check that the CA file exists"
+    assert f"{tmp_path}/nowhere/ca.crt is not a file on missing_ca" in failed["missing_ca"]["msg"]
+    assert failed["good_ca"]["task"] == "Read this host's Docker Engine", failed["good_ca"]
+    assert not any((tmp_path / name).exists() for name in hosts)
 
 
 def test_the_password_is_only_in_the_0600_secret_file(variants):
     for name in VARIANTS:
         directory = variants[name]
-        holding = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
-                   if p.is_file() and PLACEHOLDER_REDIS_PASSWORD in p.read_text(errors="replace")}
-        assert holding == {"secrets/redis_passwords.json"}, (name, holding)
+        for password in (PLACEHOLDER_REDIS_PASSWORD, PLACEHOLDER_SENTINEL_PASSWORD):
+            holding = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                       if p.is_file() and password in p.read_text(errors="replace")}
+            given = password == PLACEHOLDER_REDIS_PASSWORD or VARIANTS[name].get("monitoring_sentinel_password")
+            assert holding == ({"secrets/redis_passwords.json"} if given else set()), (name, password, holding)
         for secret in (directory / "secrets").iterdir():
             assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
         assert stat.S_IMODE((directory / "secrets").stat().st_mode) == 0o700
