@@ -324,11 +324,18 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
       the last active node): its work would be lost. A drain that strands a service is refused
       unless forced.
 
+    A service that would be stranded but belongs to a redundancy group (service labels
+    ``org.swarmlab.redundancy.group`` and ``org.swarmlab.redundancy.min``, default 1) is ``reduced``
+    with ``keeps`` 0 when at least ``min`` services of its group keep running elsewhere: separate
+    services, each pinned to its own node with its data there (the stack's Redis replicas and
+    Sentinels), whose redundancy is across services rather than across one service's tasks.
+
     ``problems`` are the reasons of a refusal: the last active node, and each stranded service.
     Not checked: CPU and memory reservations, and placement preferences (they spread tasks, they
     never forbid a node). Pure: the caller's snapshot of the API's nodes, services and tasks.
     """
     nodes = list(nodes)
+    services = list(services)
     tasks = list(tasks)
     name = node_hostname(target)
     remaining = [node for node in nodes if node['ID'] != target['ID'] and is_schedulable(node)]
@@ -378,11 +385,46 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
         if keeps > 0:
             plan['reduced'].append({'name': service_name(service), 'id': sid, 'replicas': replicas, 'keeps': keeps,
                                     'reason': '%s; %d of %d keep running' % (why, keeps, replicas)})
-        else:
-            plan['stranded'].append({'name': service_name(service), 'reason': why})
-            if remaining:
-                plan['problems'].append('service %s would stop: %s.' % (service_name(service), why))
+            continue
+        group = redundancy_group(service)
+        if group and remaining:
+            alive = sorted(service_name(other) for other in services
+                           if (redundancy_group(other) or ('', 0))[0] == group[0] and other['ID'] != sid
+                           and _keeps_running(other, target, tasks, ready))
+            if len(alive) >= group[1]:
+                plan['reduced'].append({
+                    'name': service_name(service), 'id': sid, 'replicas': replicas, 'keeps': 0,
+                    'reason': '%s; redundancy group %s keeps %d service(s) running (%s), at least %d needed' % (
+                        why, group[0], len(alive), ', '.join(alive), group[1])})
+                continue
+            why += '; redundancy group %s would keep %d service(s) running, %d needed' % (group[0], len(alive), group[1])
+        plan['stranded'].append({'name': service_name(service), 'reason': why})
+        if remaining:
+            plan['problems'].append('service %s would stop: %s.' % (service_name(service), why))
     return plan
+
+
+REDUNDANCY_GROUP_LABEL = 'org.swarmlab.redundancy.group'
+REDUNDANCY_MIN_LABEL = 'org.swarmlab.redundancy.min'
+
+
+def redundancy_group(service: Service) -> tuple[str, int] | None:
+    """The service's redundancy group and the least number of its services that must keep running."""
+    labels = service.get('Spec', {}).get('Labels') or {}
+    group = labels.get(REDUNDANCY_GROUP_LABEL, '')
+    if not group:
+        return None
+    try:
+        least = max(1, int(labels.get(REDUNDANCY_MIN_LABEL, '1')))
+    except ValueError:
+        least = 1
+    return group, least
+
+
+def _keeps_running(service: Service, target: Node, tasks: list[Task], ready: set[str] | None) -> bool:
+    """Whether the service has a running task on a node other than the target."""
+    return any(task.get('ServiceID') == service['ID'] and task.get('NodeID') != target['ID']
+               and counts_as_running(task, ready) for task in tasks)
 
 
 def drain_wait_targets(short: t.Iterable[dict[str, t.Any]], plan: dict[str, t.Any],

@@ -30,6 +30,11 @@ description:
     with C(node.hostname == <node>), the only task of a global service, any service of the last active
     node); its work would be lost, so the drain is refused unless O(force=true). The last active node
     is always refused without O(force). CPU and memory reservations are not checked.
+  - Separate services that are redundant for one another, each pinned to its own node with its data
+    there (the stack's Redis replicas and Sentinels), carry the service labels
+    C(org.swarmlab.redundancy.group=<group>) and C(org.swarmlab.redundancy.min=<n>) (default 1). Such a
+    service that would be stranded is I(reduced) instead (it keeps 0 tasks, and is not waited for) when
+    at least C(n) other services of its group keep running elsewhere; below that it is stranded.
   - With O(state=absent) it sets the node active again and removes the constraints a drain added for
     it (a change of constraints alone restarts no task). Swarm does not move tasks back to a reactivated
     node by itself; run M(swarmlab.cluster.swarm_rebalance) after it.

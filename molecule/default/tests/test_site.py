@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +104,37 @@ def test_redis_replicas_follow_the_master(host, replica):
     named = redis_cli(host, "redis-sentinel-1", "SENTINEL get-master-addr-by-name mymaster").split()[0]
     master_host = re.search(r"master_host:(\S+)", info).group(1)
     assert master_host == named == "redis-master", info
+
+
+def test_redis_replicas_and_sentinels_spread_over_the_nodes(host):
+    def node_of(service):
+        return host.check_output(
+            f"docker service ps {STACK}_{service} --filter desired-state=running --format '{{{{.Node}}}}'").split()
+    master = node_of("redis-master")
+    replicas = node_of("redis-replica-1") + node_of("redis-replica-2")
+    sentinels = node_of("redis-sentinel-1") + node_of("redis-sentinel-2") + node_of("redis-sentinel-3")
+    # Each replica on a node of its own, never the master's; one Sentinel per node.
+    assert len(master) == 1 and len(replicas) == 2 and len(set(replicas)) == 2 and master[0] not in replicas
+    assert len(set(sentinels)) == 3
+
+
+def test_draining_a_worker_is_accepted_in_check_mode():
+    # Before, each Sentinel was pinned without a group: draining any worker stranded one and was
+    # refused. Now the worker's replica and Sentinel are reduced (their groups keep running). Check
+    # mode plans without changing the node.
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "SWARMLAB_LAB_NAME": LAB, "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+           "ANSIBLE_STDOUT_CALLBACK": "json"}
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml",
+         "-e", "node=worker1", "-e", "maintenance=drain", "--check"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    results = [hostres for play in json.loads(run.stdout)["plays"] for task in play["tasks"]
+               for hostres in task["hosts"].values() if "reduced" in hostres]
+    assert len(results) == 1 and results[0]["stranded"] == [], results
+    reduced = {item["name"] for item in results[0]["reduced"]}
+    assert {f"{STACK}_redis-sentinel-2", f"{STACK}_redis-replica-1"} <= reduced, results[0]["reduced"]
 
 
 def test_redis_master_sees_two_replicas(host):

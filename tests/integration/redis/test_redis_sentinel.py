@@ -12,6 +12,7 @@ import pytest
 import redis
 import yaml
 
+from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
 from redis_harness import PASSWORD, SENTINEL_PASSWORD, Tls, Topology, run_module, run_playbook
 from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
 
@@ -238,6 +239,62 @@ def test_stack_replicas_have_equal_priority(server_dir):
             priorities[name] = int(found[0])
     assert sorted(priorities) == ['redis-replica-1', 'redis-replica-2']
     assert set(priorities.values()) == {100}, priorities
+
+
+# --- the stack's placement: replicas and Sentinels spread, a drain of any non-master node accepted --
+
+def _rendered_services(out, extra=None):
+    proc = run_playbook('tests/integration/redis/playbooks/render_compose.yml', {'compose_out': str(out), **(extra or {})})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return yaml.safe_load(out.read_text())['services']
+
+
+def _as_api(services, nodes):
+    """The rendered Redis services and one running task each, as the Engine API shows them, with
+    every task on the node its constraints allow (the first such node)."""
+    api_services, tasks = [], []
+    for name, svc in services.items():
+        if not name.startswith('redis-'):
+            continue
+        deploy = svc['deploy']
+        constraints = deploy.get('placement', {}).get('constraints', [])
+        api_services.append({'ID': name, 'Spec': {'Name': name, 'Labels': deploy.get('labels', {}),
+                                                 'Mode': {'Replicated': {'Replicas': deploy['replicas']}},
+                                                 'TaskTemplate': {'Placement': {'Constraints': constraints}}}})
+        node = next(n for n in nodes if sw.node_satisfies(n, constraints))
+        tasks.append({'ServiceID': name, 'NodeID': node['ID'], 'DesiredState': 'running', 'Status': {'State': 'running'}})
+    return api_services, tasks
+
+
+def test_stack_spreads_replicas_and_sentinels_so_a_worker_drain_is_accepted(server_dir):
+    # Before: the replicas were only kept off the master's node (both could share a worker) and each
+    # Sentinel was pinned to a node, so draining any worker stranded a Sentinel and was refused.
+    services = _rendered_services(server_dir / 'compose.yml')
+    replicas = {name: svc['deploy']['placement']['constraints'] for name, svc in services.items()
+                if name.startswith('redis-replica-')}
+    assert replicas == {'redis-replica-1': ['node.hostname == node2'], 'redis-replica-2': ['node.hostname == node3']}
+    assert services['redis-master']['deploy']['placement']['constraints'] == ['node.hostname == node1']
+    nodes = [{'ID': n, 'Spec': {'Role': 'worker', 'Availability': 'active', 'Labels': {}},
+              'Description': {'Hostname': n, 'Engine': {'Labels': {}}}, 'Status': {'State': 'ready'}}
+             for n in ('node1', 'node2', 'node3')]
+    api_services, tasks = _as_api(services, nodes)
+    for worker in nodes[1:]:
+        plan = sw.drain_plan(worker, nodes, api_services, tasks)
+        assert plan['problems'] == [] and plan['stranded'] == [], plan
+        assert sorted(r['name'] for r in plan['reduced']) == sorted(
+            s['Spec']['Name'] for s in api_services
+            if s['Spec']['TaskTemplate']['Placement']['Constraints'] == ['node.hostname == %s' % worker['ID']])
+    # The master's node stays refused: its data lives there (a switchover comes first).
+    assert sw.drain_plan(nodes[0], nodes, api_services, tasks)['stranded'][0]['name'] == 'redis-master'
+    # A second Sentinel down: the group is below its majority, the drain is refused.
+    without_sentinel_3 = [tk for tk in tasks if tk['ServiceID'] != 'redis-sentinel-3']
+    assert [s['name'] for s in sw.drain_plan(nodes[1], nodes, api_services, without_sentinel_3)['stranded']] == ['redis-sentinel-2']
+
+
+def test_stack_replicas_fall_back_to_away_from_the_master_with_too_few_nodes(server_dir):
+    services = _rendered_services(server_dir / 'compose.yml', {'stack_redis_replica_nodes': ['node2']})
+    for i in (1, 2):
+        assert services['redis-replica-%d' % i]['deploy']['placement']['constraints'] == ['node.hostname != node1']
 
 
 # --- TLS: the modules connect to Redis and to the Sentinels with TLS and verify the certificates ---

@@ -21,12 +21,12 @@ def node(node_id, hostname=None, availability='active', state='ready', role='wor
     }
 
 
-def service(service_id, replicas=4, constraints=None, max_replicas=0, name=None, mode='Replicated'):
+def service(service_id, replicas=4, constraints=None, max_replicas=0, name=None, mode='Replicated', labels=None):
     spec_mode = {'Replicated': {'Replicas': replicas}} if mode == 'Replicated' else {'Global': {}}
     return {
         'ID': service_id,
         'Version': {'Index': 20},
-        'Spec': {'Name': name or service_id, 'Mode': spec_mode,
+        'Spec': {'Name': name or service_id, 'Mode': spec_mode, 'Labels': labels or {},
                  'TaskTemplate': {'Placement': {'Constraints': constraints or [], 'MaxReplicas': max_replicas}}},
     }
 
@@ -153,6 +153,41 @@ class TestDrainPlan:
         plan = sw.drain_plan(NODES[1], NODES, [svc], tasks)
         assert [(r['name'], r['keeps']) for r in plan['reduced']] == [('replica', 1)]
         assert plan['problems'] == []
+
+    @staticmethod
+    def sentinels(least='2'):
+        # The stack's Sentinels: one service per node, each pinned there with its state volume.
+        labels = {sw.REDUNDANCY_GROUP_LABEL: 'sentinels', sw.REDUNDANCY_MIN_LABEL: least}
+        services = [service('s%d' % i, replicas=1, constraints=['node.hostname==%s' % n['Description']['Hostname']],
+                            labels=labels) for i, n in enumerate(NODES, 1)]
+        return services, [task('s%d' % i, n['ID']) for i, n in enumerate(NODES, 1)]
+
+    def test_pinned_member_of_a_redundancy_group_is_reduced_while_the_group_keeps_its_minimum(self):
+        services, tasks = self.sentinels()
+        plan = sw.drain_plan(NODES[1], NODES, services, tasks)
+        assert plan['problems'] == [] and plan['stranded'] == []
+        assert [(r['name'], r['keeps']) for r in plan['reduced']] == [('s2', 0)]
+        assert 'redundancy group sentinels keeps 2 service(s) running (s1, s3), at least 2 needed' in plan['reduced'][0]['reason']
+
+    def test_redundancy_group_below_its_minimum_is_stranded(self):
+        services, tasks = self.sentinels()
+        tasks = [tk for tk in tasks if tk['ServiceID'] != 's3']  # s3 is already down
+        plan = sw.drain_plan(NODES[1], NODES, services, tasks)
+        assert names(plan['stranded']) == ['s2'] and plan['reduced'] == []
+        assert 'redundancy group sentinels would keep 1 service(s) running, 2 needed' in plan['problems'][0]
+
+    def test_unlabelled_pinned_services_stay_stranded(self):
+        services, tasks = self.sentinels()
+        for svc in services:
+            svc['Spec']['Labels'] = {}
+        assert names(sw.drain_plan(NODES[1], NODES, services, tasks)['stranded']) == ['s2']
+
+    def test_redundancy_group_never_saves_the_last_active_node(self):
+        nodes = [node('m1', 'manager1', role='manager', availability='drain'), NODES[1],
+                 node('w2', 'worker2', availability='drain')]
+        services, tasks = self.sentinels()
+        plan = sw.drain_plan(nodes[1], nodes, services, tasks)
+        assert 's2' in names(plan['stranded']) and 'last active node' in plan['problems'][0]
 
     def test_max_replicas_with_room_moves(self):
         svc = service('s', replicas=4, max_replicas=2)
