@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any

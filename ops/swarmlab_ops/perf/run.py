@@ -82,6 +82,16 @@ def load(url: str, args: Any, lua: str, allowed: set[str], app_pids: list[int]) 
     return out
 
 
+def restore(swarm: Any, replicas: int, timeout: float) -> None:
+    """Web back to the replicas it had; a failure here is logged, not raised over the run's own."""
+    try:
+        if swarm.replicas().get("web") != replicas:
+            log(f"restoring {swarm.service_name('web')} to {replicas} replicas")
+            swarm.scale("web", replicas, timeout)
+    except Exception as exc:  # pylint: disable=broad-except
+        log(f"WARNING: could not restore web to {replicas} replicas: {exc}")
+
+
 def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,too-many-statements
     cases_wanted = check_args(args)
     reading = quiet.guard(args.lab)
@@ -126,12 +136,8 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
                     log(f"scaled web to {n} in {took:.0f} s; the edge spreads over {spread}")
                     cases[f"replicas-{n}"] = load(edge, args, lua, allowed, [])
     finally:
-        if swarm is not None and original is not None and swarm.replicas().get("web") != original:
-            log(f"restoring {swarm.service_name('web')} to {original} replicas")
-            try:
-                swarm.scale("web", original, args.converge_timeout)
-            except RuntimeError as exc:
-                log(f"WARNING: {exc}")
+        if swarm is not None and original is not None:
+            restore(swarm, original, args.converge_timeout)
         meta["finished"] = time.strftime("%Y%m%dT%H%M%S")
         quiet.recheck(reading)
         result = {"meta": meta, "quiet": reading, "cases": cases,
