@@ -4,9 +4,11 @@
     swarmlab-ops write-loss [--faults 21] [--wait all|N]            write-loss checker (issue 14)
     swarmlab-ops ha-drill [--stop-mode kill]                        manager (leader) loss drill
     swarmlab-ops loadtest [--bare] [--replicas 1,2,4] [--profile]   load test (docs/performance.md)
+    swarmlab-ops perf [--write-docs]                                bare vs Swarm, 1 vs 4 replicas (wrk, issue 17)
     swarmlab-ops bench [--locust]                                   bare app benchmark on loopback
     swarmlab-ops bench-site                                         site.yml on bare nodes, then the re-run
 
+Benchmarks (perf, bench, loadtest, bench-site) first print the quiet-machine guard (quiet.py).
 The lab is named by --lab (default: $SWARMLAB_LAB_NAME, else swarmlab). Results go under results/.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     from . import drills, writeloss  # pylint: disable=import-outside-toplevel
     from .loadtest import run as loadtest  # pylint: disable=import-outside-toplevel
     from . import bench, benchsite, hadrill  # pylint: disable=import-outside-toplevel
+    from .perf import run as perf  # pylint: disable=import-outside-toplevel
 
     top = argparse.ArgumentParser(prog="swarmlab-ops", description=__doc__.split("\n\n", maxsplit=1)[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
     _lab_args(cmd)
     loadtest.add_arguments(cmd)
     cmd.set_defaults(func=loadtest.run)
+
+    cmd = sub.add_parser("perf", help="bare vs Swarm and 1 vs 4 replicas with wrk, quiet-machine guard",
+                         description=perf.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _lab_args(cmd)
+    perf.add_arguments(cmd)
+    cmd.set_defaults(func=perf.run)
 
     cmd = sub.add_parser("bench", help="bare app benchmark on loopback (wrk, Locust)", description=bench.__doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)

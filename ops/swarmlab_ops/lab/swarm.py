@@ -135,6 +135,24 @@ class Swarm:
             labels=spec.get("Labels"), mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
             rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
 
+    def scale(self, short: str, replicas: int, timeout: float) -> float:
+        """Scale a replicated service (Engine API) and wait for N/N by the collection's convergence
+        rule with exactly N running tasks; returns the seconds it took."""
+        started = time.monotonic()
+
+        def mutate(spec: dict) -> None:
+            spec["Mode"]["Replicated"]["Replicas"] = replicas
+
+        self.update_spec(short, mutate)
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            svc = self.convergence()["services"].get(self.service_name(short), {})
+            if svc.get("desired") == replicas and svc.get("running") == replicas \
+                    and len(self.tasks(short)) == replicas:
+                return time.monotonic() - started
+            time.sleep(1)
+        raise RuntimeError(f"{self.service_name(short)} did not converge to {replicas}/{replicas}")
+
     def wait_update(self, short: str, states: tuple[str, ...] = ("completed",), timeout: float = 400) -> str:
         """The service's UpdateStatus.State once it is one of `states` (or 'timeout')."""
         deadline = time.monotonic() + timeout

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -153,3 +154,42 @@ class CpuProfile:
             "gen_per_process_pct": [round(p, 1) for p in sorted(per_proc, reverse=True)],
             "machine_busy_pct": round(100 * (m1[0] - m0[0]) / total_j, 1) if total_j else 0.0,
         }
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def proc_cpu_seconds(pids: list[int]) -> float:
+    """utime+stime of the given processes, from /proc (gunicorn master and workers)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(fn: Callable[[], dict[str, Any]], app_pids: list[int]) -> dict[str, Any]:
+    """fn() (a generator run as our child, e.g. wrk) with the generator's CPU (our children), the
+    app's CPU (app_pids) and the whole machine's busy share over its wall time (100 = one core;
+    machine: 100 = all CPUs)."""
+    cpu0, app0, mach0, wall0 = child_cpu(), proc_cpu_seconds(app_pids), machine_cpu(), time.monotonic()
+    data = fn()
+    wall = time.monotonic() - wall0
+    mach1 = machine_cpu()
+    data["gen_cpu_pct"] = 100 * (child_cpu() - cpu0) / wall
+    data["app_cpu_pct"] = 100 * (proc_cpu_seconds(app_pids) - app0) / wall
+    total = mach1[1] - mach0[1]
+    data["machine_busy_pct"] = 100 * (mach1[0] - mach0[0]) / total if total else 0.0
+    return data

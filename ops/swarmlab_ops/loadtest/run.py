@@ -23,11 +23,11 @@ import json
 import os
 import shutil
 import sys
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from .. import quiet
 from ..checkout import RESULTS
 from ..lab import Lab, Swarm
 from ..lab.ansible import run_playbook
@@ -38,24 +38,6 @@ from .report import render_chart, render_markdown
 from .stats import check_targets
 
 WRK_LUA = files("swarmlab_ops").joinpath("wrk_report.lua")
-
-
-def scale(swarm: Swarm, replicas: int, timeout: float) -> float:
-    """Scale web through the Engine API and wait for N/N by the collection's convergence rule."""
-    started = time.monotonic()
-
-    def mutate(spec: dict) -> None:
-        spec["Mode"]["Replicated"]["Replicas"] = replicas
-
-    swarm.update_spec("web", mutate)
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        web = swarm.convergence()["services"].get(swarm.service_name("web"), {})
-        if web.get("desired") == replicas and web.get("running") == replicas \
-                and len(swarm.tasks("web")) == replicas:
-            return time.monotonic() - started
-        time.sleep(1)
-    raise RuntimeError(f"{swarm.service_name('web')} did not converge to {replicas}/{replicas}")
 
 
 def single_mode(lab_name: str, state: str, host: str) -> None:
@@ -81,6 +63,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
     if args.bare and shutil.which("redis-server") is None:
         raise SystemExit("redis-server not found (apt-get install redis-server)")
     sweep = [int(x) for x in args.replicas.split(",") if x.strip()]
+    reading = quiet.guard(args.lab)
     needs_lab = args.single or args.swarm or sweep or args.profile
     started = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     outdir = args.out / started
@@ -91,7 +74,8 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
             "locust": sh([str(Path(sys.executable).with_name("locust")), "--version"]).split()[1],
             "users": args.users, "spawn_rate": args.spawn_rate, "seconds": args.seconds,
             "processes": args.processes, "workers": args.workers, "threads": args.threads,
-            "profile_seconds": args.profile_seconds, "argv": sys.argv, "load_avg": loadavg()}
+            "profile_seconds": args.profile_seconds, "argv": sys.argv, "load_avg": loadavg(),
+            "quiet": reading}
     log(f"results in {outdir}; load average {meta['load_avg']}")
     lab = Lab(args.lab) if needs_lab else None
     swarm = Swarm(lab, args.stack) if lab else None
@@ -123,7 +107,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
             if args.profile:
                 profile = run_profile(swarm, edge, args.profile_seconds, outdir, lua)
             for n in sweep:
-                took = scale(swarm, n, args.converge_timeout)
+                took = swarm.scale("web", n, args.converge_timeout)
                 spread = wait_spread(edge, n, args.converge_timeout)
                 log(f"scaled to {n} in {took:.0f} s; edge spreads over {spread}")
                 cases[f"replicas-{n}"] = run_locust(f"replicas-{n}", edge, args, outdir, node_pids, [])
@@ -133,7 +117,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
             restore = args.restore_replicas or original
             log(f"restoring {swarm.service_name('web')} to {restore} replicas")
             try:
-                scale(swarm, restore, args.converge_timeout)
+                swarm.scale("web", restore, args.converge_timeout)
             except RuntimeError as exc:
                 log(f"WARNING: {exc}")
         meta["load_avg_end"] = loadavg()

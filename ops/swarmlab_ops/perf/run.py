@@ -1,0 +1,173 @@
+"""The performance benchmark of issue 17: bare vs Swarm and 1 vs 4 replicas, one run, one generator.
+
+Prints the quiet-machine guard first (swarmlab_ops.quiet), then runs wrk (the package's
+wrk_report.lua for p50/p95/p99) with the same threads, connections and duration against each case,
+for POST /api/counter/increment and GET /api/counter:
+
+  bare        gunicorn serving app/ with the stack's web settings (workers, threads: from the
+              deployed web service, else the stack role's defaults and the image's ENV) and a
+              local redis-server, both on loopback
+  swarm       the stack through its edge (manager's lab address), at the replicas it runs
+  replicas-N  web scaled to 1, then 4 (Engine API, N/N by the collection's convergence rule and
+              the edge seen spreading over exactly N replicas); restored afterwards, also on failure
+
+Then one table (req/s, p50, p95, p99, errors, generator CPU, machine busy) and the targets: swarm /
+bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not.
+Results: results/perf/<time>/perf.json (with the guard's readings). --write-docs rewrites the table
+in docs/performance.md between its markers, and is refused unless the machine was quiet.
+Traffic goes only to 127.0.0.1 and the lab's container addresses; every case is bounded in time.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import quiet
+from ..checkout import ROOT, results_dir
+from ..loadtest.cpu import children_of, measured
+from ..loadtest.locust import BareApp, wait_ready, wait_spread
+from ..loadtest.profile import wrk
+from ..report import log
+from . import figures, settings
+
+REQUESTS = [("POST /api/counter/increment", "POST", "/api/counter/increment"),
+            ("GET /api/counter", "GET", "/api/counter")]
+SWEEP = (1, 4)
+CASES = ("bare", "swarm", "sweep")
+MAX_LOAD_SECONDS = 480  # all cases' wrk runs together
+DOCS = ROOT / "docs" / "performance.md"
+
+
+def planned_seconds(cases: list[str], seconds: int) -> int:
+    runs = sum(len(SWEEP) if c == "sweep" else 1 for c in cases)
+    return runs * len(REQUESTS) * seconds
+
+
+def check_args(args: Any) -> list[str]:
+    """The cases to run; SystemExit on bad or unbounded settings, before anything starts."""
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not cases or set(cases) - set(CASES):
+        raise SystemExit(f"--cases: a comma-separated subset of {','.join(CASES)}")
+    if not 5 <= args.seconds <= 60:
+        raise SystemExit("--seconds must be 5..60 (every case is bounded)")
+    if not 1 <= args.wrk_threads <= args.connections <= 256:
+        raise SystemExit("need 1 <= --wrk-threads <= --connections <= 256")
+    if planned_seconds(cases, args.seconds) > MAX_LOAD_SECONDS:
+        raise SystemExit(f"{planned_seconds(cases, args.seconds)} s of load planned, more than "
+                         f"{MAX_LOAD_SECONDS} s: lower --seconds")
+    for tool in ("wrk", "redis-server") if "bare" in cases else ("wrk",):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (apt-get install redis-server wrk)")
+    return cases
+
+
+def load(url: str, args: Any, lua: str, allowed: set[str], app_pids: list[int]) -> dict[str, Any]:
+    """Every request of REQUESTS against `url` with wrk, the generator's CPU measured."""
+    host = urlsplit(url).hostname or ""
+    if host not in allowed:
+        raise RuntimeError(f"refusing to send load to {host}: only loopback and the lab's containers")
+    out = {}
+    for name, method, path in REQUESTS:
+        log(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s {method} {url}{path}")
+        out[name] = measured(lambda m=method, p=path: wrk(url + p, args.connections, args.seconds, lua,
+                                                          method=m, threads=args.wrk_threads), app_pids)
+        if "error" in out[name]:
+            log(f"WARNING: wrk failed: {out[name]['error']}")
+    return out
+
+
+def restore(swarm: Any, replicas: int, timeout: float) -> None:
+    """Web back to the replicas it had; a failure here is logged, not raised over the run's own."""
+    try:
+        if swarm.replicas().get("web") != replicas:
+            log(f"restoring {swarm.service_name('web')} to {replicas} replicas")
+            swarm.scale("web", replicas, timeout)
+    except Exception as exc:  # pylint: disable=broad-except
+        log(f"WARNING: could not restore web to {replicas} replicas: {exc}")
+
+
+def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,too-many-statements
+    cases_wanted = check_args(args)
+    reading = quiet.guard(args.lab)
+    if args.write_docs and not reading["quiet"]:
+        log("WARNING: --write-docs will be refused at the end: " + "; ".join(reading["reasons"]))
+    needs_lab = "swarm" in cases_wanted or "sweep" in cases_wanted
+    web = settings.from_checkout()
+    swarm = None
+    allowed = {"127.0.0.1"}
+    if needs_lab:
+        from ..lab import Lab, Swarm  # pylint: disable=import-outside-toplevel
+        from ..lab.swarm import service_env  # pylint: disable=import-outside-toplevel
+        lab = Lab(args.lab)
+        swarm = Swarm(lab, args.stack)
+        allowed |= {n.address for n in lab.nodes.values()}
+        web = settings.from_service(service_env(swarm.service("web")["Spec"]), web)
+    outdir = results_dir("perf")
+    meta: dict[str, Any] = {
+        "started": outdir.name, "lab": args.lab, "command": "swarmlab-ops " + " ".join(sys.argv[1:]),
+        "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
+        "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"]}
+    cases: dict[str, dict[str, Any]] = {}
+    original = None
+    try:
+        with as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua_path:
+            lua = str(lua_path)
+            if "bare" in cases_wanted:
+                with BareApp(web["workers"], web["threads"]) as bare:
+                    gunicorn = bare.procs[-1].pid
+                    cases["bare"] = load(bare.url, args, lua, allowed, [gunicorn, *children_of(gunicorn)])
+            if swarm is not None:
+                edge = swarm.edge_url()
+                wait_ready(edge, 30)
+                original = swarm.replicas()["web"]
+                if "swarm" in cases_wanted:
+                    meta["swarm_replicas"] = original
+                    meta["swarm_spread"] = wait_spread(edge, original, args.converge_timeout)
+                    cases["swarm"] = load(edge, args, lua, allowed, [])
+                for n in SWEEP if "sweep" in cases_wanted else ():
+                    took = swarm.scale("web", n, args.converge_timeout)
+                    spread = wait_spread(edge, n, args.converge_timeout)
+                    log(f"scaled web to {n} in {took:.0f} s; the edge spreads over {spread}")
+                    cases[f"replicas-{n}"] = load(edge, args, lua, allowed, [])
+    finally:
+        if swarm is not None and original is not None:
+            restore(swarm, original, args.converge_timeout)
+        meta["finished"] = time.strftime("%Y%m%dT%H%M%S")
+        quiet.recheck(reading)
+        result = {"meta": meta, "quiet": reading, "cases": cases,
+                  "targets": figures.targets(cases, [r[0] for r in REQUESTS])}
+        (outdir / "perf.json").write_text(json.dumps(result, indent=2))
+        print("\n" + figures.render(result) + "\n")
+        log(f"results in {outdir}")
+    if args.write_docs:
+        return write_docs(result)
+    return 0
+
+
+def write_docs(result: dict[str, Any], path: Path = DOCS) -> int:
+    """Rewrite the table in docs/performance.md between its markers: only after a quiet start,
+    and only with every case measured (SystemExit naming why, the file untouched)."""
+    quiet.refuse_unless_quiet(result["quiet"])
+    missing = [c for c in ("bare", "swarm", "replicas-1", "replicas-4") if c not in result["cases"]]
+    if missing:
+        raise SystemExit("--write-docs refused: cases not measured: " + ", ".join(missing))
+    path.write_text(figures.rewrite_between(path.read_text(), figures.render(result)))
+    log(f"wrote the table into {path}")
+    return 0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="comma-separated subset of bare,swarm,sweep (sweep: 1 and 4 replicas)")
+    parser.add_argument("--seconds", type=int, default=20, help="wrk duration per case and request (5..60)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections, every case")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads, every case")
+    parser.add_argument("--converge-timeout", type=float, default=180, help="seconds to wait for a scale")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="rewrite the table in docs/performance.md (refused unless the machine was quiet)")

@@ -1,0 +1,49 @@
+"""The stack's gunicorn settings for the bare case, read where the stack takes them from.
+
+Workers: the stack role's default (stack_web_gunicorn_workers, set as GUNICORN_WORKERS); threads:
+stack_web_environment's GUNICORN_THREADS if set, else the image's ENV (app/Dockerfile); then,
+when a lab is given, the deployed web service's environment overrides both (what really runs).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..checkout import ROOT
+
+
+def dockerfile_env(text: str) -> dict[str, str]:
+    """KEY=value pairs of the ENV instructions of a Dockerfile (continuation lines joined)."""
+    joined = re.sub(r"\\\n", " ", text)
+    env: dict[str, str] = {}
+    for line in joined.splitlines():
+        parts = line.split()
+        if parts and parts[0].upper() == "ENV":
+            env.update(p.split("=", 1) for p in parts[1:] if "=" in p)
+    return env
+
+
+def from_checkout(root: Path = ROOT) -> dict[str, Any]:
+    """{"workers", "threads", "source"} from the stack role's defaults and the app's Dockerfile."""
+    defaults = yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
+    image_env = dockerfile_env((root / "app/Dockerfile").read_text())
+    extra = defaults.get("stack_web_environment") or {}
+    threads = extra.get("GUNICORN_THREADS", image_env.get("GUNICORN_THREADS"))
+    workers = extra.get("GUNICORN_WORKERS", defaults["stack_web_gunicorn_workers"])
+    if threads is None:
+        raise RuntimeError("app/Dockerfile sets no GUNICORN_THREADS: say --threads")
+    return {"workers": int(workers), "threads": int(threads),
+            "source": "roles/stack/defaults/main.yml, app/Dockerfile"}
+
+
+def from_service(env: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
+    """`base` overridden by a deployed web service's environment (GUNICORN_WORKERS/THREADS)."""
+    out = dict(base)
+    for key, name in (("workers", "GUNICORN_WORKERS"), ("threads", "GUNICORN_THREADS")):
+        if env.get(name):
+            out[key] = int(env[name])
+            out["source"] = "the deployed web service's environment, " + base["source"]
+    return out

@@ -1,0 +1,223 @@
+"""Unit tests of the quiet-machine guard (swarmlab_ops.quiet) and of `swarmlab-ops perf`'s figures:
+the verdict from canned /proc/stat samples and container lists, ratios and targets, the refusal of
+--write-docs on a machine that was not quiet, the docs table rewrite between markers, the stack's
+gunicorn settings. No lab and no load here; one 5 s smoke of the bare case on loopback at the end."""
+from __future__ import annotations
+
+import json
+import shutil
+import types
+
+import pytest
+
+from swarmlab_ops import quiet
+from swarmlab_ops.checkout import ROOT
+from swarmlab_ops.perf import figures, settings
+from swarmlab_ops.perf import run as perf
+
+# /proc/stat's aggregate line: user nice system idle iowait irq softirq steal guest guest_nice
+STAT0 = "cpu  1000 0 500 10000 100 0 50 0 0 0\ncpu0 500 0 250 5000 50 0 25 0 0 0\nintr 1 2 3\n"
+# 1000 jiffies later: 50 busy (user 30, system 15, softirq 5), 950 idle (idle 940, iowait 10)
+STAT_QUIET = "cpu  1030 0 515 10940 110 0 55 0 0 0\n"
+# 1000 jiffies later: 400 busy, 600 idle
+STAT_BUSY = "cpu  1300 0 600 10600 100 0 50 0 0 0\n"
+LAB = "org.swarmlab.lab"
+
+
+def ctr(name, **labels):
+    return {"name": name, "labels": labels}
+
+
+def test_idle_share_from_proc_stat_samples():
+    assert quiet.idle_pct(STAT0, STAT_QUIET) == pytest.approx(95.0)
+    assert quiet.idle_pct(STAT0, STAT_BUSY) == pytest.approx(60.0)
+    with pytest.raises(ValueError):
+        quiet.idle_pct(STAT_QUIET, STAT0)
+
+
+def test_other_labs_are_lab_labelled_containers_of_another_name():
+    containers = [ctr("swarmlab-manager1", **{LAB: "swarmlab"}), ctr("perf-worker1", **{LAB: "perf"}),
+                  ctr("perf-manager1", **{LAB: "perf"}), ctr("registry", **{"org.swarmlab.role": "registry"})]
+    assert quiet.other_labs(containers, "swarmlab") == {"perf": ["perf-manager1", "perf-worker1"]}
+    assert quiet.other_labs(containers[:1], "swarmlab") == {}
+    # No lab under test (the bare benchmark): every lab is another one.
+    assert set(quiet.other_labs(containers, None)) == {"swarmlab", "perf"}
+
+
+@pytest.mark.parametrize("stat, containers, quiet_, reason", [
+    (STAT_QUIET, [ctr("swarmlab-manager1", **{LAB: "swarmlab"})], True, None),
+    (STAT_BUSY, [], False, "only 60 % idle"),
+    (STAT_QUIET, [ctr("hab-manager1", **{LAB: "hab"})], False, "other labs running: hab (1 containers)"),
+])
+def test_verdict(stat, containers, quiet_, reason):
+    ok, reasons = quiet.verdict(quiet.idle_pct(STAT0, stat), quiet.other_labs(containers, "swarmlab"))
+    assert ok is quiet_
+    assert (reasons == []) if reason is None else any(reason in r for r in reasons)
+
+
+def test_verdict_unknown_is_not_quiet():
+    assert quiet.verdict(99.0, None) == (False, ["could not list the containers (other labs unknown)"])
+    assert not quiet.verdict(None, {})[0]
+    # The threshold is inclusive: exactly 90 % idle is quiet.
+    assert quiet.verdict(90.0, {})[0] and not quiet.verdict(89.9, {})[0]
+
+
+def test_heavy_processes_exclude_the_lab_under_test():
+    # {pid: (comm, start key, ppid, cpu seconds, cmdline)}, 5 s apart
+    snap0 = {10: ("dockerd", "1", 1, 100.0, ""), 20: ("python3", "7", 1, 5.0, ""),
+             30: ("gunicorn", "9", 1, 1.0, "")}
+    snap1 = {10: ("dockerd", "1", 1, 102.5, ""), 20: ("python3", "7", 1, 5.1, ""),
+             30: ("gunicorn", "9", 1, 4.0, ""), 40: ("ansible", "99", 1, 1.0, "")}
+    rows = quiet.heavy_processes(snap0, snap1, 5.0, exclude={30})
+    assert [(r["comm"], r["cpu_pct"]) for r in rows] == [("dockerd", 50.0), ("ansible", 20.0)]
+
+
+def reading(ok: bool) -> dict:
+    return {"lab": "swarmlab", "load_avg": ["3.1", "2.9", "2.5"], "cpus": 2, "window_s": 5.0,
+            "idle_pct": 95.0 if ok else 40.0, "other_labs": {} if ok else {"hab": ["hab-manager1"]},
+            "containers_error": "", "heavy": [], "quiet": ok,
+            "reasons": [] if ok else ["CPUs only 40 % idle", "other labs running: hab (1 containers)"]}
+
+
+def test_describe_prints_every_reading():
+    text = quiet.describe(reading(False))
+    for part in ("load average 3.1 2.9 2.5", "40 %", "hab: hab-manager1", "quiet: NO", "CPUs only 40 % idle"):
+        assert part in text
+
+
+def wrk_result(rps, p95, errors=0):
+    return {"rps": rps, "p50_ms": p95 / 3, "p95_ms": p95, "p99_ms": p95 * 2, "errors": errors,
+            "gen_cpu_pct": 9.0, "machine_busy_pct": 80.0}
+
+
+POST, GET = "POST /api/counter/increment", "GET /api/counter"
+CASES = {"bare": {POST: wrk_result(1000, 40), GET: wrk_result(1200, 30)},
+         "swarm": {POST: wrk_result(850, 55), GET: wrk_result(700, 60)},
+         "replicas-1": {POST: wrk_result(400, 100), GET: wrk_result(500, 90)},
+         "replicas-4": {POST: wrk_result(700, 60), GET: wrk_result(750, 60, errors=3)}}
+
+
+def test_targets_ratios_and_verdicts():
+    checks = {(t["request"], t["target"]): t for t in figures.targets(CASES, [POST, GET])}
+    post_rps = checks[(POST, "swarm / bare req/s")]
+    assert post_rps["value"] == pytest.approx(0.85) and post_rps["met"] is True
+    assert checks[(GET, "swarm / bare req/s")]["value"] == pytest.approx(700 / 1200)
+    assert checks[(GET, "swarm / bare req/s")]["met"] is False
+    assert checks[(POST, "swarm p95 / bare p95")]["value"] == pytest.approx(1.375)
+    assert checks[(POST, "swarm p95 / bare p95")]["met"] is True
+    assert checks[(GET, "swarm p95 / bare p95")]["met"] is False  # 2.0x
+    assert checks[(POST, "4 / 1 replicas req/s")]["value"] == pytest.approx(1.75)
+    assert checks[(POST, "4 / 1 replicas req/s")]["met"] is True
+    assert checks[(GET, "4 / 1 replicas req/s")]["met"] is False  # 1.5x
+    errors = [t for t in checks.values() if t["target"].startswith("errors")]
+    assert [(t["request"], t["met"], t["value"]) for t in errors] == [(POST, True, 0), (GET, False, 3)]
+
+
+def test_targets_boundaries_are_inclusive_and_missing_cases_not_measured():
+    cases = {"bare": {POST: wrk_result(1000, 40)}, "swarm": {POST: wrk_result(800, 60)}}
+    checks = {t["target"]: t for t in figures.targets(cases, [POST])}
+    assert checks["swarm / bare req/s"]["met"] is True         # exactly 0.8
+    assert checks["swarm p95 / bare p95"]["met"] is True       # exactly 1.5
+    assert checks["4 / 1 replicas req/s"]["met"] is None       # no sweep in this run
+    cases["swarm"][POST] = {"error": "connection refused"}
+    assert all(t["met"] is None for t in figures.targets(cases, [POST]) if "/" in t["target"])
+
+
+def result(ok: bool) -> dict:
+    meta = {"started": "20270101T000000", "lab": "swarmlab", "command": "swarmlab-ops perf --write-docs",
+            "connections": 32, "wrk_threads": 1, "seconds": 20, "workers": 3, "threads": 4,
+            "settings_source": "test", "swarm_replicas": 4}
+    return {"meta": meta, "quiet": reading(ok), "cases": CASES, "targets": figures.targets(CASES, [POST, GET])}
+
+
+def test_render_has_cases_and_verdicts():
+    text = figures.render(result(True))
+    assert "| bare | POST /api/counter/increment | 1000 | 13.3 | 40.0 | 80.0 | 0 | 9 % | 80 % |" in text
+    assert "| POST /api/counter/increment | swarm / bare req/s | 0.85x | >= 0.8x | met |" in text
+    assert "| GET /api/counter | 4 / 1 replicas req/s | 1.50x | >= 1.6x | **not met** |" in text
+    assert "quiet: yes" in text
+
+
+DOC = f"# Performance\n\nintro\n\n{figures.BEGIN}\n{figures.NOT_MEASURED}\n{figures.END}\n\n## Next\nkept\n"
+
+
+def test_rewrite_between_markers_keeps_the_rest():
+    new = figures.rewrite_between(DOC, "| a | b |\n")
+    assert new.startswith("# Performance\n\nintro\n\n" + figures.BEGIN + "\n| a | b |\n" + figures.END)
+    assert new.endswith("\n\n## Next\nkept\n")
+    assert figures.NOT_MEASURED not in new
+    assert figures.rewrite_between(new, "| c |") == figures.rewrite_between(DOC, "| c |")
+
+
+@pytest.mark.parametrize("text", ["no markers", DOC + figures.BEGIN, DOC.replace(figures.END, ""),
+                                  f"{figures.END}\n{figures.BEGIN}\n"])
+def test_rewrite_between_refuses_bad_markers(text):
+    with pytest.raises(ValueError):
+        figures.rewrite_between(text, "x")
+
+
+def test_write_docs_refused_unless_quiet(tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text(DOC)
+    with pytest.raises(SystemExit, match="refused: the machine was not quiet: CPUs only 40 % idle; other labs"):
+        perf.write_docs(result(False), doc)
+    assert doc.read_text() == DOC
+    partial = result(True)
+    partial["cases"] = {k: v for k, v in CASES.items() if k != "replicas-1"}
+    with pytest.raises(SystemExit, match="cases not measured: replicas-1"):
+        perf.write_docs(partial, doc)
+    assert doc.read_text() == DOC
+    assert perf.write_docs(result(True), doc) == 0
+    assert "| swarm | GET /api/counter | 700 |" in doc.read_text()
+
+
+def test_the_repository_doc_has_the_markers():
+    text = (ROOT / "docs" / "performance.md").read_text()
+    assert figures.rewrite_between(text, "x").count("x") >= 1
+
+
+def args(**kw):
+    base = {"cases": "bare,swarm,sweep", "seconds": 20, "connections": 32, "wrk_threads": 1}
+    return types.SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("kw, message", [({"seconds": 4}, "5..60"), ({"seconds": 61}, "5..60"),
+                                         ({"cases": "bare,edge"}, "subset"),
+                                         ({"wrk_threads": 40}, "wrk-threads")])
+def test_bad_settings_fail_before_anything_starts(kw, message):
+    with pytest.raises(SystemExit, match=message):
+        perf.check_args(args(**kw))
+
+
+def test_total_load_is_bounded():
+    assert perf.planned_seconds(["bare", "swarm", "sweep"], 60) == 480 <= perf.MAX_LOAD_SECONDS
+    assert perf.check_args(args(seconds=60)) == ["bare", "swarm", "sweep"]
+
+
+def test_stack_settings_from_the_checkout_and_the_deployed_service():
+    web = settings.from_checkout()
+    assert web["workers"] == 3 and web["threads"] == 4  # stack_web_gunicorn_workers; the image's ENV
+    live = settings.from_service({"GUNICORN_WORKERS": "2", "REDIS_URL": "x"}, web)
+    assert (live["workers"], live["threads"]) == (2, 4) and "deployed" in live["source"]
+    assert settings.dockerfile_env("FROM x\nENV A=1 \\\n    B=2\nRUN true\nENV C=3\n") == \
+        {"A": "1", "B": "2", "C": "3"}
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("redis-server") is None,
+                    reason="needs wrk and redis-server (scripts/setup.sh installs them)")
+def test_smoke_bare_case_on_loopback(tmp_path, monkeypatch, capsys):
+    """5 s of wrk (POST) against the bare app on 127.0.0.1: the tool works end to end. The
+    figures are not looked at (nor recorded anywhere but the run's own results/ folder)."""
+    monkeypatch.setattr(perf, "results_dir", lambda kind: tmp_path)
+    monkeypatch.setattr(quiet, "WINDOW_S", 0.5)
+    monkeypatch.setattr(perf, "REQUESTS", perf.REQUESTS[:1])  # POST only: 5 s of load in all
+    ns = types.SimpleNamespace(cases="bare", seconds=5, connections=4, wrk_threads=1, lab="perf-smoke",
+                               stack="swarmlab", converge_timeout=10, write_docs=False)
+    assert perf.run(ns) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ")  # the guard's lines come first
+    data = json.loads((tmp_path / "perf.json").read_text())
+    assert set(data["cases"]["bare"]) == {POST}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in data["cases"]["bare"].values())
+    assert "idle_pct" in data["quiet"] and "quiet" in data["quiet"]
+    assert "| bare | POST /api/counter/increment |" in out
