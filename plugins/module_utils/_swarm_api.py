@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import traceback
 import typing as t
 from http.client import HTTPConnection
 from urllib.parse import quote, urlencode
+
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import SwarmLogicError
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 
@@ -110,3 +114,43 @@ class SwarmApi:
     def update_service(self, service: dict[str, t.Any], spec: dict[str, t.Any]) -> None:
         self.request('POST', '/services/%s/update' % quote(service['ID'], safe=''),
                      query={'version': service['Version']['Index']}, body=spec)
+
+
+class SwarmResultError(Exception):
+    """A module's failure that carries the (partial) result, so the user sees what was observed."""
+
+    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class SwarmWorker:
+    """What a Swarm maintenance module does, given the module and the API: run() returns the result.
+    sleep and clock are parameters so the unit tests drive the waits without waiting."""
+
+    def __init__(self, module: t.Any, api: t.Any, sleep: t.Callable[[float], None] = time.sleep,
+                 clock: t.Callable[[], float] = time.monotonic) -> None:
+        self.module = module
+        self.api = api
+        self.params = module.params
+        self.sleep = sleep
+        self.clock = clock
+
+    def require_manager(self) -> None:
+        if not self.api.swarm_manager():
+            raise SwarmLogicError('This host is not a Swarm manager; run the module on (or delegate it to) a manager.')
+
+    def run(self) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+
+def run_swarm_module(module: t.Any, worker: t.Callable[[t.Any, SwarmApi], SwarmWorker]) -> None:
+    """Run a worker against the Engine API the module's shared options name, then exit or fail."""
+    try:
+        api = SwarmApi(module.params['docker_host'], module.params['api_timeout'])
+        result = worker(module, api).run()
+    except SwarmResultError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except (DockerApiError, SwarmLogicError) as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(**result)

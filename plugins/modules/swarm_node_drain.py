@@ -290,14 +290,11 @@ waited:
   sample: 6.2
 """
 
-import time
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
-    SwarmLogicError,
     desired_replicas,
     drain_plan,
     drain_wait_targets,
@@ -318,29 +315,25 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
     SWARM_API_ARGUMENT_SPEC,
-    DockerApiError,
-    SwarmApi,
+    SwarmResultError,
+    SwarmWorker,
+    run_swarm_module,
 )
 
 
-class NodeDrainer:
+class NodeDrainer(SwarmWorker):
     """Plans, moves, drains and waits (or activates); the module only builds it and reports what it returns."""
 
-    def __init__(self, module: t.Any, api: t.Any, sleep: t.Callable[[float], None] = time.sleep,
-                 clock: t.Callable[[], float] = time.monotonic) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.sleep = sleep
-        self.clock = clock
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = 0.0
         self.deadline = 0.0
 
     def _snapshot(self) -> tuple[list, list, list]:
         return self.api.nodes(), self.api.services(), self.api.tasks()
 
     def run(self) -> dict[str, t.Any]:
-        if not self.api.swarm_manager():
-            raise SwarmLogicError('This host is not a Swarm manager; run the module on (or delegate it to) a manager.')
+        self.require_manager()
         started = self.clock()
         self.deadline = started + self.params['wait_timeout']
         nodes, services, tasks = self._snapshot()
@@ -523,12 +516,8 @@ def describe(items: list[dict[str, t.Any]]) -> str:
     return '; '.join('%(name)s (%(reason)s)' % item for item in items)
 
 
-class RefusedError(Exception):
-    """A failure that carries the partial result, so the user sees what was observed."""
-
-    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
-        super().__init__(message)
-        self.result = result
+class RefusedError(SwarmResultError):
+    """A refusal or failure that carries the partial result."""
 
 
 def main() -> None:
@@ -544,14 +533,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        api = SwarmApi(module.params['docker_host'], module.params['api_timeout'])
-        result = NodeDrainer(module, api).run()
-    except RefusedError as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except (DockerApiError, SwarmLogicError) as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    run_swarm_module(module, NodeDrainer)
 
 
 if __name__ == '__main__':

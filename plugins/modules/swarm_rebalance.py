@@ -136,14 +136,11 @@ waited:
   sample: 12.4
 """
 
-import time
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
-    SwarmLogicError,
     desired_replicas,
     imbalance,
     is_replicated,
@@ -157,29 +154,18 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
     SWARM_API_ARGUMENT_SPEC,
-    DockerApiError,
-    SwarmApi,
+    SwarmResultError,
+    SwarmWorker,
+    run_swarm_module,
 )
 
 
-class RebalanceError(Exception):
+class RebalanceError(SwarmResultError):
     """A failure that carries the partial result."""
 
-    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
-        super().__init__(message)
-        self.result = result
 
-
-class Rebalancer:
+class Rebalancer(SwarmWorker):
     """Finds uneven services, force-updates them one by one, waits, and reports the spread."""
-
-    def __init__(self, module: t.Any, api: t.Any, sleep: t.Callable[[float], None] = time.sleep,
-                 clock: t.Callable[[], float] = time.monotonic) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.sleep = sleep
-        self.clock = clock
 
     def _look(self, result: dict[str, t.Any], suffix: str) -> list[dict[str, t.Any]]:
         """Record the spread under *_<suffix>; return the uneven services."""
@@ -195,8 +181,7 @@ class Rebalancer:
         return uneven
 
     def run(self) -> dict[str, t.Any]:
-        if not self.api.swarm_manager():
-            raise SwarmLogicError('This host is not a Swarm manager; run the module on (or delegate it to) a manager.')
+        self.require_manager()
         result: dict[str, t.Any] = {'changed': False, 'services_updated': [], 'waited': 0.0}
         uneven = self._look(result, 'before')
         if not uneven:
@@ -262,14 +247,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        api = SwarmApi(module.params['docker_host'], module.params['api_timeout'])
-        result = Rebalancer(module, api).run()
-    except RebalanceError as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except (DockerApiError, SwarmLogicError) as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    run_swarm_module(module, Rebalancer)
 
 
 if __name__ == '__main__':

@@ -162,8 +162,6 @@ waited:
   sample: 41.7
 """
 
-import time
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -171,7 +169,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     ROLLOUT_FAILED,
     ROLLOUT_RUNNING,
-    SwarmLogicError,
     api_time,
     desired_count,
     rollout_outcome,
@@ -183,8 +180,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
     SWARM_API_ARGUMENT_SPEC,
-    DockerApiError,
-    SwarmApi,
+    SwarmResultError,
+    SwarmWorker,
+    run_swarm_module,
 )
 
 STACK_LABEL = 'com.docker.stack.namespace'
@@ -194,24 +192,12 @@ STACK_LABEL = 'com.docker.stack.namespace'
 SETTLE = 15
 
 
-class RolloutError(Exception):
+class RolloutError(SwarmResultError):
     """A failure that carries the result."""
 
-    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
-        super().__init__(message)
-        self.result = result
 
-
-class RolloutWatcher:
+class RolloutWatcher(SwarmWorker):
     """Reads the stack's services until every update started since the snapshot has ended."""
-
-    def __init__(self, module: t.Any, api: t.Any, sleep: t.Callable[[float], None] = time.sleep,
-                 clock: t.Callable[[], float] = time.monotonic) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.sleep = sleep
-        self.clock = clock
 
     def _services(self) -> list[dict[str, t.Any]]:
         stack = self.params['stack']
@@ -224,8 +210,7 @@ class RolloutWatcher:
         return sorted(found, key=service_name)
 
     def run(self) -> dict[str, t.Any]:
-        if not self.api.swarm_manager():
-            raise SwarmLogicError('This host is not a Swarm manager; run the module on (or delegate it to) a manager.')
+        self.require_manager()
         start = self.clock()
         services = self._services()
         result: dict[str, t.Any] = {'changed': False, 'waited': 0.0,
@@ -317,14 +302,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        api = SwarmApi(module.params['docker_host'], module.params['api_timeout'])
-        result = RolloutWatcher(module, api).run()
-    except RolloutError as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except (DockerApiError, SwarmLogicError) as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    run_swarm_module(module, RolloutWatcher)
 
 
 if __name__ == '__main__':
