@@ -258,9 +258,10 @@ def _as_api(services, nodes):
             continue
         deploy = svc['deploy']
         constraints = deploy.get('placement', {}).get('constraints', [])
-        api_services.append({'ID': name, 'Spec': {'Name': name, 'Labels': deploy.get('labels', {}),
-                                                 'Mode': {'Replicated': {'Replicas': deploy['replicas']}},
-                                                 'TaskTemplate': {'Placement': {'Constraints': constraints}}}})
+        spec = {'Name': name, 'Labels': deploy.get('labels', {}),
+                'Mode': {'Replicated': {'Replicas': deploy['replicas']}},
+                'TaskTemplate': {'Placement': {'Constraints': constraints}}}
+        api_services.append({'ID': name, 'Spec': spec})
         node = next(n for n in nodes if sw.node_satisfies(n, constraints))
         tasks.append({'ServiceID': name, 'NodeID': node['ID'], 'DesiredState': 'running', 'Status': {'State': 'running'}})
     return api_services, tasks
