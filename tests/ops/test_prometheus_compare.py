@@ -144,3 +144,25 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_compare_locust_failures_against_5xx():
+    checks = pq.compare({"requests": 1000, "failures": 40}, {
+        "app": {"requests": 960, "by_class": {"2xx": 960}},
+        "edge": {"requests": 1000, "by_class": {"2xx": 960, "5xx": 40}}}, window=20, scrape=5)
+    assert [(c["what"], c["client"], c["prometheus"], c["agree"]) for c in checks] == [
+        ("requests at the edge", 1000, 1000, True), ("requests in the app", 1000, 960, True),
+        ("failed requests / 5xx answers at the edge", 40, 40, True)]
+
+
+def test_reports_carry_the_prometheus_lines():
+    from swarmlab_ops.report import render_drills  # pylint: disable=import-outside-toplevel
+    rows = [{"drill": "web-kill", "met_text": "yes",
+             "prometheus": {"text": "Prometheus saw: requests 5 (2xx 5), edge requests 5, p95 3 ms, alerts: none"
+                                    "\ndisagrees: requests in the app: client 9, Prometheus 5 (tolerance 1)"}},
+            {"drill": "registry", "met_text": "yes", "prometheus": {"text": "Prometheus: not deployed"}}]
+    table = render_drills(rows)
+    assert ("- web-kill: Prometheus saw: requests 5 (2xx 5), edge requests 5, p95 3 ms, alerts: none; "
+            "disagrees: requests in the app: client 9, Prometheus 5 (tolerance 1)") in table
+    assert "- registry: Prometheus: not deployed" in table
+    assert "Prometheus" not in render_drills([{"drill": "web-kill"}])

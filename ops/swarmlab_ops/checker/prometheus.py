@@ -157,7 +157,7 @@ def tolerance(requests: int, window: float, scrape: float) -> int:
 def compare(client: dict[str, Any], seen: dict[str, Any], window: float, scrape: float) -> list[dict[str, Any]]:
     """The client's counts against Prometheus's, each with the tolerance and whether they agree.
 
-    client: requests, errors_5xx, and by_app when the client knows which answers came from the app
+    client: requests, errors_5xx (or Locust's failures), and by_app when the client knows which answers came from the app
     (X-Served-By; Locust does not). seen: app and edge counts (edge None when not scraped).
     - requests at the edge: every request the client sent (one the edge refused at connect is in
       neither count: the client counts it as no_answer);
@@ -178,8 +178,11 @@ def compare(client: dict[str, Any], seen: dict[str, Any], window: float, scrape:
         check("requests at the edge", client["requests"], edge["requests"])
     check("requests in the app", client.get("by_app", client["requests"]), app.get("requests"))
     fivexx = (edge or app).get("by_class", {}).get("5xx", 0) if (edge or app) else None
-    check("5xx answers" + (" at the edge" if edge is not None else " in the app"),
-          client.get("errors_5xx"), fivexx)
+    where = " at the edge" if edge is not None else " in the app"
+    if "errors_5xx" in client:
+        check("5xx answers" + where, client["errors_5xx"], fivexx)
+    else:  # Locust counts failures (5xx, other statuses, no answer) without telling them apart
+        check("failed requests / 5xx answers" + where, client.get("failures"), fivexx)
     return checks
 
 

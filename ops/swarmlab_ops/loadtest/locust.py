@@ -95,6 +95,7 @@ def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
     load0 = loadavg()
     log(f"case {name}: locust -u {args.users} -r {args.spawn_rate} -t {args.seconds}s "
         f"--processes {args.processes} against {url} (load average {load0})")
+    window_start = time.time()
     with open(outdir / f"{name}.locust.log", "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         prof = CpuProfile(proc.pid, node_pids, bare_pids)
@@ -108,7 +109,8 @@ def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
         finally:
             profile = prof.stop()
     result = parse_locust_stats(f"{prefix}_stats.csv")
-    result.update(url=url, load_avg_start=load0, load_avg_end=loadavg(), profile=profile)
+    result.update(url=url, load_avg_start=load0, load_avg_end=loadavg(), profile=profile,
+                  window={"start": window_start, "end": time.time()})
     gen = profile["cpu_pct"].get("generator", 0.0)
     result["warnings"] = saturation_warnings(gen, args.processes, profile["gen_per_process_pct"],
                                              os.cpu_count() or 1, profile["machine_busy_pct"])
