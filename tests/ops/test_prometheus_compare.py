@@ -7,6 +7,7 @@ import pytest
 from swarmlab_ops.checker import prometheus as pq
 from swarmlab_ops.history import Op
 from swarmlab_ops.lab.prometheus import parse_duration
+from swarmlab_ops.report import render_drills
 
 
 def series(values, **labels):
@@ -156,7 +157,6 @@ def test_compare_locust_failures_against_5xx():
 
 
 def test_reports_carry_the_prometheus_lines():
-    from swarmlab_ops.report import render_drills  # pylint: disable=import-outside-toplevel
     rows = [{"drill": "web-kill", "met_text": "yes",
              "prometheus": {"text": "Prometheus saw: requests 5 (2xx 5), edge requests 5, p95 3 ms, alerts: none"
                                     "\ndisagrees: requests in the app: client 9, Prometheus 5 (tolerance 1)"}},

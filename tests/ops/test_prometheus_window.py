@@ -30,10 +30,11 @@ def scraped_app(tmp_path):
             f"global:\n  scrape_interval: {SCRAPE}s\n  evaluation_interval: {SCRAPE}s\n"
             f"scrape_configs:\n  - job_name: web\n    static_configs:\n"
             f"      - targets: ['{app.metrics_address}']\n")
-        proc = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))  # noqa: SIM115
+        with open(tmp_path / "prometheus.log", "wb") as logf:
+            proc = subprocess.Popen(
+                ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=logf)
         try:
             prom = Prometheus(f"http://127.0.0.1:{port}")
             deadline = time.monotonic() + 20
