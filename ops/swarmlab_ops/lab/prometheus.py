@@ -9,6 +9,7 @@ The queries and the arithmetic are in checker/prometheus.py.
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -83,7 +84,7 @@ class Prometheus:
             "app": promq.app_counts(self.query(qs["app"], at), start, at),
             "edge": promq.edge_counts(self.query(qs["edge"], at), self.query(qs["edge_responses"], at),
                                       start, at),
-            "p95_ms": None if value != value else round(value * 1000, 1),  # NaN: no request observed
+            "p95_ms": None if math.isnan(value) else round(value * 1000, 1),  # NaN: no request observed
             "alerts": promq.alert_spans(self.query_range(qs["alerts"], start, until, scrape), start, until,
                                         scrape),
         }
