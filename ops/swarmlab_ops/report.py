@@ -48,6 +48,10 @@ def render_drills(rows: list[dict]) -> str:
             DRILL_TARGETS.get(row["drill"].split(" ")[0], ""),
             row.get("met_text", "?"),
         ]) + " |")
+    seen = [(row["drill"], row["prometheus"]["text"]) for row in rows if row.get("prometheus")]
+    if seen:
+        lines += ["", "What Prometheus saw in each drill's window (its load; without load, the drill):", ""]
+        lines += ["- %s: %s" % (name, text.replace("\n", "; ")) for name, text in seen]
     return "\n".join(lines)
 
 

@@ -155,8 +155,11 @@ def test_report_and_chart(lt, tmp_path):
     meta = {"started": "20260101T000000", "cpus": 2, "locust": "2.47.0", "users": 32,
             "spawn_rate": 32, "seconds": 25, "processes": 2, "workers": 3, "threads": 4,
             "profile_seconds": 4}
+    cases["swarm"]["prometheus"] = {"text": "Prometheus saw: requests 17500 (2xx 17500), edge requests 17500, "
+                                            "p95 40 ms, alerts: none"}
     md = lt.render_markdown(meta, cases, lt.check_targets(cases), None)
     assert "| swarm | 700 |" in md
+    assert "- swarm: Prometheus saw: requests 17500 (2xx 17500), edge requests 17500, p95 40 ms" in md
     assert "**no** (short by 0.41)" in md          # 700/1800 = 0.39 vs 0.8
     assert "**no** (over by 45)" in md             # p95 95 vs 50
     assert "- bare: machine saturated: x" in md

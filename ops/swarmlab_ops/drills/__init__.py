@@ -6,6 +6,11 @@ through the edge) records every response in the history (ok / fail / unknown, se
 counter checker compares the acknowledged increments with the counter read on the Redis master
 before and after. Every drill is bounded in time and requests, stops by itself, and restores the lab.
 Targets are reported in the table, never asserted here.
+
+With the monitoring stack deployed, each drill also records what Prometheus saw for its load's
+window (requests by status class in the app and at the edge, p95 from the app's histogram, alerts
+that fired and resolved up to the drill's end) and where that disagrees with the client's own count
+(docs/monitoring.md, "What the drills and the load test read from Prometheus").
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import time
 from typing import Any, Callable
 
 from ..checkout import results_dir
+from ..lab.prometheus import observe
 from ..report import log, render_drills
 from .common import Ctx, Opts
 from .maintenance import drain, node_loss
@@ -45,11 +51,13 @@ def run(args: Any) -> int:
                 wait_replicas=args.wait_replicas, worker=args.worker)
     ctx = Ctx.open(args.lab, args.stack, opts)
     out = args.json or results_dir("drills") / "drills.json"
-    log("lab %s, edge %s, drills: %s; results in %s" % (ctx.lab.name, ctx.edge_url, ", ".join(names), out))
+    log("lab %s, edge %s, drills: %s; results in %s; Prometheus: %s" % (
+        ctx.lab.name, ctx.edge_url, ", ".join(names), out, ctx.prom.url if ctx.prom else "not deployed"))
     rows = []
     for name in names:
         log("== %s" % name)
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
+        ctx.window = None
         try:
             row = DRILLS[name](ctx)
         # one drill's failure must not hide the others
@@ -58,8 +66,13 @@ def run(args: Any) -> int:
         finally:
             ctx.stop_loads()  # no load outlives its drill
         row["seconds"] = round(time.monotonic() - started, 1)
+        # The load's window with the client's counts; a drill without load: its whole time, alerts only.
+        window = ctx.window or {"start": wall, "end": time.time(), "client": None}
+        row["prometheus"] = observe(ctx.prom, window["start"], window["end"], window["client"],
+                                    alerts_until=time.time())
         rows.append(row)
         log("%s: %s; %s" % (name, row.get("recover_text"), json.dumps(row.get("accounting"))))
+        log("%s: %s" % (name, row["prometheus"]["text"]))
     table = render_drills(rows)
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass, field
 
 from ..checker.counter import check
+from ..checker.prometheus import client_counts
 from ..checker.timeline import summarize
 from ..client.http import CounterClient
 from ..generator import Load
 from ..history import Op
 from ..lab import Lab, Swarm
+from ..lab.prometheus import Prometheus, find as find_prometheus
 from ..lab.redis import RedisProbe
 from ..lab.swarm import service_env
 
@@ -34,6 +36,10 @@ class Ctx:
     edge_url: str = ""
     app_key: str = "counter"
     loads: list[Load] = field(default_factory=list)
+    # Prometheus as the monitoring role publishes it (None: not deployed), and the last load's
+    # window with the client's own counts, for the drill's "Prometheus saw" line.
+    prom: Prometheus | None = None
+    window: dict | None = None
 
     @classmethod
     def open(cls, lab_name: str, stack: str, opts: Opts) -> "Ctx":
@@ -42,6 +48,7 @@ class Ctx:
         ctx = cls(lab, swarm, RedisProbe(swarm), opts)
         ctx.edge_url = swarm.edge_url()
         ctx.app_key = service_env(swarm.service("web")["Spec"]).get("COUNTER_KEY", "counter")
+        ctx.prom = find_prometheus(swarm)
         return ctx
 
     def counter(self) -> int:
@@ -58,6 +65,7 @@ class Ctx:
     def finish(self, load: Load, start_value: int, tail: float = 2.0) -> tuple[list[Op], dict, dict]:
         time.sleep(tail)
         ops = load.stop()
+        self.window = {"start": load.started, "end": time.time(), "client": client_counts(ops)}
         time.sleep(1.5)  # let in-flight replication settle before reading the master
         return ops, summarize(ops), check(ops, start_value, self.counter())
 

@@ -95,6 +95,7 @@ def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
     load0 = loadavg()
     log(f"case {name}: locust -u {args.users} -r {args.spawn_rate} -t {args.seconds}s "
         f"--processes {args.processes} against {url} (load average {load0})")
+    window_start = time.time()
     with open(outdir / f"{name}.locust.log", "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         prof = CpuProfile(proc.pid, node_pids, bare_pids)
@@ -108,7 +109,8 @@ def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
         finally:
             profile = prof.stop()
     result = parse_locust_stats(f"{prefix}_stats.csv")
-    result.update(url=url, load_avg_start=load0, load_avg_end=loadavg(), profile=profile)
+    result.update(url=url, load_avg_start=load0, load_avg_end=loadavg(), profile=profile,
+                  window={"start": window_start, "end": time.time()})
     gen = profile["cpu_pct"].get("generator", 0.0)
     result["warnings"] = saturation_warnings(gen, args.processes, profile["gen_per_process_pct"],
                                              os.cpu_count() or 1, profile["machine_busy_pct"])
@@ -129,7 +131,7 @@ class BareApp:
         self.workdir = Path(tempfile.mkdtemp(prefix="swarmlab-loadtest-"))
 
     def __enter__(self) -> "BareApp":
-        redis_port, app_port = free_port(), free_port()
+        redis_port, app_port, metrics_port = free_port(), free_port(), free_port()
         self.procs.append(subprocess.Popen(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
              "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
@@ -137,13 +139,16 @@ class BareApp:
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(app_port),
                "GUNICORN_WORKERS": str(self.workers), "GUNICORN_THREADS": str(self.threads),
                "REDIS_URL": f"redis://:{BARE_PASSWORD}@127.0.0.1:{redis_port}/0",
-               "COUNTER_KEY": "loadtest:counter"}
+               "COUNTER_KEY": "loadtest:counter",
+               # The app's metrics as in the stack, on a free loopback port (not 0.0.0.0:9102).
+               "METRICS_PORT": str(metrics_port), "METRICS_HOST": "127.0.0.1"}
         with open(self.workdir / "gunicorn.log", "wb") as logf:
             self.procs.append(subprocess.Popen(
                 [str(Path(sys.executable).with_name("gunicorn")), "--config",
                  str(APP_DIR / "gunicorn.conf.py"), "counter:create_app()"],
                 cwd=APP_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT))
         self.url = f"http://127.0.0.1:{app_port}"
+        self.metrics_address = f"127.0.0.1:{metrics_port}"
         wait_ready(self.url, 30)
         return self
 

@@ -47,6 +47,10 @@ def render_markdown(meta: dict[str, Any], cases: dict[str, dict[str, Any]],
                                               if "req/s" in t["target"] else
                                               f"**no** (over by {t['missed_by']:.0f})")
         lines.append(f"| {t['target']} | {shown} | {t['goal']} | {met} |")
+    seen = [(n, c["prometheus"]["text"]) for n, c in cases.items() if c.get("prometheus")]
+    if seen:
+        lines += ["", "What Prometheus saw in each case's window (beside Locust's figures above):", ""]
+        lines += [f"- {n}: {text.replace(chr(10), '; ')}" for n, text in seen]
     warnings = [(n, w) for n, c in cases.items() for w in c.get("warnings", [])]
     if warnings:
         lines += ["", "Warnings:", ""] + [f"- {n}: {w}" for n, w in warnings]

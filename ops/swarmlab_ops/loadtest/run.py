@@ -15,6 +15,10 @@ Cases (each one only when asked):
   --profile  wrk at 1 and 32 connections from the host and from a probe on the overlay network,
              redis-cli --latency in the master and from a replica's container
 Traffic goes only to loopback and the lab's containers; every case is bounded in time.
+
+With the monitoring stack deployed, each case through the edge (--swarm, --replicas) also records
+what Prometheus saw for the case's window and where it disagrees with Locust's own count
+(docs/monitoring.md, "What the drills and the load test read from Prometheus").
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from .. import quiet
 from ..checkout import RESULTS
 from ..lab import Lab, Swarm
 from ..lab.ansible import run_playbook
+from ..lab.prometheus import find as find_prometheus, observe
 from ..report import log
 from .locust import BareApp, loadavg, run_locust, served_by, sh, wait_ready, wait_spread
 from .profile import run_profile
@@ -38,6 +43,15 @@ from .report import render_chart, render_markdown
 from .stats import check_targets
 
 WRK_LUA = files("swarmlab_ops").joinpath("wrk_report.lua")
+
+
+def prometheus_saw(prom: Any, name: str, case: dict[str, Any]) -> None:
+    """What Prometheus saw in the case's window beside Locust's count (Locust does not tell 5xx from
+    other failures, nor which answers the app gave: its failures against the 5xx answers)."""
+    window = case["window"]
+    case["prometheus"] = observe(prom, window["start"], window["end"],
+                                 {"requests": case["requests"], "failures": case["failures"]})
+    log(f"case {name}: {case['prometheus']['text']}")
 
 
 def single_mode(lab_name: str, state: str, host: str) -> None:
@@ -99,11 +113,14 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
             edge = swarm.edge_url()
             wait_ready(edge, 30)
             original = swarm.replicas()["web"]
+            prom = find_prometheus(swarm)
+            log(f"Prometheus: {prom.url if prom else 'not deployed'}")
             if args.swarm:
                 meta["swarm_replicas"] = original
                 meta["swarm_spread"] = wait_spread(edge, original, args.converge_timeout)
                 log(f"edge spreads over {original} replicas: {meta['swarm_spread']}")
                 cases["swarm"] = run_locust("swarm", edge, args, outdir, node_pids, [])
+                prometheus_saw(prom, "swarm", cases["swarm"])
             if args.profile:
                 profile = run_profile(swarm, edge, args.profile_seconds, outdir, lua)
             for n in sweep:
@@ -112,6 +129,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
                 log(f"scaled to {n} in {took:.0f} s; edge spreads over {spread}")
                 cases[f"replicas-{n}"] = run_locust(f"replicas-{n}", edge, args, outdir, node_pids, [])
                 cases[f"replicas-{n}"]["spread"] = spread
+                prometheus_saw(prom, f"replicas-{n}", cases[f"replicas-{n}"])
     finally:
         if swarm and sweep and (args.restore_replicas or original):
             restore = args.restore_replicas or original
