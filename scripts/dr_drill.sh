@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Disaster-recovery drill on the lab (issue 20; docs/operations.md): the counter at a known value,
+# playbooks/backup.yml, the whole lab destroyed and created again (new node containers, new
+# volumes), playbooks/restore.yml, then: web 4/4, the same counter value, every image of the
+# registry's catalog pullable on every node, Redis replication healthy, the registry's and the
+# stack's CA the same as before (nothing generated anew). Prints the time of each step.
+#
+# Needs the lab with site.yml on it, and the lab lock:
+#   export SWARMLAB_LAB_NAME=dr
+#   ansible-playbook playbooks/lab.yml && ansible-playbook site.yml
+#   /work/bin/lab-lock run dr -- bash scripts/dr_drill.sh
+# DR_BACKUP_DIR: where the backups go (default a new directory under /tmp, removed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LAB=${SWARMLAB_LAB_NAME:-swarmlab}
+M="$LAB-manager1"
+STACK=swarmlab
+COUNT=${DR_COUNT:-37}
+own_backups=false
+if [ -z "${DR_BACKUP_DIR:-}" ]; then
+    DR_BACKUP_DIR=$(mktemp -d /tmp/dr-backups.XXXXXX)
+    own_backups=true
+fi
+PLAYBOOK=ansible-playbook
+[ -x .venv/bin/ansible-playbook ] && PLAYBOOK=.venv/bin/ansible-playbook
+
+say() { printf '[dr %s] %s\n' "$(date +%T)" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+step() { # name, command...: run it, print its time
+    local name=$1 start rc=0
+    shift
+    start=$(date +%s)
+    "$@" > "$DR_BACKUP_DIR/$name.log" 2>&1 || rc=$?
+    say "$name: $(( $(date +%s) - start )) s (rc $rc)"
+    [ $rc = 0 ] || { tail -40 "$DR_BACKUP_DIR/$name.log"; fail "$name"; }
+}
+api() { docker exec "$M" curl -sS -f -m 5 -X "$1" "http://127.0.0.1:8080$2"; }
+value() { api GET /api/counter | python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])'; }
+wait_value() { # the reads may go to a replica: give replication a moment
+    local v=''
+    for _ in $(seq 1 30); do
+        v=$(value 2> /dev/null || true)
+        [ "$v" = "$1" ] && return 0
+        sleep 2
+    done
+    fail "counter is '$v', expected $1"
+}
+nodes() { docker ps --filter "label=org.swarmlab.lab=$LAB" --format '{{.Names}}' | sort; }
+registry() { docker exec "$M" ls /etc/docker/certs.d | head -n 1; }
+catalog() { # repo:tag lines; the lab's credentials go to curl on its standard input, not its argv
+    local reg
+    reg=$(registry)
+    printf 'user = "moby:gordon"\n' | docker exec -i "$M" curl -sS -f -K - --cacert "/etc/docker/certs.d/$reg/ca.crt" \
+        "https://$reg/v2/_catalog" | python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin)["repositories"]))' |
+        while read -r repo; do
+            printf 'user = "moby:gordon"\n' | docker exec -i "$M" curl -sS -f -K - --cacert "/etc/docker/certs.d/$reg/ca.crt" \
+                "https://$reg/v2/$repo/tags/list" | python3 -c 'import json, sys; d = json.load(sys.stdin); print("\n".join("%s:%s" % (d["name"], t) for t in d["tags"] or []))'
+        done | sed "s|^|$reg/|"
+}
+cas() { docker exec "$M" sha256sum "/etc/docker/certs.d/$(registry)/ca.crt" /opt/swarmlab/stack/tls/ca/ca.crt | cut -d' ' -f1; }
+
+say "lab $LAB, backups in $DR_BACKUP_DIR"
+api POST /api/counter/reset > /dev/null
+for _ in $(seq 1 "$COUNT"); do api POST /api/counter/increment > /dev/null; done
+wait_value "$COUNT"
+say "counter at $COUNT"
+catalog > "$DR_BACKUP_DIR/catalog.before"
+cas > "$DR_BACKUP_DIR/ca.before"
+say "catalog: $(tr '\n' ' ' < "$DR_BACKUP_DIR/catalog.before")"
+
+step backup "$PLAYBOOK" playbooks/backup.yml -e "backup_dir=$DR_BACKUP_DIR"
+wait_value "$COUNT"
+step destroy "$PLAYBOOK" playbooks/lab.yml -e lab_state=down
+[ -z "$(nodes)" ] || fail "lab nodes still there: $(nodes)"
+step create "$PLAYBOOK" playbooks/lab.yml
+step restore "$PLAYBOOK" playbooks/restore.yml -e "backup_dir=$DR_BACKUP_DIR"
+
+replicas=$(docker exec "$M" docker service ls --filter "name=${STACK}_web" --format '{{.Replicas}}')
+[ "$replicas" = 4/4 ] || fail "web $replicas"
+say "web $replicas"
+wait_value "$COUNT"
+say "counter $COUNT after the restore"
+cas > "$DR_BACKUP_DIR/ca.after"
+cmp -s "$DR_BACKUP_DIR/ca.before" "$DR_BACKUP_DIR/ca.after" || fail "a CA was generated anew"
+say "registry and stack CA unchanged"
+catalog > "$DR_BACKUP_DIR/catalog.after"
+missing=$(comm -23 <(sort "$DR_BACKUP_DIR/catalog.before") <(sort "$DR_BACKUP_DIR/catalog.after"))
+[ -z "$missing" ] || fail "tags missing from the catalog: $missing"
+for node in $(nodes); do
+    while read -r image; do
+        docker exec "$node" docker pull -q "$image" > /dev/null || fail "$node cannot pull $image"
+    done < "$DR_BACKUP_DIR/catalog.before"
+done
+say "every image of the catalog pulls on $(nodes | wc -l) nodes"
+master=$(docker exec "$M" docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_redis-master")
+repl=$(docker exec "$M" docker exec "$master" sh /usr/local/lib/swarmlab/redis-boot.sh cli server INFO replication)
+echo "$repl" | grep -q '^role:master' || fail "redis-master is not the master: $repl"
+[ "$(echo "$repl" | grep -c '^slave[0-9]*:.*state=online')" = 2 ] || fail "replicas not online: $repl"
+say "Redis: master with 2 replicas online"
+$own_backups && rm -rf "$DR_BACKUP_DIR"
+say "PASS"
