@@ -47,7 +47,8 @@ wait_value() { # the reads may go to a replica: give replication a moment
 }
 nodes() { docker ps --filter "label=org.swarmlab.lab=$LAB" --format '{{.Names}}' | sort; }
 registry() { docker exec "$M" ls /etc/docker/certs.d | head -n 1; }
-catalog() { # repo:tag lines; the lab's credentials go to curl on its standard input, not its argv
+catalog() { # repo:tag lines (without the registry's address: a lab made anew may get another
+    # subnet); the lab's credentials go to curl on its standard input, not its argv
     local reg
     reg=$(registry)
     printf 'user = "moby:gordon"\n' | docker exec -i "$M" curl -sS -f -K - --cacert "/etc/docker/certs.d/$reg/ca.crt" \
@@ -55,14 +56,14 @@ catalog() { # repo:tag lines; the lab's credentials go to curl on its standard i
         while read -r repo; do
             printf 'user = "moby:gordon"\n' | docker exec -i "$M" curl -sS -f -K - --cacert "/etc/docker/certs.d/$reg/ca.crt" \
                 "https://$reg/v2/$repo/tags/list" | python3 -c 'import json, sys; d = json.load(sys.stdin); print("\n".join("%s:%s" % (d["name"], t) for t in d["tags"] or []))'
-        done | sed "s|^|$reg/|"
+        done
 }
 cas() { docker exec "$M" sha256sum "/etc/docker/certs.d/$(registry)/ca.crt" /opt/swarmlab/stack/tls/ca/ca.crt | cut -d' ' -f1; }
 
 say "lab $LAB, backups in $DR_BACKUP_DIR"
 # DR_FROM=restore: only the restore and the checks, onto a lab made anew after an earlier run's
-# backup (its catalog.before and ca.before in DR_BACKUP_DIR).
-if [ "${DR_FROM:-}" != restore ]; then
+# backup (its catalog.before and ca.before in DR_BACKUP_DIR); DR_FROM=check: only the checks.
+if [ -z "${DR_FROM:-}" ]; then
     api POST /api/counter/reset > /dev/null
     for _ in $(seq 1 "$COUNT"); do api POST /api/counter/increment > /dev/null; done
     wait_value "$COUNT"
@@ -77,7 +78,7 @@ if [ "${DR_FROM:-}" != restore ]; then
     [ -z "$(nodes)" ] || fail "lab nodes still there: $(nodes)"
     step create "$PLAYBOOK" playbooks/lab.yml
 fi
-step restore "$PLAYBOOK" playbooks/restore.yml -e "backup_dir=$DR_BACKUP_DIR"
+[ "${DR_FROM:-}" = check ] || step restore "$PLAYBOOK" playbooks/restore.yml -e "backup_dir=$DR_BACKUP_DIR"
 
 replicas=$(docker exec "$M" docker service ls --filter "name=${STACK}_web" --format '{{.Replicas}}')
 [ "$replicas" = 4/4 ] || fail "web $replicas"
@@ -92,7 +93,7 @@ missing=$(comm -23 <(sort "$DR_BACKUP_DIR/catalog.before") <(sort "$DR_BACKUP_DI
 [ -z "$missing" ] || fail "tags missing from the catalog: $missing"
 for node in $(nodes); do
     while read -r image; do
-        docker exec "$node" docker pull -q "$image" > /dev/null || fail "$node cannot pull $image"
+        docker exec "$node" docker pull -q "$(registry)/$image" > /dev/null || fail "$node cannot pull $(registry)/$image"
     done < "$DR_BACKUP_DIR/catalog.before"
 done
 say "every image of the catalog pulls on $(nodes | wc -l) nodes"
