@@ -193,8 +193,11 @@ done
 def test_clients_need_tls_the_ca_and_the_sentinel_password(host):
     image = host.check_output(f"docker service inspect {STACK}_redis-master --format "
                               "'{{.Spec.TaskTemplate.ContainerSpec.Image}}'").split("@")[0]
+    # The backend is not attachable (issue 15): the client shares the network namespace of the
+    # master's task (on this manager) instead.
+    master = host.check_output(f"docker ps -q --filter label=com.docker.swarm.service.name={STACK}_redis-master").split()[0]
     out = host.check_output(
-        f"docker run --rm --network {STACK}_backend -v /opt/swarmlab/stack/tls/ca/ca.crt:/ca.crt:ro "
+        f"docker run --rm --network container:{master} -v /opt/swarmlab/stack/tls/ca/ca.crt:/ca.crt:ro "
         f"-v /opt/swarmlab/stack/secrets/redis_password:/pw:ro {image} sh -c %s", CLIENT_CHECKS)
     lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
     assert "PONG" not in lines["plain"], out          # no plaintext port
