@@ -108,10 +108,15 @@ def test_files_that_name_secrets_are_root_only(host):
         assert f.user == "root" and f.mode == 0o600, (path, oct(f.mode))
 
 
-def test_the_registry_publishes_on_its_address_only(host):
+def test_the_registry_and_the_edge_publish_on_the_managers_address_only(host):
     registry = web_image(host).split("/", 1)[0]
     assert host.socket(f"tcp://{registry}").is_listening
     assert not host.socket("tcp://0.0.0.0:5000").is_listening
+    # The edge (host mode, through docker_gwbridge's binding address: swarm_publish_address).
+    address = host.check_output("docker info --format '{{.Swarm.NodeAddr}}'").strip()
+    assert host.socket(f"tcp://{address}:8080").is_listening
+    assert not host.socket("tcp://0.0.0.0:8080").is_listening
+    assert host.run("curl -s -m 3 -o /dev/null http://127.0.0.1:8080/").rc != 0
 
 
 def lab_passwords() -> list[str]:

@@ -12,7 +12,11 @@ import pytest
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
-EDGE = "http://127.0.0.1:8080"
+# The edge publishes on the manager's address only (swarm_publish_address, issue 15).
+
+
+def edge_url(host) -> str:
+    return "http://" + host.check_output("docker info --format '{{.Swarm.NodeAddr}}'").strip() + ":8080"
 testinfra_hosts = [f"docker://{LAB}-manager1"]
 
 
@@ -22,7 +26,7 @@ def services(host) -> dict[str, str]:
 
 
 def curl_json(host, method: str, path: str) -> tuple[dict, dict]:
-    cmd = host.run(f"curl -sS -i -X {method} -m 5 {EDGE}{path}")
+    cmd = host.run(f"curl -sS -i -X {method} -m 5 {edge_url(host)}{path}")
     assert cmd.rc == 0, cmd.stderr
     head, _sep, body = cmd.stdout.replace("\r\n", "\n").partition("\n\n")
     headers = dict(
