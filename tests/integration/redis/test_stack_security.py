@@ -10,8 +10,14 @@ Run from the checkout:  .venv/bin/pytest tests/integration/redis/test_stack_secu
 
 from __future__ import annotations
 
+import http.client
+import http.server
+import socket
+import ssl
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -138,3 +144,189 @@ def _pings(cl: redis.Redis) -> bool:
     except redis.exceptions.RedisError:
         time.sleep(0.1)
         return False
+
+
+# --- the edge: a real HAProxy on loopback with the rendered configuration -----------------------
+
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class _App(http.server.BaseHTTPRequestHandler):
+    """Stands in for web (the edge's checks need a /readyz that answers); counts what reaches it."""
+    seen: list[str] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get('Content-Length') or 0)
+        if length:
+            self.rfile.read(length)
+        if self.path != '/readyz':
+            _App.seen.append(self.command + ' ' + self.path)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope='module')
+def app_server():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope='module')
+def cert(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (the CA clients trust) and the PEM HAProxy reads."""
+    d = tmp_path_factory.mktemp('edge-tls')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+                    '-subj', '/CN=edge test', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2',
+                    '-keyout', str(d / 'edge.key'), '-out', str(d / 'edge.crt')], check=True, capture_output=True)
+    (d / 'edge.pem').write_text((d / 'edge.crt').read_text() + (d / 'edge.key').read_text())
+    return d
+
+
+class Edge:
+    def __init__(self, tmp: Path, cert: Path, app_port: int, **extra) -> None:
+        out = tmp / ('haproxy-%d.cfg' % time.monotonic_ns())
+        proc = run_playbook('tests/integration/redis/playbooks/render_haproxy.yml', {'haproxy_out': str(out), **extra})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        self.http, self.https, metrics, dns = _free_port(), _free_port(), _free_port(), _free_port()
+        config = out.read_text()
+        self.rendered = config
+        tls_bind = '    bind :8443 ssl crt /run/secrets/edge_tls.pem'
+        server = '    server-template web 8 tasks.web:8000 check resolvers docker init-addr none\n'
+        assert '    bind :8080\n' in config and server in config
+        config = (config.replace('    bind :8080\n', '    bind 127.0.0.1:%d\n' % self.http)
+                  .replace(tls_bind, '    bind 127.0.0.1:%d ssl crt %s' % (self.https, cert / 'edge.pem'))
+                  .replace('    bind :8405\n', '    bind 127.0.0.1:%d\n' % metrics)
+                  .replace('127.0.0.11:53', '127.0.0.1:%d' % dns)
+                  .replace(server, '    server web1 127.0.0.1:%d check\n' % app_port))
+        path = tmp / ('edge-%d.cfg' % time.monotonic_ns())
+        path.write_text(config)
+        check = subprocess.run(['haproxy', '-c', '-f', str(path)], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.proc = subprocess.Popen(['haproxy', '-db', '-f', str(path)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.ca = str(cert / 'edge.crt')
+
+        def up() -> bool:
+            # A TCP connect only: an HTTP request would count against the rate limit.
+            with socket.socket() as sock:
+                return sock.connect_ex(('127.0.0.1', self.http)) == 0
+        wait_for(up, 15, 0.1)
+        # The backend's first check must pass before the edge sends anything to it.
+        time.sleep(2.5)
+
+    def connection(self, port: int, **tls) -> http.client.HTTPConnection:
+        if port == self.https:
+            ctx = ssl.create_default_context(cafile=self.ca)
+            if tls.get('minimum_version') == ssl.TLSVersion.TLSv1:
+                ctx.set_ciphers('DEFAULT:@SECLEVEL=0')
+            for key, value in tls.items():
+                setattr(ctx, key, value)
+            return http.client.HTTPSConnection('127.0.0.1', port, context=ctx, timeout=5)
+        return http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+
+    def get(self, port: int, path: str, method: str = 'GET', body: bytes | None = None, headers: dict | None = None,
+            **tls) -> tuple[int, dict, bytes]:
+        conn = self.connection(port, **tls)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def edge(tmp_path, cert, app_server):
+    made = []
+
+    def make(**extra) -> Edge:
+        e = Edge(tmp_path, cert, app_server, **extra)
+        made.append(e)
+        return e
+    try:
+        yield make
+    finally:
+        for e in made:
+            e.stop()
+
+
+def test_https_with_the_ca_hsts_and_http_redirects(edge):
+    e = edge()
+    status, headers, _body = e.get(e.https, '/api/counter')
+    assert status == 200 and headers['strict-transport-security'] == 'max-age=31536000'
+    status, headers, _body = e.get(e.http, '/api/counter?x=1', headers={'Host': '127.0.0.1:%d' % e.http})
+    # To the same host and path on stack_https_port, and never served in clear; no HSTS over HTTP.
+    assert status == 301 and headers['location'] == 'https://127.0.0.1:8443/api/counter?x=1'
+    assert 'strict-transport-security' not in headers
+    status, headers, _body = e.get(e.http, '/api/counter/increment', method='POST', body=b'{}',
+                                   headers={'Content-Type': 'application/json'})
+    assert status == 301
+
+
+@pytest.mark.filterwarnings('ignore:ssl.TLSVersion.TLSv1:DeprecationWarning')
+def test_tls_below_the_minimum_is_refused(edge):
+    e = edge()
+    assert 'ssl-min-ver TLSv1.2' in e.rendered
+    # The client offers TLS 1.0-1.1 only, with every cipher allowed: the server refuses.
+    with pytest.raises(ssl.SSLError):
+        e.get(e.https, '/api/counter', minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1)
+    assert e.get(e.https, '/api/counter', maximum_version=ssl.TLSVersion.TLSv1_2)[0] == 200
+    # The minimum follows the inventory: with TLSv1.3, a TLS 1.2 client is refused.
+    strict = edge(stack_edge_tls_min_version='TLSv1.3')
+    with pytest.raises(ssl.SSLError):
+        strict.get(strict.https, '/api/counter', maximum_version=ssl.TLSVersion.TLSv1_2)
+    assert strict.get(strict.https, '/api/counter')[0] == 200
+    # And a client that does not know the CA does not get through.
+    with pytest.raises(ssl.SSLError):
+        conn = http.client.HTTPSConnection('127.0.0.1', e.https, context=ssl.create_default_context(), timeout=5)
+        conn.request('GET', '/')
+
+
+def test_a_body_over_the_limit_gets_413_from_the_edge_without_reaching_web(edge):
+    e = edge(stack_edge_max_body_bytes=1024)
+    _App.seen.clear()
+    status, _headers, _body = e.get(e.https, '/api/counter/increment', method='POST', body=b'x' * 1025,
+                                    headers={'Content-Type': 'application/json'})
+    assert status == 413 and _App.seen == []
+    assert e.get(e.https, '/api/counter/increment', method='POST', body=b'{}',
+                 headers={'Content-Type': 'application/json'})[0] == 200
+    assert _App.seen == ['POST /api/counter/increment']
+
+
+def test_a_source_over_the_rate_gets_429_and_web_sees_only_the_allowed(edge):
+    e = edge(stack_edge_rate_limit=20, stack_edge_rate_period='30s', stack_edge_tls=False)
+    _App.seen.clear()
+    statuses = [e.get(e.http, '/api/counter')[0] for _request in range(25)]
+    assert statuses == [200] * 20 + [429] * 5, statuses
+    assert len(_App.seen) == 20
+
+
+def test_without_tls_or_redirect_http_is_served_and_nothing_names_a_certificate(edge):
+    e = edge(stack_edge_tls=False)
+    assert 'ssl' not in e.rendered and 'Strict-Transport-Security' not in e.rendered
+    assert e.get(e.http, '/api/counter')[0] == 200
+    e2 = edge(stack_edge_http_redirect=False)
+    assert e2.get(e2.http, '/api/counter')[0] == 200 and e2.get(e2.https, '/api/counter')[0] == 200
