@@ -140,3 +140,15 @@ def test_site_v_output_has_no_join_token_password_or_key(host):
     leaked = [s[:6] + "..." for s in secrets if s and s in log]
     assert not leaked, f"secrets in the site.yml -v output: {leaked}"
     assert "SWMTKN-" not in log and "PRIVATE KEY" not in log
+
+
+def test_https_at_the_edge_with_the_roles_ca(host):
+    address = host.check_output("docker info --format '{{.Swarm.NodeAddr}}'").strip()
+    ca = "/opt/swarmlab/stack/edge-tls/ca/ca.crt"
+    out = host.check_output(f"curl -sS -i -m 5 --cacert {ca} https://{address}:8443/api/counter")
+    head = out.replace("\r\n", "\n").split("\n\n", 1)[0].lower()
+    assert head.split()[1] == "200", out
+    assert "strict-transport-security: max-age=31536000" in head, head
+    # Without the CA the certificate is not trusted; TLS 1.1 is refused.
+    assert host.run(f"curl -sS -m 5 -o /dev/null https://{address}:8443/api/counter").rc != 0
+    assert host.run(f"curl -sS -m 5 -o /dev/null --cacert {ca} --tls-max 1.1 https://{address}:8443/").rc != 0
