@@ -12,12 +12,12 @@ import pytest
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
-# The edge publishes on the manager's address only (swarm_publish_address, issue 15).
+testinfra_hosts = [f"docker://{LAB}-manager1"]
 
 
 def edge_url(host) -> str:
+    """The edge publishes on the manager's address only (swarm_publish_address, issue 15)."""
     return "http://" + host.check_output("docker info --format '{{.Swarm.NodeAddr}}'").strip() + ":8080"
-testinfra_hosts = [f"docker://{LAB}-manager1"]
 
 
 def services(host) -> dict[str, str]:

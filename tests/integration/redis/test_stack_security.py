@@ -148,8 +148,6 @@ def _pings(cl: redis.Redis) -> bool:
 
 # --- the edge: a real HAProxy on loopback with the rendered configuration -----------------------
 
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
