@@ -328,3 +328,46 @@ def test_without_tls_or_redirect_http_is_served_and_nothing_names_a_certificate(
     assert e.get(e.http, '/api/counter')[0] == 200
     e2 = edge(stack_edge_http_redirect=False)
     assert e2.get(e2.http, '/api/counter')[0] == 200 and e2.get(e2.https, '/api/counter')[0] == 200
+
+
+def test_the_roles_edge_certificate_names_the_manager_and_haproxy_serves_it(server_dir):
+    """tasks/edge_tls.yml for real (the pki role, community.crypto): its subject alternative names
+    failed to parse on the lab before ("IP:\\1"), and a second run changes nothing."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
+    stack_dir = server_dir / 'stack'
+    stack_dir.mkdir()
+    first = run_playbook('tests/integration/redis/playbooks/stack_edge_tls.yml', {'stack_dir': str(stack_dir)})
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_playbook('tests/integration/redis/playbooks/stack_edge_tls.yml', {'stack_dir': str(stack_dir)})
+    assert second.returncode == 0 and ' changed=0 ' in second.stdout, second.stdout
+    tls = stack_dir / 'edge-tls'
+    cert = x509.load_pem_x509_certificate((tls / 'edge.crt').read_bytes())
+    san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    names = set(san.get_values_for_type(x509.DNSName))
+    addresses = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+    assert socket.gethostname() in names and 'edge.example.org' in names
+    assert '192.0.2.10' in addresses and addresses - {'192.0.2.10'}, addresses  # and this host's address
+    pem = tls / 'edge.pem'
+    assert pem.stat().st_mode & 0o777 == 0o600
+    assert 'BEGIN CERTIFICATE' in pem.read_text() and 'PRIVATE KEY' in pem.read_text()
+    # HAProxy takes the PEM as it is, and a client with the role's CA verifies the server by name.
+    port = _free_port()
+    cfg = server_dir / 'tls-only.cfg'
+    cfg.write_text('defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n'
+                   'frontend https\n    bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.2\n'
+                   '    http-request return status 200 content-type text/plain string ok\n' % (port, pem))
+    proc = subprocess.Popen(['haproxy', '-db', '-f', str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(('127.0.0.1', port)) == 0
+        wait_for(up, 15, 0.1)
+        ctx = ssl.create_default_context(cafile=str(tls / 'ca' / 'ca.crt'))
+        with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname='edge.example.org') as conn:
+                assert conn.version() in ('TLSv1.2', 'TLSv1.3')
+    finally:
+        proc.terminate()
+        proc.wait(10)
