@@ -135,8 +135,11 @@ def render_variants(base: Path) -> dict[str, Path]:
             "name": "Render the edge's HAProxy configuration",
             "hosts": "edge",
             "gather_facts": False,
-            "vars_files": [str(ROOT / "roles/stack/defaults/main.yml")],
+            "vars_files": [str(ROOT / "roles/stack/defaults/main.yml"), str(ROOT / "roles/stack/vars/main.yml")],
             "tasks": [{"name": "Write haproxy.cfg as the stack role does",
+                       # Plain HTTP here (no certificate in this test; tests/integration/redis/
+                       # test_stack_security.py runs the HTTPS edge).
+                       "vars": {"stack_edge_tls": False},
                        "ansible.builtin.template": {"src": str(ROOT / "roles/stack/templates/haproxy.cfg.j2"),
                                                     "dest": str(dirs["edge"]), "mode": "0644"}}],
         },

@@ -67,7 +67,8 @@ def test_each_task_job_keeps_its_service_on_the_shared_network_at_its_port(varia
                     if r.get("action") == "keep" and r["source_labels"] == [label])
 
     assert keep("web", "__meta_dockerswarm_service_name") == "swarmlab_web"
-    assert keep("web", "__meta_dockerswarm_network_name") == "swarmlab_backend"
+    # The frontend (issue 15): Prometheus never joins the backend, where Redis is.
+    assert keep("web", "__meta_dockerswarm_network_name") == "swarmlab_frontend"
     assert keep("edge", "__meta_dockerswarm_service_name") == "swarmlab_edge"
     assert keep("node", "__meta_dockerswarm_service_name") == r"swarmlab\-monitoring_node\-exporter"
     assert keep("node", "__meta_dockerswarm_network_name") == r"swarmlab\-monitoring_monitoring"
@@ -207,8 +208,11 @@ def test_nothing_in_the_stack_is_published_and_only_prometheus_mounts_the_socket
 
 def test_networks_of_the_app_stack_are_joined_as_external(variants):
     base = compose(variants["base"])
-    assert base["networks"]["app"] == {"external": True, "name": "swarmlab_backend"}
-    assert base["services"]["redis-exporter"]["networks"] == ["monitoring", "app"]
+    # The frontend for Prometheus, the backend (Redis, Sentinels) for the Redis exporter only.
+    assert base["networks"]["app"] == {"external": True, "name": "swarmlab_frontend"}
+    assert base["networks"]["app-redis"] == {"external": True, "name": "swarmlab_backend"}
+    assert base["services"]["redis-exporter"]["networks"] == ["monitoring", "app-redis"]
+    assert base["services"]["prometheus"]["networks"] == ["monitoring", "app"]
     custom = compose(variants["custom"])
     assert custom["networks"]["app-redis"] == {"external": True, "name": "swarmlab_redis"}
     assert custom["services"]["redis-exporter"]["networks"] == ["monitoring", "app-redis"]

@@ -84,7 +84,7 @@ def test_prometheus_and_alertmanager_listen_only_on_the_managers_address(host):
 
 
 def test_the_public_port_does_not_serve_the_edges_metrics(host):
-    out = host.check_output("curl -s -m 5 http://127.0.0.1:8080/metrics")
+    out = host.check_output(f"curl -s -m 5 http://{manager_address(host)}:8080/metrics")
     assert "haproxy_" not in out
 
 
@@ -117,7 +117,7 @@ def test_requests_through_the_edge_grow_haproxys_and_the_apps_counters_by_exactl
     before = stable(host, edge, app)
     n = 20
     host.check_output(f"for i in $(seq {n}); do curl -sf -o /dev/null -m 5 -X POST "
-                      "http://127.0.0.1:8080/api/counter/increment || exit 1; done")
+                      f"http://{manager_address(host)}:8080/api/counter/increment || exit 1; done")
     for query, start in before.items():
         # All n were answered before the first scrape that shows them all: nothing comes after.
         after = wait_until(query, 4 * SCRAPE, lambda q=query, b=start: (v := scalar(host, q)) >= b + n and v)

@@ -12,8 +12,12 @@ import pytest
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
-EDGE = "http://127.0.0.1:8080"
 testinfra_hosts = [f"docker://{LAB}-manager1"]
+
+
+def edge_url(host) -> str:
+    """The edge publishes on the manager's address only (swarm_publish_address, issue 15)."""
+    return "http://" + host.check_output("docker info --format '{{.Swarm.NodeAddr}}'").strip() + ":8080"
 
 
 def services(host) -> dict[str, str]:
@@ -22,7 +26,7 @@ def services(host) -> dict[str, str]:
 
 
 def curl_json(host, method: str, path: str) -> tuple[dict, dict]:
-    cmd = host.run(f"curl -sS -i -X {method} -m 5 {EDGE}{path}")
+    cmd = host.run(f"curl -sS -i -X {method} -m 5 {edge_url(host)}{path}")
     assert cmd.rc == 0, cmd.stderr
     head, _sep, body = cmd.stdout.replace("\r\n", "\n").partition("\n\n")
     headers = dict(
@@ -193,8 +197,11 @@ done
 def test_clients_need_tls_the_ca_and_the_sentinel_password(host):
     image = host.check_output(f"docker service inspect {STACK}_redis-master --format "
                               "'{{.Spec.TaskTemplate.ContainerSpec.Image}}'").split("@")[0]
+    # The backend is not attachable (issue 15): the client shares the network namespace of the
+    # master's task (on this manager) instead.
+    master = host.check_output(f"docker ps -q --filter label=com.docker.swarm.service.name={STACK}_redis-master").split()[0]
     out = host.check_output(
-        f"docker run --rm --network {STACK}_backend -v /opt/swarmlab/stack/tls/ca/ca.crt:/ca.crt:ro "
+        f"docker run --rm --network container:{master} -v /opt/swarmlab/stack/tls/ca/ca.crt:/ca.crt:ro "
         f"-v /opt/swarmlab/stack/secrets/redis_password:/pw:ro {image} sh -c %s", CLIENT_CHECKS)
     lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
     assert "PONG" not in lines["plain"], out          # no plaintext port

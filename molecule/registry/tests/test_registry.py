@@ -6,6 +6,7 @@ testinfra's docker backend (the lab nodes are containers named <lab>-<node>).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -73,6 +74,19 @@ def ca(address: str) -> str:
     return f"/etc/docker/certs.d/{address}/ca.crt"
 
 
+def pull_with_credentials(host, image: str):
+    """docker pull on a worker with the credentials a deploy hands over (--with-registry-auth): the
+    worker itself is not logged in."""
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    address = image.split("/", 1)[0]
+    host.check_output("mkdir -p /tmp/pull-auth && chmod 700 /tmp/pull-auth")
+    host.check_output("printf '%%s' %s > /tmp/pull-auth/config.json", json.dumps({"auths": {address: {"auth": auth}}}))
+    try:
+        return host.run(f"docker --config /tmp/pull-auth pull {image}")
+    finally:
+        host.run("rm -rf /tmp/pull-auth")
+
+
 def curl(host, address: str, *args: str):
     """curl against /v2/ with the CA the role wrote; returns (status, headers+body)."""
     quoted = " ".join(f"'{a}'" for a in args)
@@ -89,12 +103,15 @@ def test_every_node_trusts_the_ca_and_is_logged_in(name, address):
     assert cert.is_file
     assert cert.mode == 0o644
     assert "BEGIN CERTIFICATE" in cert.content_string
-    auths = json.loads(host.file("/root/.docker/config.json").content_string)["auths"]
-    assert address in auths
+    config = host.file("/root/.docker/config.json")
+    auths = json.loads(config.content_string).get("auths", {}) if config.exists else {}
+    # Only the managers log in (issue 15): a worker holds no credentials that can push.
+    assert (address in auths) == (name == "manager1")
 
 
-def test_registry_listens_on_the_tls_port(manager):
-    assert manager.socket("tcp://0.0.0.0:5000").is_listening
+def test_registry_listens_on_the_tls_port_of_its_address_only(manager, address):
+    assert manager.socket(f"tcp://{address}").is_listening
+    assert not manager.socket("tcp://0.0.0.0:5000").is_listening
 
 
 def test_container_restarts_always_mounts_data_and_is_healthy(manager):
@@ -186,7 +203,8 @@ def test_push_without_login_fails(manager, address):
 def test_image_pushed_before_the_container_was_recreated_is_pullable(worker1, address):
     image = f"{address}/{REPO}:{OLD_TAG}"
     worker1.run(f"docker rmi -f {image}")
-    cmd = worker1.run(f"docker pull {image}")
+    assert worker1.run(f"docker pull {image}").rc != 0  # not logged in
+    cmd = pull_with_credentials(worker1, image)
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
     worker1.run(f"docker rmi -f {image}")
 
@@ -196,7 +214,7 @@ def test_push_from_manager_and_pull_from_worker(manager, worker2, address):
     manager.check_output(f"docker tag {address}/{REPO}:{OLD_TAG} {image}")
     push = manager.run(f"docker push {image}")
     assert push.rc == 0, push.stdout + push.stderr
-    pull = worker2.run(f"docker pull {image}")
+    pull = pull_with_credentials(worker2, image)
     assert pull.rc == 0, pull.stdout + pull.stderr
     worker2.run(f"docker rmi -f {image}")
 

@@ -1,6 +1,6 @@
 """Where the time goes: wrk along the path host -> edge -> overlay -> web, redis-cli --latency.
 
-The overlay probes run in a probe container on the manager, attached to the stack's (attachable)
+The overlay probes run in a probe container on the manager, attached to the stack's (attachable) frontend
 overlay network, created through the manager's Engine API, with this machine's wrk and its library
 copied into the node (Debian 12 on both sides).
 """
@@ -74,7 +74,7 @@ def run_profile(swarm: Swarm, edge_url: str, seconds: int, outdir: Path, lua: Pa
     for old in engine.containers.list(all=True, filters={"name": "loadtest-probe"}):
         old.remove(force=True)
     probe = engine.containers.run(image, [str(20 * seconds + 120)], entrypoint=["sleep"], name="loadtest-probe",
-                                  network=f"{swarm.stack}_backend", user="0", detach=True,
+                                  network=f"{swarm.stack}_frontend", user="0", detach=True,
                                   volumes={PROBE_DIR: {"bind": PROBE_DIR, "mode": "ro"}},
                                   environment={"LD_LIBRARY_PATH": PROBE_DIR, "WRK_METHOD": "GET"})
 
