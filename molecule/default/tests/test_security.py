@@ -56,6 +56,11 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "Open defect (issue 15), found by this test on the lab: the edge, on the frontend overlay only, neither "
+    "resolves Redis nor the Sentinels but still opens TCP connections to their backend addresses (10.0.1.x). "
+    "The path is not yet known (the edge's default route through docker_gwbridge is the suspect); strict, so "
+    "this fails the run once the edge is cut off and the mark must go."))
 def test_the_edge_cannot_reach_redis_or_the_sentinels(host):
     master, sentinel = backend_address(host, "redis-master"), backend_address(host, "redis-sentinel-1")
     edge = container_of(host, "edge")
