@@ -36,47 +36,60 @@ def backend_address(host, service: str) -> str:
     return host.check_output(f"docker inspect {container_of(host, service)} --format '{fmt}'").strip()
 
 
-# Run in the edge task's network namespace: names it resolves, and TCP connects (3 s each).
+# Run in a task's network namespace: names it resolves, and whether a Redis server or Sentinel
+# really answers at an address: a TLS handshake verified against the stack's Redis CA (the lab runs
+# Redis with TLS). A bare TCP connect proves nothing here: this machine's egress completes the TCP
+# handshake to any address (10.0.1.2:6379 "connected" from the host itself), so the edge's default
+# route made the first version of this test see a Redis that was not there.
 PROBE = r"""
-import json, socket, sys
+import json, socket, ssl, sys
 out = {}
 for name in ("redis-master", "redis-sentinel-1", "tasks.web"):
     try:
         out["dns " + name] = sorted({a[4][0] for a in socket.getaddrinfo(name, None)})
     except OSError as exc:
         out["dns " + name] = str(exc)
+ctx = ssl.create_default_context(cafile="/redis-ca.crt")
+ctx.check_hostname = False
 for target in sys.argv[1:]:
     host, port = target.rsplit(":", 1)
     try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-        out[target] = "connected"
-    except OSError as exc:
-        out[target] = "refused: %s" % exc
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            if port == "8000":
+                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                out[target] = "answered" if sock.recv(12).startswith(b"HTTP/1.") else "no answer"
+            else:
+                with ctx.wrap_socket(sock) as tls:
+                    out[target] = "answered" if tls.getpeercert() else "no answer"
+    except (OSError, ssl.SSLError) as exc:
+        out[target] = "no answer: %s" % exc
 print(json.dumps(out))
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Open defect (issue 15), found by this test on the lab: the edge, on the frontend overlay only, neither "
-    "resolves Redis nor the Sentinels but still opens TCP connections to their backend addresses (10.0.1.x). "
-    "The path is not yet known (the edge's default route through docker_gwbridge is the suspect); strict, so "
-    "this fails the run once the edge is cut off and the mark must go."))
+def probe_from(host, container: str, targets: list[str]) -> dict:
+    return json.loads(host.check_output(
+        f"docker run --rm --network container:{container} -v /opt/swarmlab/stack/tls/ca/ca.crt:/redis-ca.crt:ro "
+        f"--entrypoint python3 {web_image(host)} -c %s " + " ".join(targets), PROBE))
+
+
 def test_the_edge_cannot_reach_redis_or_the_sentinels(host):
     master, sentinel = backend_address(host, "redis-master"), backend_address(host, "redis-sentinel-1")
-    edge = container_of(host, "edge")
     web = json.loads(host.check_output(
-        f"docker run --rm --network container:{edge} --entrypoint python3 {web_image(host)} -c %s tasks.web", "\n".join([
-            "import json, socket", "print(json.dumps(sorted({a[4][0] for a in socket.getaddrinfo('tasks.web', None)})))"])))
+        f"docker run --rm --network container:{container_of(host, 'edge')} --entrypoint python3 {web_image(host)} -c %s",
+        "import json, socket; print(json.dumps(sorted({a[4][0] for a in socket.getaddrinfo('tasks.web', None)})))"))
     assert web, "the edge resolves no web task"
     targets = [f"{master}:6379", f"{sentinel}:26379", f"{web[0]}:8000"]
-    out = json.loads(host.check_output(
-        f"docker run --rm --network container:{edge} --entrypoint python3 {web_image(host)} -c %s " + " ".join(targets),
-        PROBE))
-    # The probe works: the edge reaches web (frontend) ...
-    assert out[f"{web[0]}:8000"] == "connected", out
-    # ... but neither resolves nor connects to Redis or a Sentinel (backend only).
-    assert out[f"{master}:6379"] != "connected", out
-    assert out[f"{sentinel}:26379"] != "connected", out
+    # The probe finds them where they are: in the master's own network (the backend) Redis and the
+    # Sentinel answer.
+    control = probe_from(host, container_of(host, "redis-master"), targets)
+    assert control[f"{master}:6379"] == "answered" and control[f"{sentinel}:26379"] == "answered", control
+    out = probe_from(host, container_of(host, "edge"), targets)
+    # The edge reaches web (frontend) ...
+    assert out[f"{web[0]}:8000"] == "answered", out
+    # ... but neither resolves nor reaches Redis or a Sentinel (backend only).
+    assert out[f"{master}:6379"] != "answered", out
+    assert out[f"{sentinel}:26379"] != "answered", out
     assert not isinstance(out["dns redis-master"], list), out
     assert not isinstance(out["dns redis-sentinel-1"], list), out
 
