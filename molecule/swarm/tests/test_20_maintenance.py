@@ -52,7 +52,9 @@ def running_per_node(host, service: str) -> dict[str, int]:
 
 
 def replicas(host, service: str) -> str:
-    return host.check_output("docker service ls --filter name=%s --format '{{.Replicas}}'" % service).strip()
+    """running/desired; without the " (max N per node)" that docker service ls appends for such services."""
+    out = host.check_output("docker service ls --filter name=%s --format '{{.Replicas}}'" % service).strip()
+    return out.split(" ", 1)[0]
 
 
 def wait_for(host, service: str, expected: str, timeout: int = 90) -> None:
@@ -197,7 +199,7 @@ def test_drain_starts_replacements_first_and_accepts_a_spread_service(host):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        done = playbook("node=worker1", "action=drain")
+        done = playbook("node=worker1", "maintenance=drain")
     finally:
         stop.set()
         watcher.join()
@@ -213,7 +215,7 @@ def test_drain_starts_replacements_first_and_accepts_a_spread_service(host):
                                     % START_FIRST)
     assert "node.id!=" in constraints
 
-    done = playbook("node=worker1", "action=activate")
+    done = playbook("node=worker1", "maintenance=activate")
     assert done.returncode == 0
     assert "node.id!=" not in host.check_output(
         "docker service inspect %s --format '{{json .Spec.TaskTemplate.Placement}}'" % START_FIRST)
