@@ -2,8 +2,9 @@
 
 Every test gets its own master, two replicas (and, when asked, three sentinels) on 127.0.0.1 with
 free ports, a password, and their own directory; all are stopped afterwards. The directories are
-under the checkout's .cache/ by default, not /tmp: redis_failover and redis_replication refuse
-``persist: true`` for a config file in a temporary directory (it would not survive a reboot). The modules run the way a user
+under /var/lib/swarmlab-tests/redis by default (SWARMLAB_REDIS_TEST_DIR), not /tmp nor the checkout:
+redis_failover and redis_replication refuse ``persist: true`` for a config file in a temporary
+directory (it would not survive a reboot), and the redis user must reach them. The modules run the way a user
 runs them: ``ansible-playbook`` on a generated one-task playbook, from the checkout so ansible.cfg
 applies, with the json callback; the task result is returned as a dict.
 """
@@ -29,7 +30,10 @@ SENTINEL_PASSWORD = 'sentinel-pw-9'
 # The interpreter the modules run with (SWARMLAB_MODULE_PYTHON: e.g. one with Debian's redis-py 4.3,
 # as on the lab nodes).
 PYTHON = os.environ.get('SWARMLAB_MODULE_PYTHON', str(REPO / '.venv' / 'bin' / 'python'))
-SERVER_DIRS = Path(os.environ.get('SWARMLAB_REDIS_TEST_DIR', str(REPO / '.cache' / 'redis-tests')))
+# Outside the temporary directories (the modules refuse persist for a config file there) and
+# reachable by the redis user (redis-boot.sh runs the servers as redis). Not the checkout: a clone
+# made in a mktemp directory (as CI does) is under /tmp and closed to other users (0700).
+SERVER_DIRS = Path(os.environ.get('SWARMLAB_REDIS_TEST_DIR', '/var/lib/swarmlab-tests/redis'))
 
 
 class Tls:
