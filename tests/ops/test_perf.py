@@ -62,6 +62,25 @@ def test_verdict_unknown_is_not_quiet():
     assert quiet.verdict(90.0, {})[0] and not quiet.verdict(89.9, {})[0]
 
 
+def test_verdict_counts_the_lab_under_tests_own_use_as_idle():
+    # An idle lab with monitoring keeps 2 CPUs ~85 % idle: its own share is what is measured, not
+    # noise. Anything else busy on the machine still makes it not quiet.
+    assert quiet.verdict(85.0, {}, lab_pct=6.0)[0]
+    ok, reasons = quiet.verdict(85.0, {}, lab_pct=3.0)
+    assert not ok and "88 % idle" in reasons[0] and "own 3 %" in reasons[0]
+
+
+def test_lab_share_is_the_lab_processes_cpu_over_all_cpus():
+    # node container init 100 with a child 101 (a task's process); 200 is something else.
+    snap0 = {100: ("systemd", "1", 1, 10.0, ""), 101: ("gunicorn", "2", 100, 1.0, ""),
+             200: ("stress", "3", 1, 0.0, "")}
+    snap1 = {100: ("systemd", "1", 1, 10.5, ""), 101: ("gunicorn", "2", 100, 2.0, ""),
+             200: ("stress", "3", 1, 5.0, ""), 102: ("python3", "4", 101, 0.5, "")}
+    # 0.5 + 1.0 + 0.5 (a process started during the window) = 2 CPU seconds over 5 s on 2 CPUs
+    assert quiet.lab_share(snap0, snap1, 5.0, {100}, cpus=2) == pytest.approx(20.0)
+    assert quiet.lab_share(snap0, snap1, 5.0, set(), cpus=2) == 0.0
+
+
 def test_heavy_processes_exclude_the_lab_under_test():
     # {pid: (comm, start key, ppid, cpu seconds, cmdline)}, 5 s apart
     snap0 = {10: ("dockerd", "1", 1, 100.0, ""), 20: ("python3", "7", 1, 5.0, ""),

@@ -83,7 +83,8 @@ def render(result: dict[str, Any]) -> str:
         "replicas; replicas-N: web scaled to N, then restored.",
         "",
         f"Machine before the start: {q['cpus']} CPUs, load average {' '.join(q['load_avg'])}, CPUs "
-        f"{q['idle_pct']:.0f} % idle over {q['window_s']:.0f} s, other labs: "
+        f"{q['idle_pct']:.0f} % idle over {q['window_s']:.0f} s (the lab under test itself used "
+        f"{q.get('lab_pct', 0):.0f} %), other labs: "
         f"{', '.join(q['other_labs'] or {}) or 'none'}; quiet: {'yes' if q['quiet'] else 'no'}.",
         "", *case_rows(result["cases"]), "", *target_rows(result["targets"])]
     return "\n".join(lines)
