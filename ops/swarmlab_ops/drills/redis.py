@@ -16,11 +16,12 @@ def redis_kill(ctx: Ctx, wait_mode: bool) -> dict:
         return {"drill": name, "recover_text": "skipped: Sentinel is off (stack_sentinel_enabled)",
                 "met": None, "met_text": "not run"}
     replicas = sum(1 for s in swarm.replicas() if s.startswith("redis-replica-"))
-    before = None
-    if wait_mode:
-        log("%s: web with REDIS_WAIT_REPLICAS=%d" % (name, ctx.opts.wait_replicas))
-        before = swarm.update_spec("web", set_env("REDIS_WAIT_REPLICAS", str(ctx.opts.wait_replicas)))
-        swarm.wait_update("web", ("completed", "paused", "rollback_completed"))
+    # Each mode sets web's WAIT itself: the stack's default (1) is the WAIT mode's, so "no WAIT"
+    # must be set too.
+    wait = ctx.opts.wait_replicas if wait_mode else 0
+    log("%s: web with REDIS_WAIT_REPLICAS=%d" % (name, wait))
+    before = swarm.update_spec("web", set_env("REDIS_WAIT_REPLICAS", str(wait)))
+    swarm.wait_update("web", ("completed", "paused", "rollback_completed"))
     try:
         old = probe.master()
         task = swarm.task_by_address().get(old)

@@ -80,7 +80,8 @@ def render(result: dict[str, Any]) -> str:
         f"-c{m['connections']} -d{m['seconds']}s per case and request (the package's wrk_report.lua); "
         f"bare: gunicorn {m['workers']} workers x {m['threads']} threads ({m['settings_source']}) + "
         f"redis-server on loopback; swarm: the stack through its edge at {m.get('swarm_replicas', '?')} "
-        "replicas; replicas-N: web scaled to N, then restored.",
+        f"replicas, each increment WAITing for {m.get('swarm_wait_replicas', 0)} Redis replica(s) "
+        "(bare: none, a lone redis-server); replicas-N: web scaled to N, then restored.",
         "",
         f"Machine before the start: {q['cpus']} CPUs, load average {' '.join(q['load_avg'])}, CPUs "
         f"{q['idle_pct']:.0f} % idle over {q['window_s']:.0f} s (the lab under test itself used "

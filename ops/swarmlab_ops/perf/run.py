@@ -112,7 +112,8 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
     meta: dict[str, Any] = {
         "started": outdir.name, "lab": args.lab, "command": "swarmlab-ops " + " ".join(sys.argv[1:]),
         "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
-        "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"]}
+        "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"],
+        "swarm_wait_replicas": web.get("swarm_wait_replicas", 0)}
     cases: dict[str, dict[str, Any]] = {}
     original = None
     try:

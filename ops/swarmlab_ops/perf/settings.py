@@ -46,4 +46,8 @@ def from_service(env: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
         if env.get(name):
             out[key] = int(env[name])
             out["source"] = "the deployed web service's environment, " + base["source"]
+    # Not applied to bare (a lone redis-server has no replica to WAIT for), but said in the table:
+    # with WAIT each increment through the stack also waits for a replica's acknowledgement.
+    if env.get("REDIS_WAIT_REPLICAS"):
+        out["swarm_wait_replicas"] = int(env["REDIS_WAIT_REPLICAS"])
     return out
