@@ -37,8 +37,8 @@ description:
     at least C(n) other services of its group keep running elsewhere; below that it is stranded.
   - The I(primary) of such a group is the member the others depend on (the stack's Redis master).
     O(primaries) names the services that hold that role now; without it, the services labelled
-    C(org.swarmlab.redundancy.role=primary) (the role as deployed: C(redis-master)). A primary with a
-    task on the node is stranded, so the drain is refused unless O(force=true): hand its role to a
+    C(org.swarmlab.redundancy.role=primary) (the role as deployed, C(redis-master)). A primary with a
+    task on the node is stranded, so the drain is refused unless O(force=true); hand its role to a
     member on another node first (C(playbooks/node_maintenance.yml) does, with a Redis switchover).
     A primary never counts among the members that keep its group running.
   - With O(state=absent) it sets the node active again and removes the constraints a drain added for
