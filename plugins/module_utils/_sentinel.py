@@ -85,6 +85,25 @@ def monitored_key(view: dict[str, t.Any], records: list[dict[str, t.Any]]) -> st
     return None
 
 
+def confirmation(views: list[dict[str, t.Any]], records: list[dict[str, t.Any]], master_key: str) -> dict[str, t.Any]:
+    """How far the Sentinels confirm ``master_key`` as the master: ``confirmed`` (the Sentinels that
+    monitor it, sorted), ``others`` (reachable ones that still name another or none, with what they
+    name), ``all`` (every reachable Sentinel confirms, and they are a majority of the listed ones)
+    and ``majority`` (a majority of the listed Sentinels confirms)."""
+    confirmed, others = [], []
+    for view in views:
+        if not view.get('reachable'):
+            continue
+        key = monitored_key(view, records)
+        if key == master_key:
+            confirmed.append(view['key'])
+        else:
+            others.append('%s names %s' % (view['key'], key or entry_address(view.get('master')) or 'no master'))
+    enough = len(confirmed) >= majority(len(views))
+    return {'confirmed': sorted(confirmed), 'others': sorted(others), 'majority': enough,
+            'all': enough and not others}
+
+
 def sentinel_errors(views: list[dict[str, t.Any]]) -> list[str]:
     """Errors that must stop the module: a Sentinel that rejects the credentials or a command.
     (An unreachable Sentinel is reported, not an error: the others can still be configured.)"""

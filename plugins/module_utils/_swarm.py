@@ -306,7 +306,7 @@ def running_tasks(service: Service, tasks: t.Iterable[Task], nodes: t.Iterable[N
 # Decisions
 
 def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Service],
-               tasks: t.Iterable[Task]) -> dict[str, t.Any]:
+               tasks: t.Iterable[Task], primaries: t.Iterable[str] | None = None) -> dict[str, t.Any]:
     """What draining the target node does to each service it concerns, and whether to refuse.
 
     A replicated service concerns the drain when it has a live task on the target or the target
@@ -330,6 +330,14 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
     services, each pinned to its own node with its data there (the stack's Redis replicas and
     Sentinels), whose redundancy is across services rather than across one service's tasks.
 
+    The *primary* of a redundancy group is the one member the others depend on (the stack's Redis
+    master: the replicas copy it, the app writes to it). ``primaries`` names the services that hold
+    that role now (by name or ID; the caller asks Redis or Sentinel); None takes the services whose
+    label ``org.swarmlab.redundancy.role`` is ``primary`` (the role as deployed). A primary with a
+    task on the target is stranded, whatever could run elsewhere: its role must be handed over first
+    (node_maintenance.yml does, with a Redis switchover). A primary never counts among the services
+    that keep its group running (a group of replicas keeps running replicas).
+
     ``problems`` are the reasons of a refusal: the last active node, and each stranded service.
     Not checked: CPU and memory reservations, and placement preferences (they spread tasks, they
     never forbid a node). Pure: the caller's snapshot of the API's nodes, services and tasks.
@@ -340,7 +348,9 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
     name = node_hostname(target)
     remaining = [node for node in nodes if node['ID'] != target['ID'] and is_schedulable(node)]
     ready = ready_node_ids(nodes)
-    plan: dict[str, t.Any] = {'move': [], 'reduced': [], 'stranded': [], 'problems': []}
+    primary_ids = primary_services(services, primaries)
+    plan: dict[str, t.Any] = {'move': [], 'reduced': [], 'stranded': [], 'problems': [],
+                              'primaries': sorted(service_name(svc) for svc in services if svc['ID'] in primary_ids)}
     if not remaining:
         plan['problems'].append(
             '%s is the last active node: no other node is active and ready to take its tasks.' % name)
@@ -351,6 +361,14 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
         elsewhere = sum(1 for task in tasks if task.get('ServiceID') == sid and task.get('NodeID') != target['ID']
                         and counts_as_running(task, ready))
         constraints = placement(service).get('Constraints') or []
+        if sid in primary_ids and on_target:
+            group = redundancy_group(service)
+            why = 'it holds the primary role%s (on the stack: the Redis master); hand the role to a member on ' \
+                  'another node first' % (' of redundancy group %s' % group[0] if group else '')
+            plan['stranded'].append({'name': service_name(service), 'reason': why})
+            if remaining:
+                plan['problems'].append('service %s would stop: %s.' % (service_name(service), why))
+            continue
         if is_replicated(service):
             replicas = desired_replicas(service)
             if replicas == 0 or (not on_target and not node_satisfies(target, constraints)):
@@ -388,16 +406,20 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
             continue
         group = redundancy_group(service)
         if group and remaining:
-            alive = sorted(service_name(other) for other in services
-                           if (redundancy_group(other) or ('', 0))[0] == group[0] and other['ID'] != sid
-                           and _keeps_running(other, target, tasks, ready))
+            members = [other for other in services
+                       if (redundancy_group(other) or ('', 0))[0] == group[0] and other['ID'] != sid]
+            alive = sorted(service_name(other) for other in members
+                           if other['ID'] not in primary_ids and _keeps_running(other, target, tasks, ready))
+            besides = sorted(service_name(other) for other in members if other['ID'] in primary_ids)
+            besides_text = ' besides its primary %s' % ', '.join(besides) if besides else ''
             if len(alive) >= group[1]:
                 plan['reduced'].append({
                     'name': service_name(service), 'id': sid, 'replicas': replicas, 'keeps': 0,
-                    'reason': '%s; redundancy group %s keeps %d service(s) running (%s), at least %d needed' % (
-                        why, group[0], len(alive), ', '.join(alive), group[1])})
+                    'reason': '%s; redundancy group %s keeps %d service(s) running%s (%s), at least %d needed' % (
+                        why, group[0], len(alive), besides_text, ', '.join(alive), group[1])})
                 continue
-            why += '; redundancy group %s would keep %d service(s) running, %d needed' % (group[0], len(alive), group[1])
+            why += '; redundancy group %s would keep %d service(s) running%s, %d needed' % (
+                group[0], len(alive), besides_text, group[1])
         plan['stranded'].append({'name': service_name(service), 'reason': why})
         if remaining:
             plan['problems'].append('service %s would stop: %s.' % (service_name(service), why))
@@ -406,6 +428,20 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
 
 REDUNDANCY_GROUP_LABEL = 'org.swarmlab.redundancy.group'
 REDUNDANCY_MIN_LABEL = 'org.swarmlab.redundancy.min'
+# The member of its group that holds the primary role as deployed (the stack's redis-master); the
+# caller of drain_plan names the primaries of now instead when it knows them.
+REDUNDANCY_ROLE_LABEL = 'org.swarmlab.redundancy.role'
+
+
+def primary_services(services: t.Iterable[Service], primaries: t.Iterable[str] | None) -> set[str]:
+    """IDs of the services that hold the primary role: those named (by name or ID), or with None
+    those labelled primary. A name that is no service is an error (a typo must not drop the guard)."""
+    services = list(services)
+    if primaries is None:
+        return {svc['ID'] for svc in services
+                if (svc.get('Spec', {}).get('Labels') or {}).get(REDUNDANCY_ROLE_LABEL) == 'primary'}
+    names = [ref for ref in primaries if ref]
+    return {svc['ID'] for svc in select_services(services, names)} if names else set()
 
 
 def redundancy_group(service: Service) -> tuple[str, int] | None:

@@ -40,7 +40,9 @@ description:
     rewrites its config and closes its clients' connections (so Sentinel-aware clients reconnect to
     the new master), and unpauses. When
     Sentinel's failover is still under way after O(timeout), writes stay paused and the task fails
-    saying so. Unlisted replicas that Sentinel could promote are refused.
+    saying so. Unlisted replicas that Sentinel could promote are refused. After the promotion it
+    waits until every reachable Sentinel names the new master (clients ask any of them), and fails
+    when no majority does within O(timeout); RV(sentinels_confirmed) lists them.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -242,6 +244,15 @@ repointed:
   type: list
   elements: str
   sample: [10.0.0.11:6379, 10.0.0.13:6379]
+sentinels_confirmed:
+  description:
+    - With O(sentinels), after a switchover through Sentinel, the Sentinels that name the new master.
+      The module waits (up to O(timeout)) until every reachable one does, and fails when no majority
+      of the listed Sentinels does; empty without Sentinels, in check mode and when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [redis-sentinel-1:26379, redis-sentinel-2:26379, redis-sentinel-3:26379]
 fenced:
   description: Old masters that were made replicas of the new master.
   returned: success
@@ -308,6 +319,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     wait_until,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
+    confirmation,
     decide_master,
     failover_in_progress,
     monitored_key,
@@ -583,7 +595,31 @@ class FailoverManager:
                 except RedisModuleError as exc:
                     self.warnings.append('could not restore replica-priority %s: %s' % (value, exc))
         self.touched.update(k for k in self.records if self.records[k]['reachable'])
-        return {'action': 'sentinel', 'old_master': old, 'new_master': new, 'reason': reason}
+        return {'action': 'sentinel', 'old_master': old, 'new_master': new, 'reason': reason,
+                'sentinels_confirmed': self.wait_sentinels_confirm(new)}
+
+    def wait_sentinels_confirm(self, new: str) -> list[str]:
+        """Wait until every reachable Sentinel names the new master (the leader knows at once, the
+        others from its hello messages, within seconds): clients ask any of them for the master.
+        Fails when no majority of the listed Sentinels names it within the timeout; warns when
+        a reachable one still names another."""
+        records = list(self.records.values())
+        seen: dict[str, t.Any] = {}
+
+        def agreed() -> bool:
+            views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
+            seen.update(confirmation(views, records, new))
+            return seen['all']
+
+        if not wait_until(agreed, self.p['timeout'], 0.2):
+            if not seen['majority']:
+                raise RedisModuleError('%s was promoted, but after %ss only %d of the %d Sentinels name it the master '
+                                       '(%s): clients that ask the others may still be sent to the old master'
+                                       % (new, self.p['timeout'], len(seen['confirmed']), len(self.p['sentinels']),
+                                          '; '.join(seen['others']) or 'the others do not answer'))
+            self.warnings.append('%s is the master for a majority of the Sentinels (%s), not yet for %s'
+                                 % (new, ', '.join(seen['confirmed']), '; '.join(seen['others'])))
+        return seen['confirmed']
 
     def hold_back(self, leader: dict[str, t.Any], held: list[str], saved: dict[str, str]) -> None:
         """replica-priority 0 on the replicas that are not the target; wait until the Sentinel that
@@ -730,6 +766,7 @@ class FailoverManager:
             'new_master': decision.get('new_master'),
             'elapsed': round(time.monotonic() - started, 3),
             'repointed': self.repointed,
+            'sentinels_confirmed': decision.get('sentinels_confirmed', []),
             'fenced': self.fenced,
             'persisted': self.persisted,
             'before': before,

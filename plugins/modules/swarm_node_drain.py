@@ -35,6 +35,12 @@ description:
     C(org.swarmlab.redundancy.group=<group>) and C(org.swarmlab.redundancy.min=<n>) (default 1). Such a
     service that would be stranded is I(reduced) instead (it keeps 0 tasks, and is not waited for) when
     at least C(n) other services of its group keep running elsewhere; below that it is stranded.
+  - The I(primary) of such a group is the member the others depend on (the stack's Redis master).
+    O(primaries) names the services that hold that role now; without it, the services labelled
+    C(org.swarmlab.redundancy.role=primary) (the role as deployed, C(redis-master)). A primary with a
+    task on the node is stranded, so the drain is refused unless O(force=true); hand its role to a
+    member on another node first (C(playbooks/node_maintenance.yml) does, with a Redis switchover).
+    A primary never counts among the members that keep its group running.
   - With O(state=absent) it sets the node active again and removes the constraints a drain added for
     it (a change of constraints alone restarts no task). Swarm does not move tasks back to a reactivated
     node by itself; run M(swarmlab.cluster.swarm_rebalance) after it.
@@ -70,6 +76,15 @@ options:
         the wait.
     type: bool
     default: false
+  primaries:
+    description:
+      - Services (names or IDs) that hold the primary role of their redundancy group now, for example
+        the service that runs the Redis master as the Sentinels name it. Replaces, for this drain,
+        the services labelled C(org.swarmlab.redundancy.role=primary). A name that is no service is
+        an error.
+      - Not given, the labels decide.
+    type: list
+    elements: str
   move_first:
     description:
       - Move the tasks of the services that can run elsewhere off the node with a service update before
@@ -114,6 +129,11 @@ EXAMPLES = r"""
   swarmlab.cluster.swarm_node_drain:
     node: worker2
     force: true
+
+- name: Drain worker1 after the Redis master moved off it (its service is no longer the primary)
+  swarmlab.cluster.swarm_node_drain:
+    node: worker1
+    primaries: [swarmlab_redis-master]
 
 - name: Back to active, without the constraints the drain added
   swarmlab.cluster.swarm_node_drain:
@@ -180,6 +200,12 @@ stranded:
       type: str
       sample: "no node but manager1 satisfies its placement constraints ['node.hostname == manager1']"
   sample: [{name: swarmlab_redis-master, reason: "no node but manager1 satisfies its placement constraints ['node.hostname == manager1']"}]
+primaries:
+  description: The services that held the primary role of their redundancy group for the plan (O(primaries), else by label).
+  returned: success, and with the failure when refused or timed out
+  type: list
+  elements: str
+  sample: [swarmlab_redis-replica-1]
 reduced:
   description:
     - Services that run fewer tasks while the node is drained but keep some running on other nodes
@@ -344,7 +370,7 @@ class NodeDrainer(SwarmWorker):
             'node': {'id': node['ID'], 'hostname': node_hostname(node), 'role': node['Spec'].get('Role', ''),
                      'availability_before': before, 'availability': before},
             'tasks_before': node_totals(services, tasks, nodes),
-            'capacity_problems': [], 'stranded': [], 'reduced': [], 'moved': [], 'restored': [],
+            'capacity_problems': [], 'stranded': [], 'reduced': [], 'moved': [], 'restored': [], 'primaries': [],
             'times': {'move': 0.0, 'drain': 0.0, 'total': 0.0},
             'waited': 0.0,
         }
@@ -360,7 +386,8 @@ class NodeDrainer(SwarmWorker):
 
     def _drain(self, node: dict[str, t.Any], nodes: list, services: list, tasks: list,
                result: dict[str, t.Any]) -> tuple[list, list, list]:
-        plan = drain_plan(node, nodes, services, tasks)
+        plan = drain_plan(node, nodes, services, tasks, self.params['primaries'])
+        result['primaries'] = plan['primaries']
         result['stranded'] = plan['stranded']
         result['reduced'] = [dict((k, v) for k, v in item.items() if k != 'id') for item in plan['reduced']]
         result['capacity_problems'] = plan['problems']
@@ -526,6 +553,7 @@ def main() -> None:
             'node': {'type': 'str', 'required': True},
             'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
             'force': {'type': 'bool', 'default': False},
+            'primaries': {'type': 'list', 'elements': 'str'},
             'move_first': {'type': 'bool', 'default': True},
             'wait': {'type': 'bool', 'default': True},
             'wait_timeout': {'type': 'int', 'default': 300},

@@ -103,7 +103,8 @@ def test_ansible_doc_of_each_module(installed, module):
     assert entry['doc']['filename'].startswith(str(collections)), entry['doc']['filename']
 
 
-@pytest.mark.parametrize('plugin_type,name', [('inventory', 'lab'), ('filter', 'stack_convergence')])
+@pytest.mark.parametrize('plugin_type,name', [('inventory', 'lab'), ('filter', 'stack_convergence'),
+                                              ('filter', 'redis_switchover_plan')])
 def test_ansible_doc_of_the_other_plugins(installed, plugin_type, name):
     env, work = installed[2], installed[3]
     run(str(BIN / 'ansible-doc'), '-t', plugin_type, '%s.%s' % (FQCN, name), cwd=work, env=env)

@@ -22,7 +22,7 @@ from ..checkout import results_dir
 from ..lab.prometheus import observe
 from ..report import log, render_drills
 from .common import Ctx, Opts
-from .maintenance import drain, node_loss
+from .maintenance import drain, master_drain, node_loss
 from .redis import redis_kill
 from .registry import registry
 from .web import bad_deploy, rolling_update, web_kill
@@ -30,6 +30,7 @@ from .web import bad_deploy, rolling_update, web_kill
 DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "web-kill": web_kill,
     "drain": drain,
+    "master-drain": master_drain,
     "rolling-update": rolling_update,
     "redis-kill": lambda ctx: redis_kill(ctx, False),
     "redis-kill-wait": lambda ctx: redis_kill(ctx, True),

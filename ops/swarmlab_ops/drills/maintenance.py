@@ -23,6 +23,8 @@ def maintenance(ctx: Ctx, node: str, action: str, **extra) -> dict:
     result["_ok"] = run.ok
     result["_failures"] = run.failures()
     result["_seconds"] = run.seconds
+    # What the playbook returned (set_stats): the Redis switchover among it.
+    result["_returned"] = run.data.get("node_maintenance") or {}
     return result
 
 
@@ -99,6 +101,84 @@ def drain(ctx: Ctx) -> dict:
                 "detail": {"nodes": details, "min_running": low, "watch_errors": watch.errors}},
                not forced and summary["failed_requests"] == 0 and low is not None and low >= desired
                and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"] and all(d["spread_ok"] for d in details))
+
+
+def _true(value) -> bool:
+    """A boolean the playbook returned (a templated value may come back as a string)."""
+    return value is True or str(value).lower() == "true"
+
+
+def master_place(ctx: Ctx) -> tuple[str, str]:
+    """(service, node) of the Redis master as the Sentinels name it (by service name)."""
+    master = ctx.probe.master()
+    task = ctx.swarm.task_by_address().get(master)
+    if not task:
+        raise RuntimeError("the Redis master %s is not a running task of the stack" % master)
+    return task["service"], task["node"]
+
+
+def master_drain(ctx: Ctx) -> dict:
+    """Drain the node that runs the Redis master, under load, with the plain playbook (no force),
+    then activate it. The playbook hands the master to a replica on another node first (Sentinel
+    switchover, writes paused until it caught up), then drains.
+
+    On a one-manager lab the manager also runs the edge, which no drain may take away: a master
+    there is first moved to a worker with SENTINEL FAILOVER, before the load starts. Met: the drain
+    accepted without force, it returned the switchover (from the drained node to another), the
+    Sentinels name a master on another node, 0 failed requests, nothing lost, activate ok."""
+    swarm, probe = ctx.swarm, ctx.probe
+    if not swarm.has_service("redis-sentinel-1"):
+        return {"drill": "master-drain", "recover_text": "skipped: Sentinel is off (stack_sentinel_enabled)",
+                "met": None, "met_text": "not run"}
+    replicas = sum(1 for s in swarm.replicas() if s.startswith("redis-replica-"))
+    managers = {n.name for n in ctx.lab.group("swarm_managers")}
+    service, node = master_place(ctx)
+    if node in managers:
+        log("master-drain: the master %s runs on %s, a manager (the edge's node): SENTINEL FAILOVER first, no load"
+            % (service, node))
+        probe.failover()
+        deadline = time.time() + 60
+        while time.time() < deadline and master_place(ctx)[1] in managers:
+            time.sleep(1)
+        probe.wait_healthy(replicas, 120)
+        service, node = master_place(ctx)
+        if node in managers:
+            raise RuntimeError("the Redis master stayed on a manager (%s)" % node)
+    desired = swarm.replicas()["web"]
+    start_value = ctx.counter()
+    load = ctx.with_load(240)
+    watch = ctx.watch("web")
+    try:
+        log("master-drain: draining %s, which runs the Redis master %s (node maintenance playbook, no force)"
+            % (node, service))
+        result = maintenance(ctx, node, "drain")
+        new_service, new_node = master_place(ctx)
+    finally:
+        watch.stop()
+    _ops, summary, acc = ctx.finish(load, start_value)
+    switchover = result["_returned"].get("switchover") or {}
+    log("master-drain: %s; drained %s in %s (ok: %s); master now %s on %s; activating" % (
+        switchover.get("text"), node, fmt_seconds(result.get("times", {}).get("total")), result["_ok"],
+        new_service, new_node))
+    back = maintenance(ctx, node, "activate")
+    swarm.wait_converged(180)
+    probe.wait_healthy(replicas, 120)
+    probe.sentinel_reset()
+    ok = (result["_ok"] and back["_ok"] and _true(switchover.get("done")) and switchover.get("from") == service
+          and switchover.get("from_node") == node and switchover.get("to_node") not in (None, node)
+          and new_node != node and new_service == switchover.get("to"))
+    return met({"drill": "master-drain", "recover": result.get("_seconds"),
+                "recover_text": "%s: master %s on %s -> %s on %s (switchover %s s), drain %s; activate %s" % (
+                    node, service, node, new_service, new_node, switchover.get("seconds"),
+                    "ok" if result["_ok"] else "FAILED: " + " | ".join(result["_failures"])[:300],
+                    "ok" if back["_ok"] else "FAILED"),
+                "min_running": watch.min(), "desired": desired, "load": summary, "accounting": acc,
+                "detail": {"node": node, "master_before": service, "master_after": new_service,
+                           "master_node_after": new_node, "switchover": switchover, "drain_ok": result["_ok"],
+                           "drain_failures": result["_failures"], "activate_ok": back["_ok"],
+                           "moved": result.get("moved", []), "reduced": result.get("reduced", []),
+                           "stranded": result.get("stranded", []), "primaries": result.get("primaries", [])}},
+               ok and summary["failed_requests"] == 0 and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"])
 
 
 def node_loss(ctx: Ctx) -> dict:

@@ -43,6 +43,10 @@ def test_sentinel_switchover_loses_no_acknowledged_write(topo, with_target):
     new = masters(topo)
     assert len(new) == 1 and new[0] is not topo.master
     assert result['new_master'] == new[0].addr
+    # When the module returns, every Sentinel already names the new master (clients ask any of
+    # them); before, it returned as soon as the leader had promoted it.
+    assert result['sentinels_confirmed'] == sorted(s.addr for s in topo.sentinels)
+    assert all(int(s.client().sentinel_get_master_addr_by_name('mymaster')[1]) == new[0].port for s in topo.sentinels)
     if with_target:
         assert new[0] is topo.replicas[1]
     wait_for(lambda: any(port == new[0].port for port, value in writer.acked))
@@ -52,6 +56,24 @@ def test_sentinel_switchover_loses_no_acknowledged_write(topo, with_target):
     assert_no_acknowledged_write_lost(values, int(new[0].client().get('counter')))
     for s in topo.sentinels:
         wait_for(lambda s=s: int(s.client().sentinel_get_master_addr_by_name('mymaster')[1]) == new[0].port)
+
+
+def test_sentinel_switchover_with_one_sentinel_down_is_confirmed_by_the_others(topo):
+    topo.start_sentinels()
+    topo.wait_sentinels_discovered()
+    down = topo.sentinels[2]
+    down.stop()
+    result = run_module('redis_failover', {
+        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+        'sentinels': sentinel_list(topo), 'timeout': 30, 'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    assert not result.get('failed'), result.get('msg')
+    assert result['new_master'] == topo.replicas[0].addr
+    assert result['sentinels_confirmed'] == sorted(s.addr for s in topo.sentinels[:2])
+    # Nothing changed: no Sentinel confirmation to wait for.
+    again = run_module('redis_failover', {
+        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+        'sentinels': sentinel_list(topo), 'timeout': 30, 'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    assert again['changed'] is False and again['sentinels_confirmed'] == []
 
 
 # --- redis_sentinel ------------------------------------------------------------------------------

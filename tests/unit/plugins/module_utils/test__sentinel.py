@@ -6,6 +6,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import add
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     auth_failing,
     ckquorum_ok,
+    confirmation,
     decide_master,
     failover_in_progress,
     majority,
@@ -213,3 +214,24 @@ def test_unlisted_candidates_and_priority_seen():
 def test_failover_in_progress():
     assert failover_in_progress({'flags': 'master,failover_in_progress'})
     assert not failover_in_progress({'flags': 'master'}) and not failover_in_progress(None)
+
+
+def test_confirmation_of_a_new_master():
+    # After a switchover to 10.0.0.12: the leader knows at once, the others a moment later.
+    records = SET
+    views = [view('s1', '10.0.0.12:6379'), view('s2', '10.0.0.11:6379'), view('s3', reachable=False)]
+    seen = confirmation(views, records, '10.0.0.12:6379')
+    assert seen == {'confirmed': ['s1:26379'], 'others': ['s2:26379 names 10.0.0.11:6379'], 'majority': False, 'all': False}
+    views[1] = view('s2', '10.0.0.12:6379')
+    seen = confirmation(views, records, '10.0.0.12:6379')
+    # Every reachable one names it, and they are a majority of the three listed.
+    assert seen['confirmed'] == ['s1:26379', 's2:26379'] and seen['majority'] and seen['all']
+
+
+def test_confirmation_needs_a_majority_of_the_listed_sentinels():
+    views = [view('s1', '10.0.0.12:6379'), view('s2', reachable=False), view('s3', reachable=False)]
+    seen = confirmation(views, SET, '10.0.0.12:6379')
+    assert seen['confirmed'] == ['s1:26379'] and not seen['majority'] and not seen['all']
+    # One that monitors nothing is not a confirmation.
+    seen = confirmation([view('s1', '10.0.0.12:6379'), view('s2'), view('s3', '10.0.0.12:6379')], SET, '10.0.0.12:6379')
+    assert seen['others'] == ['s2:26379 names no master'] and seen['majority'] and not seen['all']

@@ -189,6 +189,69 @@ class TestDrainPlan:
         plan = sw.drain_plan(nodes[1], nodes, services, tasks)
         assert 's2' in names(plan['stranded']) and 'last active node' in plan['problems'][0]
 
+    @staticmethod
+    def redis():
+        # The stack's Redis servers: redis-master (labelled primary, as deployed) on manager1, a
+        # replica pinned to each worker, all in one redundancy group with min 1; one task each.
+        group = {sw.REDUNDANCY_GROUP_LABEL: 'redis-replicas', sw.REDUNDANCY_MIN_LABEL: '1'}
+        services = [service('redis-master', replicas=1, constraints=['node.hostname==manager1'],
+                            labels=dict(group, **{sw.REDUNDANCY_ROLE_LABEL: 'primary'})),
+                    service('redis-replica-1', replicas=1, constraints=['node.hostname==worker1'], labels=group),
+                    service('redis-replica-2', replicas=1, constraints=['node.hostname==worker2'], labels=group)]
+        tasks = [task('redis-master', 'm1'), task('redis-replica-1', 'w1'), task('redis-replica-2', 'w2')]
+        return services, tasks
+
+    def test_the_labelled_primary_is_stranded_on_its_node(self):
+        services, tasks = self.redis()
+        plan = sw.drain_plan(NODES[0], NODES, services, tasks)
+        assert names(plan['stranded']) == ['redis-master'] and plan['primaries'] == ['redis-master']
+        assert 'holds the primary role of redundancy group redis-replicas' in plan['problems'][0]
+
+    def test_a_replica_is_reduced_while_another_replica_runs_besides_the_primary(self):
+        services, tasks = self.redis()
+        plan = sw.drain_plan(NODES[1], NODES, services, tasks)
+        assert plan['stranded'] == [] and [(r['name'], r['keeps']) for r in plan['reduced']] == [('redis-replica-1', 0)]
+        assert 'keeps 1 service(s) running besides its primary redis-master (redis-replica-2)' in plan['reduced'][0]['reason']
+
+    def test_the_master_on_a_replica_service_is_refused_when_named(self):
+        # The defect: after a failover the master runs in redis-replica-1's task; by the labels alone
+        # its drain was "reduced" (the group keeps redis-replica-2) and stopped the master.
+        services, tasks = self.redis()
+        assert names(sw.drain_plan(NODES[1], NODES, services, tasks)['reduced']) == ['redis-replica-1']
+        plan = sw.drain_plan(NODES[1], NODES, services, tasks, primaries=['redis-replica-1'])
+        assert names(plan['stranded']) == ['redis-replica-1'] and plan['reduced'] == []
+        assert plan['primaries'] == ['redis-replica-1'] and len(plan['problems']) == 1
+
+    def test_after_a_switchover_the_old_masters_node_drains_as_reduced(self):
+        # redis-master (manager1) handed the master to redis-replica-1: it is now a replica that the
+        # drain stops, while redis-replica-2 keeps running as a replica.
+        services, tasks = self.redis()
+        plan = sw.drain_plan(NODES[0], NODES, services, tasks, primaries=['redis-replica-1'])
+        assert plan['stranded'] == [] and plan['problems'] == []
+        assert [(r['name'], r['keeps']) for r in plan['reduced']] == [('redis-master', 0)]
+        assert 'besides its primary redis-replica-1 (redis-replica-2)' in plan['reduced'][0]['reason']
+
+    def test_the_primary_never_counts_as_the_groups_running_replica(self):
+        # Two servers only: once redis-replica-1 is the master, redis-master's node keeps no replica.
+        services, tasks = self.redis()
+        services, tasks = services[:2], tasks[:2]
+        plan = sw.drain_plan(NODES[0], NODES, services, tasks, primaries=['redis-replica-1'])
+        assert names(plan['stranded']) == ['redis-master']
+        assert 'would keep 0 service(s) running besides its primary redis-replica-1, 1 needed' in plan['problems'][0]
+
+    def test_a_primary_that_could_move_is_still_stranded(self):
+        # A master's data is on its node's volume: moving its service starts an empty one elsewhere.
+        svc = service('db', replicas=1, constraints=['node.role==worker'])
+        plan = sw.drain_plan(NODES[1], NODES, [svc], [task('db', 'w1')], primaries=['db'])
+        assert names(plan['stranded']) == ['db'] and plan['move'] == []
+        assert names(sw.drain_plan(NODES[1], NODES, [svc], [task('db', 'w1')])['move']) == ['db']
+
+    def test_primaries_given_replace_the_labels_and_must_exist(self):
+        services, tasks = self.redis()
+        assert sw.drain_plan(NODES[0], NODES, services, tasks, primaries=[])['primaries'] == []
+        with pytest.raises(sw.SwarmLogicError, match='redis-replica-9'):
+            sw.drain_plan(NODES[0], NODES, services, tasks, primaries=['redis-replica-9'])
+
     def test_max_replicas_with_room_moves(self):
         svc = service('s', replicas=4, max_replicas=2)
         assert names(sw.drain_plan(NODES[1], NODES, [svc], [task('s', 'w1')])['move']) == ['s']
@@ -211,7 +274,7 @@ class TestDrainPlan:
                     service('zero', replicas=0, constraints=self.PINNED), service('g', mode='Global')]
         tasks = [task('other', 'w2'), task('g', 'w2')]
         plan = sw.drain_plan(NODES[1], NODES, services, tasks)
-        assert plan == {'move': [], 'reduced': [], 'stranded': [], 'problems': []}
+        assert plan == {'move': [], 'reduced': [], 'stranded': [], 'problems': [], 'primaries': []}
 
     def test_finished_tasks_do_not_count(self):
         svc = service('s', replicas=1, constraints=['node.role==worker'])

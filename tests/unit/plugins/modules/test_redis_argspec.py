@@ -12,61 +12,16 @@ import yaml
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
+from argspec_helpers import PREFIX, capture_spec, compare, documented
 
 MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover', 'redis_sentinel']
-PREFIX = 'ansible_collections.swarmlab.cluster.plugins.modules.'
-
-
-class Captured(Exception):
-    pass
-
-
-def capture_spec(monkeypatch, name):
-    module = importlib.import_module(PREFIX + name)
-    seen = {}
-
-    def fake_init(self, **kwargs):
-        seen.update(kwargs)
-        raise Captured()
-
-    monkeypatch.setattr(module, 'AnsibleModule', type('M', (), {'__init__': fake_init}))
-    with pytest.raises(Captured):
-        module.main()
-    return module, seen
-
-
-def compare(doc_options, spec):
-    assert sorted(doc_options) == sorted(spec)
-    for name, option in spec.items():
-        doc = doc_options[name]
-        assert doc.get('type', 'str') == option.get('type', 'str'), name
-        assert doc.get('default') == option.get('default'), name
-        assert bool(doc.get('required')) == bool(option.get('required')), name
-        assert doc.get('elements') == option.get('elements'), name
-        if 'options' in option:
-            compare(doc['suboptions'], option['options'])
-
-
-def documented_options(module):
-    """The module's options with its documentation fragments merged in, as ansible-doc shows them."""
-    doc = yaml.safe_load(module.DOCUMENTATION)
-    options = dict(doc['options'])
-    for fragment in doc.get('extends_documentation_fragment', []):
-        # namespace.collection.file, or namespace.collection.file.variable (upper-cased in the class)
-        namespace, collection, name, *variable = fragment.split('.')
-        frag = importlib.import_module('ansible_collections.%s.%s.plugins.doc_fragments.%s' % (namespace, collection, name))
-        text = getattr(frag.ModuleDocFragment, variable[0].upper() if variable else 'DOCUMENTATION')
-        frag_options = yaml.safe_load(text)['options']
-        assert not set(frag_options) & set(options), 'option documented twice'
-        options.update(frag_options)
-    return options
 
 
 @pytest.mark.parametrize('name', MODULES)
 def test_documentation_matches_argument_spec(monkeypatch, name):
     module, seen = capture_spec(monkeypatch, name)
     spec = seen['argument_spec']
-    compare(documented_options(module), spec)
+    compare(documented(module)[0], spec)
     assert seen['supports_check_mode'] is True
     for option, value in spec.items():
         if 'password' in option or option in ('master_auth', 'auth_pass'):

@@ -23,7 +23,7 @@ class FakeModule:
     def __init__(self, check_mode=False, **params):
         self.check_mode = check_mode
         self.params = {'node': 'worker1', 'state': 'present', 'force': False, 'move_first': False, 'wait': True,
-                       'wait_timeout': 10, 'poll_interval': 1}
+                       'wait_timeout': 10, 'poll_interval': 1, 'primaries': None}
         self.params.update(params)
         self.warnings = []
 
@@ -189,6 +189,36 @@ def test_refusal_names_the_stranded_service_and_changes_nothing():
     assert api.node_updates == []
     assert exc.value.result['stranded'] == [
         {'name': 'pinned', 'reason': "no node but worker1 satisfies its placement constraints ['node.hostname==worker1']"}]
+
+
+def redis_servers():
+    # The stack's Redis servers, one pinned per node, one redundancy group; redis-master labelled primary.
+    group = {'org.swarmlab.redundancy.group': 'redis-replicas', 'org.swarmlab.redundancy.min': '1'}
+    return [service('redis-master', replicas=1, constraints=['node.hostname==manager1'],
+                    labels=dict(group, **{'org.swarmlab.redundancy.role': 'primary'})),
+            service('redis-replica-1', replicas=1, constraints=PINNED, labels=group),
+            service('redis-replica-2', replicas=1, constraints=['node.hostname==worker2'], labels=group)]
+
+
+REDIS_BEFORE = [task('redis-master', 'm1'), task('redis-replica-1', 'w1'), task('redis-replica-2', 'w2')]
+REDIS_AFTER = [task('redis-master', 'm1'), task('redis-replica-1', 'w1', state='shutdown', desired='shutdown'),
+               task('redis-replica-1', '', state='pending'), task('redis-replica-2', 'w2')]
+
+
+def test_the_node_of_the_master_named_in_primaries_is_refused():
+    # The master runs in redis-replica-1's task (after a failover): named, its node is refused.
+    api = FakeApi(make_nodes(), redis_servers(), [REDIS_BEFORE])
+    with pytest.raises(RefusedError, match='service redis-replica-1 would stop: it holds the primary role') as exc:
+        drainer(api, primaries=['redis-replica-1']).run()
+    assert api.node_updates == [] and exc.value.result['primaries'] == ['redis-replica-1']
+
+
+def test_once_the_master_is_elsewhere_its_old_server_is_reduced_and_not_waited_for():
+    api = FakeApi(make_nodes(), redis_servers(), [REDIS_BEFORE, REDIS_AFTER])
+    result = drainer(api, primaries=['redis-master']).run()
+    assert result['node']['availability'] == 'drain' and result['stranded'] == []
+    assert [(r['name'], r['keeps']) for r in result['reduced']] == [('redis-replica-1', 0)]
+    assert result['primaries'] == ['redis-master']
 
 
 def test_force_does_not_wait_for_the_stranded_service():
