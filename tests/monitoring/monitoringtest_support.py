@@ -45,6 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The lab inventory's values.
     "lab": LAB_VARS,
     "custom": {
+        # Pinned to a digest (issue 15): rendered as given.
+        "monitoring_prometheus_image": "prom/prometheus:v2.42.0@sha256:" + "0123456789abcdef" * 4,
         "monitoring_web_replicas": 6,
         "monitoring_redis_replicas": 3,
         "monitoring_alert_for": {"RedisReplicaDown": "15s", "NodeDown": "2m30s"},

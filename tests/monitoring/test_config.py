@@ -228,6 +228,28 @@ def test_the_lab_runs_the_images_it_built(variants):
     base = compose(variants["base"])["services"]
     assert base["prometheus"]["image"] == "prom/prometheus:v2.42.0"
     assert base["redis-exporter"]["image"] == "oliver006/redis_exporter:v1.45.0"
+    custom = compose(variants["custom"])["services"]
+    assert custom["prometheus"]["image"] == "prom/prometheus:v2.42.0@sha256:" + "0123456789abcdef" * 4
+
+
+def test_a_malformed_image_digest_fails_in_the_checks(tmp_path):
+    """validate.yml, before anything is written: an image pinned to a digest that is not sha256 and 64
+    hex digits is refused, naming the variable (no Docker Engine is asked)."""
+    inventory = {"all": {"hosts": {"bad_digest": {**BASE_VARS, "monitoring_dir": str(tmp_path / "bad_digest"),
+                                                  "monitoring_gateway_image": "haproxy:2.6@sha256:1234"}},
+                         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    plays = [{"name": "Run the role's checks", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Check", "block": [{"name": "Run validate.yml", "ansible.builtin.include_role": {
+            "name": "swarmlab.cluster.monitoring", "tasks_from": "validate.yml"}}],
+         "rescue": [{"name": "Keep where it failed", "ansible.builtin.copy": {
+             "content": "{{ {'task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}",
+             "dest": str(tmp_path) + "/failed.json", "mode": "0644"}}]}]}]
+    proc = run_playbook(tmp_path, inventory, plays, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    failed = json.loads((tmp_path / "failed.json").read_text())
+    assert failed["task"] == "Check the image references (a digest is sha256 and 64 hex digits)", failed
+    assert "monitoring_gateway_image: 'sha256:1234' is not an image digest" in failed["msg"], failed
+    assert not (tmp_path / "bad_digest").exists()
 
 
 @pytest.mark.parametrize("variant", ["base", "minimal"])

@@ -371,3 +371,39 @@ def test_the_roles_edge_certificate_names_the_manager_and_haproxy_serves_it(serv
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- images by digest (supply chain) ---------------------------------------------------------------
+
+DIGEST = 'sha256:' + '0123456789abcdef' * 4
+
+
+def test_images_are_rendered_by_digest_where_the_inventory_gives_one(server_dir):
+    plain = render(server_dir, stack_lb_mode='edge')['services']
+    assert plain['web']['image'] == 'registry.example.org/web:1.0.0'
+    assert plain['redis-master']['image'] == 'redis:7' and plain['edge']['image'] == 'haproxy:2.6'
+    # A digest variable, or the digest in the image variable itself.
+    pinned = render(server_dir, stack_lb_mode='edge', stack_web_image_digest=DIGEST, stack_redis_image_digest=DIGEST,
+                    stack_edge_image='haproxy:2.6@' + DIGEST)['services']
+    assert pinned['web']['image'] == 'registry.example.org/web:1.0.0@' + DIGEST
+    assert pinned['edge']['image'] == 'haproxy:2.6@' + DIGEST
+    redis_images = {svc['image'] for name, svc in pinned.items() if name.startswith('redis-')}
+    assert redis_images == {'redis:7@' + DIGEST}
+
+
+@pytest.mark.parametrize('extra,message', [
+    ({'stack_redis_image_digest': 'sha256:abc'}, ['stack_redis_image_digest:', 'sha256:abc', 'is not an image digest']),
+    ({'stack_edge_image': 'haproxy:2.6@' + DIGEST.upper()}, ['stack_edge_image:', 'is not an image digest']),
+    ({'stack_web_image': 'registry.example.org/web@' + DIGEST, 'stack_web_image_digest': 'sha256:' + 'f' * 64},
+     ['stack_web_image carries the digest', 'give one, or the same']),
+])
+def test_a_wrong_digest_fails_before_anything_changes(server_dir, extra, message):
+    stack_dir = server_dir / 'stack'
+    settings = {'stack_dir': str(stack_dir), 'stack_web_image': 'registry.example.org/web:1.0.0',
+                'stack_redis_password': 'render-test-pw', **extra}
+    proc = run_playbook('tests/integration/redis/playbooks/stack_role.yml', settings)
+    # The YAML callback may fold a long message over lines.
+    out = ' '.join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out
+    assert 'Check the image references' in out and all(part in out for part in message), out[-3000:]
+    assert ' changed=0 ' in out and not stack_dir.exists(), out[-3000:]
