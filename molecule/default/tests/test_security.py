@@ -119,6 +119,20 @@ def test_workers_hold_no_registry_credentials_and_still_run_web(host, name):
     assert any(line.startswith(hostname + " Running") for line in nodes.splitlines()), nodes
 
 
+def test_haproxy_runs_as_haproxy_and_only_it_reads_the_certificates_key(host):
+    # The edge's HAProxy (master and worker, -W) on this manager; Redis and the Sentinels are checked
+    # in test_site.py (test_redis_and_sentinel_run_as_redis_...). The lab's image runs as uid 99, the
+    # official image's haproxy user (stack_edge_uid).
+    lines = host.check_output("ps -C haproxy -o uid=,args=").splitlines()
+    edge = [line for line in lines if "/usr/local/etc/haproxy/haproxy.cfg" in line]
+    assert len(edge) >= 2, lines  # the master and its worker (the gateway's are here too)
+    for line in lines:
+        assert line.split(None, 1)[0] != "0", lines
+    cid = container_of(host, "edge")
+    assert host.check_output(f"docker exec {cid} id -u").strip() == "99"
+    assert host.check_output(f"docker exec {cid} stat -c '%u %a' /run/secrets/edge_tls.pem").split() == ["99", "400"]
+
+
 def test_files_that_name_secrets_are_root_only(host):
     for path in ("/opt/swarmlab/stack/docker-compose.swarm.yml", "/opt/swarmlab/monitoring/docker-compose.monitoring.yml",
                  "/opt/swarmlab/stack/secrets/redis_password", "/opt/swarmlab/stack/secrets/name_salt"):
