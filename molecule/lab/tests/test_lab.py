@@ -1,7 +1,10 @@
-"""The lab's nodes as a user of the lab sees them: booted, with python3, on one network."""
+"""The lab's nodes as a user of the lab sees them: booted, with python3, on one network, and
+reachable over SSH as the lab's unprivileged user with sudo (inventories/lab-ssh, issue 21)."""
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-lab")
 NODES = ["manager1", "worker1", "worker2"]
@@ -35,3 +38,43 @@ def test_sees_the_other_nodes(host):
 def test_no_docker_engine_preinstalled(host):
     # Installing the engine is the docker_engine role's job, as on a real server.
     assert not host.exists("dockerd")
+
+
+KEY = Path("/var/cache/swarmlab-lab/ssh") / LAB / "id_ed25519"
+
+
+def ssh(host, user: str, command: str) -> subprocess.CompletedProcess:
+    """ssh from the controller to the node's lab address, as a real host is reached."""
+    address = host.check_output("hostname -I").split()[0]
+    return subprocess.run(
+        ["ssh", "-i", str(KEY), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_lab_key_pair_is_the_controllers_own_and_private():
+    assert KEY.stat().st_mode & 0o777 == 0o600
+    assert KEY.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_sshd_lets_the_lab_user_in_with_the_labs_key_and_sudo_needs_no_password(host):
+    assert host.service("ssh").is_running
+    keys = host.file("/home/swarmlab/.ssh/authorized_keys")
+    assert keys.user == "swarmlab" and keys.mode == 0o600
+    assert keys.content_string.split()[:2] == Path(str(KEY) + ".pub").read_text().split()[:2]
+    login = ssh(host, "swarmlab", "id -un; sudo -n id -u")
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.split() == ["swarmlab", "0"]
+
+
+def test_root_cannot_log_in_over_ssh(host):
+    refused = ssh(host, "root", "true")
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
+
+
+def test_each_node_has_its_own_ssh_host_key(host):
+    mine = host.check_output("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    for node in NODES:
+        other = host.get_host(f"docker://{LAB}-{node}")
+        if other.check_output("hostname") != host.check_output("hostname"):
+            assert other.check_output("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").split()[1] != mine
