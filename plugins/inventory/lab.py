@@ -20,6 +20,12 @@ description:
   - Sets C(ansible_host) (the container) and C(ansible_connection) on each node, and the variables
     C(lab_name), C(lab_managers) and C(lab_workers) on the group C(all), so the lab role brings up the
     lab this inventory lists.
+  - With O(connection_type=ssh) the same nodes are reached as real hosts are, over SSH: C(ansible_host)
+    is the node's address on the lab network, C(ansible_user) the lab's unprivileged user (O(ssh_user),
+    which has passwordless sudo) and C(ansible_ssh_private_key_file) the key pair the lab role made for
+    this lab (C(<ssh_key_dir>/<lab name>/id_ed25519)). Each node also gets its own C(ansible_control_path),
+    named after its container ID, so that a lab made again with the same addresses never reuses an SSH
+    master connection to a node that is gone.
   - Uses a YAML configuration file whose name ends with C(lab.yml) or C(lab.yaml).
 author: "swarmlab maintainers (!UNKNOWN)"
 extends_documentation_fragment:
@@ -53,10 +59,23 @@ options:
     description:
       - How Ansible reaches the nodes. V(docker-api) selects P(community.docker.docker_api#connection),
         which talks to the Engine API; V(docker-cli) selects P(community.docker.docker#connection),
-        which runs the docker CLI for every command and file.
+        which runs the docker CLI for every command and file; V(ssh) selects P(ansible.builtin.ssh#connection)
+        to the node's address as O(ssh_user), as for a real host.
     type: str
-    choices: [docker-api, docker-cli]
+    choices: [docker-api, docker-cli, ssh]
     default: docker-api
+  ssh_user:
+    description:
+      - With O(connection_type=ssh), the user Ansible logs in as (the lab role's C(lab_ssh_user), made by
+        the node image with passwordless sudo).
+    type: str
+    default: swarmlab
+  ssh_key_dir:
+    description:
+      - With O(connection_type=ssh), the controller's directory of the labs' key pairs (the lab role's
+        C(lab_ssh_key_dir)); the key of a lab is C(<ssh_key_dir>/<lab name>/id_ed25519).
+    type: path
+    default: /var/cache/swarmlab-lab/ssh
   docker_host:
     description:
       - The Docker daemon that runs the lab, as a C(unix://) socket URL.
@@ -78,6 +97,11 @@ EXAMPLES = r"""
 plugin: swarmlab.cluster.lab
 
 ---
+# inventories/lab-ssh/lab.yml: the same nodes over SSH, as the lab's user with its key
+plugin: swarmlab.cluster.lab
+connection_type: ssh
+
+---
 # A named lab, reached through the docker CLI, with one more group from a node label
 plugin: swarmlab.cluster.lab
 lab_name: molecule-swarm
@@ -87,6 +111,7 @@ groups:
 """
 
 import json
+import os
 import typing as t
 
 from ansible.errors import AnsibleParserError
@@ -101,12 +126,25 @@ LAB_LABEL = 'org.swarmlab.lab'
 GROUP_LABEL = 'org.swarmlab.group'
 PARENT_GROUP = 'swarm'
 NODE_GROUPS = ('swarm_managers', 'swarm_workers')
-CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'community.docker.docker'}
+CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'community.docker.docker',
+               'ssh': 'ansible.builtin.ssh'}
+
+
+def node_address(container: dict[str, t.Any], network: str) -> str:
+    """The container's IPv4 address on the lab network (the one named after the lab, else the first
+    that gives one); empty for a stopped container."""
+    networks = (container.get('NetworkSettings') or {}).get('Networks') or {}
+    ordered = [networks[network]] if network in networks else []
+    for settings in ordered + list(networks.values()):
+        if (settings or {}).get('IPAddress'):
+            return settings['IPAddress']
+    return ''
 
 
 def lab_nodes(containers: list[dict[str, t.Any]], lab_name: str, include_stopped: bool = True) -> list[dict[str, t.Any]]:
     """The lab's nodes among the daemon's containers (the list of GET /containers/json), sorted by
-    name: [{'host': 'manager1', 'container': 'lab-manager1', 'group': 'swarm_managers', ...}]."""
+    name: [{'host': 'manager1', 'container': 'lab-manager1', 'group': 'swarm_managers',
+    'address': '172.18.0.2', ...}]."""
     prefix = lab_name + '-'
     nodes = []
     for container in containers:
@@ -120,7 +158,8 @@ def lab_nodes(containers: list[dict[str, t.Any]], lab_name: str, include_stopped
         # The lab role names a node's container <lab_name>-<node> and its hostname <node>.
         host = name[len(prefix):] if name.startswith(prefix) else name
         nodes.append({'host': host, 'container': name, 'group': labels[GROUP_LABEL],
-                      'state': container.get('State', ''), 'labels': labels})
+                      'state': container.get('State', ''), 'labels': labels, 'id': container.get('Id', ''),
+                      'address': node_address(container, lab_name)})
     return sorted(nodes, key=lambda node: node['host'])
 
 
@@ -141,6 +180,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         except DockerApiError as exc:
             raise AnsibleParserError('Cannot list the containers of lab %s: %s' % (lab_name, exc)) from exc
 
+    def ssh_vars(self, lab_name: str, node: dict[str, t.Any]) -> dict[str, str]:
+        """How the ssh connection reaches a node as a real host: its address (a stopped node has none:
+        it stays named after its container, unreachable until started), the lab's user and key."""
+        key = os.path.join(self.get_option('ssh_key_dir'), lab_name, 'id_ed25519')
+        ssh_vars = {'ansible_host': node['address'] or node['container'],
+                    'ansible_user': self.get_option('ssh_user'),
+                    'ansible_ssh_private_key_file': key}
+        if node['id']:
+            # One master connection per container: a lab made again on the same addresses within
+            # ControlPersist must not reuse a master whose node is gone.
+            ssh_vars['ansible_control_path'] = '%(directory)s/lab-' + node['id'][:12]
+        return ssh_vars
+
     def parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
@@ -159,7 +211,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             self.inventory.add_host(host, group=node['group'])
             host_vars = {'ansible_host': node['container'], 'ansible_connection': connection,
                          'lab_container': node['container'], 'lab_container_state': node['state'],
-                         'lab_labels': node['labels']}
+                         'lab_labels': node['labels'], 'lab_address': node['address']}
+            if connection == CONNECTIONS['ssh']:
+                host_vars.update(self.ssh_vars(lab_name, node))
             for key, value in host_vars.items():
                 self.inventory.set_variable(host, key, value)
             if connection == CONNECTIONS['docker-api']:

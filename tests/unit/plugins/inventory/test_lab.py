@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.swarmlab.cluster.plugins.inventory.lab import lab_nodes
+from ansible_collections.swarmlab.cluster.plugins.inventory.lab import lab_nodes, node_address
 
 ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
@@ -51,6 +51,26 @@ def test_the_lab_nodes_are_named_after_the_nodes_and_grouped_by_label():
 def test_a_lab_name_with_a_dash_keeps_the_node_names():
     nodes = lab_nodes([container('molecule-ha-manager3', 'molecule-ha', 'swarm_managers')], 'molecule-ha')
     assert nodes[0]['host'] == 'manager3'
+
+
+def with_networks(entry, **networks):
+    """A /containers/json entry with its NetworkSettings (network name -> IPv4 address)."""
+    entry['NetworkSettings'] = {'Networks': {name: {'IPAddress': ip} for name, ip in networks.items()}}
+    return entry
+
+
+def test_the_ssh_address_is_the_nodes_address_on_the_lab_network():
+    # Named after the lab; a node on two networks gives the lab network's address, whatever the order.
+    both = with_networks(container('demo-manager1', 'demo', 'swarm_managers'), other='10.9.0.5', demo='172.30.0.2')
+    assert node_address(both, 'demo') == '172.30.0.2'
+    # The lab role's lab_network may name another network: then the one that gives an address.
+    assert node_address(with_networks(container('demo-worker1', 'demo', 'swarm_workers'), lan='172.31.0.3'),
+                        'demo') == '172.31.0.3'
+    # A stopped node has no address.
+    assert node_address(with_networks(container('demo-worker2', 'demo', 'swarm_workers', 'exited'), demo=''),
+                        'demo') == ''
+    assert node_address(container('demo-worker2', 'demo', 'swarm_workers', 'exited'), 'demo') == ''
+    assert [n['address'] for n in lab_nodes([both], 'demo')] == ['172.30.0.2']
 
 
 def inventory(tmp_path: Path, lab: str, config: str = '', *args: str) -> subprocess.CompletedProcess:
@@ -105,6 +125,19 @@ def test_the_plugin_lists_the_labelled_containers_of_its_lab(tmp_path):
         assert worker['lab_container_state'] == 'created'
         cli = inventory(tmp_path, lab, 'connection_type: docker-cli\n', '--host', 'manager1')
         assert plain(json.loads(cli.stdout))['ansible_connection'] == 'community.docker.docker'
+        # Over SSH: the lab's user and this lab's key, a master connection per container. These
+        # containers were never started, so they have no address: named after the container.
+        ssh = inventory(tmp_path, lab, 'connection_type: ssh\nssh_key_dir: /keys\n', '--host', 'worker2')
+        assert ssh.returncode == 0, ssh.stderr
+        worker2 = plain(json.loads(ssh.stdout))
+        assert worker2['ansible_connection'] == 'ansible.builtin.ssh'
+        assert worker2['ansible_user'] == 'swarmlab'
+        assert worker2['ansible_ssh_private_key_file'] == '/keys/%s/id_ed25519' % lab
+        assert worker2['ansible_host'] == lab + '-worker2' and worker2['lab_address'] == ''
+        container_id = subprocess.run(['docker', 'inspect', '-f', '{{.Id}}', lab + '-worker2'], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+        assert worker2['ansible_control_path'] == '%(directory)s/lab-' + container_id[:12]
+        assert 'ansible_docker_docker_host' not in worker2
     finally:
         if made:
             subprocess.run(['docker', 'rm', '-f', *made], capture_output=True, check=False)
