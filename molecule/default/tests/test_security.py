@@ -152,9 +152,9 @@ def test_the_registry_and_the_edge_publish_on_the_managers_address_only(host):
 
 
 def lab_passwords() -> list[str]:
-    app = yaml.safe_load((ROOT / "inventories/lab/group_vars/swarm/app.yml").read_text())
-    registry = yaml.safe_load((ROOT / "inventories/lab/group_vars/swarm/registry.yml").read_text())
-    return [app["stack_redis_password"], app["stack_sentinel_password"]] + [u["password"] for u in registry["registry_users"]]
+    # The lab's own credentials (plain in inventories/lab; the same values in inventories/lab-ssh's vault).
+    creds = yaml.safe_load((ROOT / "inventories/lab/group_vars/swarm/credentials.yml").read_text())
+    return [creds["stack_redis_password"], creds["stack_sentinel_password"]] + [u["password"] for u in creds["registry_users"]]
 
 
 def test_site_v_output_has_no_join_token_password_or_key(host):

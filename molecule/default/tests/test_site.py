@@ -69,7 +69,7 @@ def test_the_edge_spreads_requests_over_all_replicas(host):
     assert len(served) == 4, served
 
 
-# The lab inventory's own credentials (inventories/lab/group_vars/swarm/app.yml).
+# The lab's own credentials (inventories/lab/group_vars/swarm/credentials.yml; in inventories/lab-ssh's vault).
 REDIS_PASSWORD = "lab-redis-gordon"
 SENTINEL_PASSWORD = "lab-sentinel-gordon"
 BOOT = "/usr/local/lib/swarmlab/redis-boot.sh"
