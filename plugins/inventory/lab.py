@@ -20,7 +20,7 @@ description:
   - Sets C(ansible_host) (the container) and C(ansible_connection) on each node, and the variables
     C(lab_name), C(lab_managers) and C(lab_workers) on the group C(all), so the lab role brings up the
     lab this inventory lists.
-  - With O(connection_type=ssh) the same nodes are reached as real hosts are, over SSH: C(ansible_host)
+  - With O(connection_type=ssh) the same nodes are reached as real hosts are, over SSH. C(ansible_host)
     is the node's address on the lab network, C(ansible_user) the lab's unprivileged user (O(ssh_user),
     which has passwordless sudo) and C(ansible_ssh_private_key_file) the key pair the lab role made for
     this lab (C(<ssh_key_dir>/<lab name>/id_ed25519)). Each node also gets its own C(ansible_control_path),
