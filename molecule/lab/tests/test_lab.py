@@ -45,7 +45,11 @@ KEY = Path("/var/cache/swarmlab-lab/ssh") / LAB / "id_ed25519"
 
 def ssh(host, user: str, command: str) -> subprocess.CompletedProcess:
     """ssh from the controller to the node's lab address, as a real host is reached."""
-    address = host.check_output("hostname -I").split()[0]
+    # The node's address on the lab network, as the inventory plugin gives it (not hostname -I: once
+    # Docker runs in the node, docker0's address may come first).
+    address = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", host.backend.name],
+        capture_output=True, text=True, check=True).stdout.split()[0]
     return subprocess.run(
         ["ssh", "-i", str(KEY), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
          "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", f"{user}@{address}", command],
