@@ -7,8 +7,9 @@ process's excluded). The machine is quiet when the CPUs were >= 90 % idle, not c
 lab under test used itself, and no other lab runs. The lab's own use is part of what is measured,
 not noise: an idle lab with monitoring (Prometheus scraping, health checks) keeps 2 CPUs only about
 85 % idle, so a raw idle threshold would refuse every run on the lab it is meant to measure. The
-load average alone is not the test either (an idle lab keeps it near 3 on 2 cores). The readings are always printed and recorded; only writing figures into docs/ is
-refused on a machine that was not quiet.
+load average alone is not the test either (an idle lab keeps it near 3 on 2 cores). The readings
+are always printed and recorded; only writing figures into docs/ is refused on a machine that was
+not quiet.
 """
 from __future__ import annotations
 
