@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..lab.ansible import run_playbook
+from ..lab.ansible import inventory_name, run_playbook
 from ..report import fmt_seconds, log
 from .common import Ctx, met
 
@@ -117,6 +117,25 @@ def master_place(ctx: Ctx) -> tuple[str, str]:
     return task["service"], task["node"]
 
 
+def restore_master(ctx: Ctx, service: str, replicas: int) -> None:
+    """Restore: hand the master back to `service` (where it was before the drill) with
+    playbooks/redis_failover.yml, no load running, so that the checks after the drill find the
+    stack as site.yml left it."""
+    if master_place(ctx)[0] == service:
+        return
+    log("master-drain: restoring: the master back to %s (playbooks/redis_failover.yml)" % service)
+    run = run_playbook("playbooks/redis_failover.yml", ctx.swarm.lab.name, {
+        "redis_failover_runner": inventory_name(ctx.swarm.lab.name, ctx.swarm.manager),
+        "redis_target": service}, timeout=300)
+    if not run.ok:
+        raise RuntimeError("restoring the master: redis_failover.yml %s: %s" % (
+            run.status, " | ".join(run.failures())[-400:]))
+    ctx.probe.wait_healthy(replicas, 120)
+    ctx.swarm.wait_converged(180)
+    if master_place(ctx)[0] != service:
+        raise RuntimeError("restoring the master: the Sentinels name %s, not %s" % (master_place(ctx)[0], service))
+
+
 def master_drain(ctx: Ctx) -> dict:
     """Drain the node that runs the Redis master, under load, with the plain playbook (no force),
     then activate it. The playbook hands the master to a replica on another node first (Sentinel
@@ -133,6 +152,7 @@ def master_drain(ctx: Ctx) -> dict:
     replicas = sum(1 for s in swarm.replicas() if s.startswith("redis-replica-"))
     managers = {n.name for n in ctx.lab.group("swarm_managers")}
     service, node = master_place(ctx)
+    original = service
     if node in managers:
         log("master-drain: the master %s runs on %s, a manager (the edge's node): SENTINEL FAILOVER first, no load"
             % (service, node))
@@ -164,6 +184,7 @@ def master_drain(ctx: Ctx) -> dict:
     swarm.wait_converged(180)
     probe.wait_healthy(replicas, 120)
     probe.sentinel_reset()
+    restore_master(ctx, original, replicas)
     ok = (result["_ok"] and back["_ok"] and _true(switchover.get("done")) and switchover.get("from") == service
           and switchover.get("from_node") == node and switchover.get("to_node") not in (None, node)
           and new_node != node and new_service == switchover.get("to"))
