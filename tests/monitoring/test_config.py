@@ -122,6 +122,24 @@ def test_with_tls_the_exporter_verifies_against_the_ca_given_as_a_secret(variant
     assert not (variants["base"] / "redis_tls_ca.crt").exists()
 
 
+def validate_failures(tmp_path: Path, hosts: dict[str, dict]) -> dict[str, dict]:
+    """Run the role's checks (validate.yml) on local "managers" named by `hosts` (their extra
+    variables over BASE_VARS, each its own monitoring_dir), with no Docker Engine answering
+    (DOCKER_HOST points nowhere). Returns {host: {"task", "msg"}} of where each one failed."""
+    inventory = {"all": {"hosts": {name: {**BASE_VARS, "monitoring_dir": str(tmp_path / name), **extra}
+                                   for name, extra in hosts.items()},
+                         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    plays = [{"name": "Run the role's checks", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Check", "block": [{"name": "Run validate.yml", "ansible.builtin.include_role": {
+            "name": "swarmlab.cluster.monitoring", "tasks_from": "validate.yml"}}],
+         "rescue": [{"name": "Keep where it failed", "ansible.builtin.copy": {
+             "content": "{{ {'task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}",
+             "dest": str(tmp_path) + "/{{ inventory_hostname }}.json", "mode": "0644"}}]}]}]
+    proc = run_playbook(tmp_path, inventory, plays, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in hosts}
+
+
 def test_tls_without_its_ca_file_fails_in_the_checks(variants, tmp_path):
     """The role's checks (validate.yml, which runs before anything is written) on three "managers":
     TLS without a CA file, with one that does not exist, and with the real one. No Docker Engine
@@ -132,18 +150,7 @@ def test_tls_without_its_ca_file_fails_in_the_checks(variants, tmp_path):
         "missing_ca": {"monitoring_redis_tls_ca_file": str(tmp_path / "nowhere/ca.crt")},
         "good_ca": {"monitoring_redis_tls_ca_file": str(variants["ca"] / "ca.crt")},
     }
-    inventory = {"all": {"hosts": {name: {**BASE_VARS, **extra, "monitoring_redis_tls": True,
-                                          "monitoring_dir": str(tmp_path / name)} for name, extra in hosts.items()},
-                         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
-    plays = [{"name": "Run the role's checks", "hosts": "all", "gather_facts": False, "tasks": [
-        {"name": "Check", "block": [{"name": "Run validate.yml", "ansible.builtin.include_role": {
-            "name": "swarmlab.cluster.monitoring", "tasks_from": "validate.yml"}}],
-         "rescue": [{"name": "Keep where it failed", "ansible.builtin.copy": {
-             "content": "{{ {'task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}",
-             "dest": str(tmp_path) + "/{{ inventory_hostname }}.json", "mode": "0644"}}]}]}]
-    proc = run_playbook(tmp_path, inventory, plays, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    failed = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in hosts}
+    failed = validate_failures(tmp_path, {name: {**extra, "monitoring_redis_tls": True} for name, extra in hosts.items()})
     assert failed["no_ca"]["task"] == "Check that the CA of the Redis certificate is given with TLS"
     assert "monitoring_redis_tls_ca_file must be the absolute path" in failed["no_ca"]["msg"]
     assert failed["missing_ca"]["task"] == "Check that the CA file exists"
@@ -235,18 +242,7 @@ def test_the_lab_runs_the_images_it_built(variants):
 def test_a_malformed_image_digest_fails_in_the_checks(tmp_path):
     """validate.yml, before anything is written: an image pinned to a digest that is not sha256 and 64
     hex digits is refused, naming the variable (no Docker Engine is asked)."""
-    inventory = {"all": {"hosts": {"bad_digest": {**BASE_VARS, "monitoring_dir": str(tmp_path / "bad_digest"),
-                                                  "monitoring_gateway_image": "haproxy:2.6@sha256:1234"}},
-                         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
-    plays = [{"name": "Run the role's checks", "hosts": "all", "gather_facts": False, "tasks": [
-        {"name": "Check", "block": [{"name": "Run validate.yml", "ansible.builtin.include_role": {
-            "name": "swarmlab.cluster.monitoring", "tasks_from": "validate.yml"}}],
-         "rescue": [{"name": "Keep where it failed", "ansible.builtin.copy": {
-             "content": "{{ {'task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}",
-             "dest": str(tmp_path) + "/failed.json", "mode": "0644"}}]}]}]
-    proc = run_playbook(tmp_path, inventory, plays, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    failed = json.loads((tmp_path / "failed.json").read_text())
+    failed = validate_failures(tmp_path, {"bad_digest": {"monitoring_gateway_image": "haproxy:2.6@sha256:1234"}})["bad_digest"]
     assert failed["task"] == "Check the image references (a digest is sha256 and 64 hex digits)", failed
     assert "monitoring_gateway_image: 'sha256:1234' is not an image digest" in failed["msg"], failed
     assert not (tmp_path / "bad_digest").exists()
