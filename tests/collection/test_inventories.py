@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.swarmlab.cluster.tests.unit.plugins.inventory.inventory_json import plain
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENVIRONMENTS = ['staging', 'production']
@@ -166,7 +168,7 @@ def test_lab_ssh_reaches_the_lab_nodes_over_ssh_as_the_labs_user_with_become():
                                 str(LAB_VAULT_PASSWORD), '--list', env=env).stdout)
         assert listed['swarm_managers']['hosts'] == ['manager1'] and listed['swarm_workers']['hosts'] == ['worker1']
         for host in ('manager1', 'worker1'):
-            variables = unsafe_free(listed['_meta']['hostvars'][host])
+            variables = plain(listed['_meta']['hostvars'][host])
             assert variables['ansible_connection'] == 'ansible.builtin.ssh', host
             assert variables['ansible_user'] == 'swarmlab' and variables['ansible_become'] is True, host
             assert variables['ansible_ssh_private_key_file'] == '/var/cache/swarmlab-lab/ssh/%s/id_ed25519' % lab
@@ -181,12 +183,3 @@ def test_lab_ssh_reaches_the_lab_nodes_over_ssh_as_the_labs_user_with_become():
     finally:
         if made:
             subprocess.run(['docker', 'rm', '-f', *made], capture_output=True, check=False)
-
-
-def unsafe_free(value):
-    """ansible-inventory's JSON marks strings from inventory plugins as {'__ansible_unsafe': ...}."""
-    if isinstance(value, dict):
-        return value['__ansible_unsafe'] if set(value) == {'__ansible_unsafe'} else {k: unsafe_free(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unsafe_free(v) for v in value]
-    return value

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.swarmlab.cluster.plugins.inventory.lab import lab_nodes, node_address
+from inventory_json import plain
 
 ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
@@ -81,15 +82,6 @@ def inventory(tmp_path: Path, lab: str, config: str = '', *args: str) -> subproc
     env.update(SWARMLAB_LAB_NAME=lab, ANSIBLE_COLLECTIONS_PATH=str(ROOT / 'collections'), ANSIBLE_NOCOLOR='1')
     return subprocess.run([str(BIN / 'ansible-inventory'), '-i', str(source), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
-
-
-def plain(value):
-    """ansible-inventory's JSON marks strings from inventory plugins as {'__ansible_unsafe': ...}."""
-    if isinstance(value, dict):
-        return value['__ansible_unsafe'] if set(value) == {'__ansible_unsafe'} else {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def docker_available() -> bool:
