@@ -107,7 +107,9 @@ class Settings:
     # A replica that failed is skipped for this long, so reads do not pay its timeout each time.
     replica_cooldown: float = 5.0
     wait_replicas: int = 0
-    wait_timeout_ms: int = 500
+    # Over a second: while a switchover pauses writes the master does not ask its replicas for an
+    # ACK, they send one each second, and a shorter WAIT fails writes that were replicated.
+    wait_timeout_ms: int = 1500
     # Largest request body accepted (413 above); the API's own bodies are a few dozen bytes.
     max_body_bytes: int = 4096
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.connection import parse_url
+from redis.connection import SSLConnection, parse_url
 from redis.exceptions import (
     AuthenticationError,
     ConnectionError as RedisConnectionError,
@@ -20,7 +20,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
 from . import metrics
 from .config import Settings
@@ -82,6 +82,37 @@ class CounterOverflow(Exception):
     """INCRBY/DECRBY would leave the 64-bit range Redis allows."""
 
 
+class _RediscoveringConnection(SentinelManagedConnection):
+    """Reconnects through Sentinel every time, not only in connect().
+
+    redis-py 8.1 sends a command on a closed connection through connect_check_health(), which
+    skips SentinelManagedConnection.connect() and so reconnects to the address it had: after a
+    switchover the retries of a write all go back to the demoted master, get READONLY and fail
+    (redis/redis-py#3874, open). Here a connection that is not connected asks Sentinel first.
+    """
+
+    _connecting_to = False
+
+    def connect_to(self, address: tuple[str, int]) -> None:
+        self._connecting_to = True
+        try:
+            super().connect_to(address)
+        finally:
+            self._connecting_to = False
+
+    def connect_check_health(self, check_health: bool = True,
+                             retry_socket_connect: bool = True) -> None:
+        if self._sock or self._connecting_to:
+            super().connect_check_health(check_health=check_health,
+                                         retry_socket_connect=retry_socket_connect)
+            return
+        self._connect_retry()
+
+
+class _RediscoveringSSLConnection(_RediscoveringConnection, SSLConnection):
+    pass
+
+
 def _retry(settings: Settings) -> Retry:
     # One Retry per client: redis-py may adjust a Retry's error list per connection.
     return Retry(ExponentialBackoff(cap=settings.backoff_cap, base=settings.backoff_base),
@@ -138,10 +169,14 @@ class CounterStore:
             )
             # The pools ask Sentinel for the current master/replicas on each new connection,
             # so a failover is followed without a restart.
-            self.master = self.sentinel.master_for(settings.sentinel_master, retry=_retry(settings))
+            connection_class = (_RediscoveringSSLConnection if settings.tls
+                                else _RediscoveringConnection)
+            self.master = self.sentinel.master_for(settings.sentinel_master, retry=_retry(settings),
+                                                   connection_class=connection_class)
             # slave_for falls back to the master itself when Sentinel knows no replica.
             self._replicas.append(self.sentinel.slave_for(
-                settings.sentinel_master, retry=Retry(NoBackoff(), 0)))
+                settings.sentinel_master, retry=Retry(NoBackoff(), 0),
+                connection_class=connection_class))
         else:
             master_url = (_strip_password(settings.redis_url) if settings.redis_password
                           else settings.redis_url)

@@ -35,14 +35,15 @@ description:
     so the module does - it finds the master a majority of the reachable Sentinels monitor, holds
     back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
     pauses writes on the master, waits until every replica Sentinel may promote has caught up,
-    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, demotes the old master itself as
-    soon as a replica is promoted (Sentinel would only do it seconds later) and, as Sentinel does,
-    rewrites its config and closes its clients' connections (so Sentinel-aware clients reconnect to
-    the new master), and unpauses. When
-    Sentinel's failover is still under way after O(timeout), writes stay paused and the task fails
-    saying so. Unlisted replicas that Sentinel could promote are refused. After the promotion it
-    waits until every reachable Sentinel names the new master (clients ask any of them), and fails
-    when no majority does within O(timeout); RV(sentinels_confirmed) lists them.
+    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
+    names the promoted replica (clients ask any of them; one that has not heard yet would send them
+    back to the old master) and the other replicas have linked to it (so the first writes there can
+    be acknowledged by a replica), demotes the old master itself (Sentinel would only do it seconds later)
+    and, as Sentinel does, rewrites its config and closes its clients' connections (so Sentinel-aware
+    clients retry their held writes on the new master), and only then unpauses. It fails when no
+    majority of the Sentinels names the new master within O(timeout) (the old master is demoted all
+    the same); RV(sentinels_confirmed) lists them. When Sentinel's failover is still under way after O(timeout), writes stay paused and the
+    task fails saying so. Unlisted replicas that Sentinel could promote are refused.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -449,7 +450,21 @@ class FailoverManager:
                                        'writes again' % (names, old, self.p['timeout'], old))
             pause_writes(old_client, old, self.p['timeout'])
             if self.caught_up(old_client, old, waiting):
+                self.wait_acknowledged(old_client, old)
                 return
+
+    def wait_acknowledged(self, old_client: t.Any, old: str) -> None:
+        """Wait (a little over two ACK periods at most) until the old master has its replicas'
+        acknowledgement of its whole stream. A client's WAIT that was under way when the pause
+        began then returns as acknowledged: paused, the master does not ask the replicas for
+        an ACK (REPLCONF GETACK), they only send one each second, and a WAIT still open when the
+        topology changes would end in an error or a timeout: a failed request."""
+        def acknowledged() -> bool:
+            info = parse_replication(command(old_client, old, 'INFO', 'replication'))
+            return all(r['offset'] >= info['master_repl_offset'] for r in info['replicas']
+                       if r['state'] == 'online')
+
+        wait_until(acknowledged, min(2.5, self.p['timeout']), 0.05)
 
     def manual(self, old: str, new: str) -> None:
         """Pause writes, wait for the target, demote the old master, promote the target.
@@ -587,7 +602,7 @@ class FailoverManager:
         try:
             if held:
                 self.hold_back(leader, held, saved)
-            new = self.sentinel_promote(leader, old, candidates)
+            new, confirmed = self.sentinel_promote(leader, old, candidates)
         finally:
             for key, value in saved.items():
                 try:
@@ -596,17 +611,20 @@ class FailoverManager:
                     self.warnings.append('could not restore replica-priority %s: %s' % (value, exc))
         self.touched.update(k for k in self.records if self.records[k]['reachable'])
         return {'action': 'sentinel', 'old_master': old, 'new_master': new, 'reason': reason,
-                'sentinels_confirmed': self.wait_sentinels_confirm(new)}
+                'sentinels_confirmed': confirmed}
 
-    def wait_sentinels_confirm(self, new: str) -> list[str]:
+    def wait_sentinels_confirm(self, new: str, paused: tuple[t.Any, str] | None = None) -> list[str]:
         """Wait until every reachable Sentinel names the new master (the leader knows at once, the
         others from its hello messages, within seconds): clients ask any of them for the master.
         Fails when no majority of the listed Sentinels names it within the timeout; warns when
-        a reachable one still names another."""
+        a reachable one still names another. ``paused``: (client, key) of the demoted master,
+        whose write pause is renewed meanwhile."""
         records = list(self.records.values())
         seen: dict[str, t.Any] = {}
 
         def agreed() -> bool:
+            if paused:
+                pause_writes(paused[0], paused[1], self.p['timeout'])
             views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
             seen.update(confirmation(views, records, new))
             return seen['all']
@@ -639,7 +657,41 @@ class FailoverManager:
             raise RedisModuleError('Sentinel %s did not see replica-priority 0 on %s in time; nothing was promoted'
                                    % (leader['key'], ', '.join(held)))
 
-    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str]) -> str:
+    def wait_replicas_linked(self, new: str, skip: list[str], paused: tuple[t.Any, str]) -> None:
+        """Wait until every reachable listed replica (but ``skip``) replicates from ``new`` with its
+        link up, renewing the write pause on ``paused``; warn (not fail) after the timeout."""
+        last: dict[str, t.Any] = {}
+
+        def linked() -> bool:
+            pause_writes(paused[0], paused[1], self.p['timeout'])
+            last.clear()
+            last.update(self.topology())
+            return all(e['address'] == new or e['address'] in skip or not e['reachable']
+                       or (e['role'] == 'replica' and e['master'] == new and e['link_status'] == 'up')
+                       for e in last['instances'])
+
+        if not wait_until(linked, self.p['timeout'], 0.1):
+            self.warnings.append('not every replica had linked to %s after %ss: %s'
+                                 % (new, self.p['timeout'], last.get('summary')))
+
+    def demote(self, old_client: t.Any, old: str, promoted: str) -> None:
+        """Demote the old master now (Sentinel would only do it seconds later), then what Sentinel
+        does with a demoted master: rewrite its config file, so a restart does not bring it back as
+        a master, and close its clients' connections (not the module's): their writes held by the
+        pause are never run, and Sentinel-aware clients retry them on the new master instead of
+        getting READONLY on each pooled connection."""
+        if command(old_client, old, 'ROLE')[0] != 'master':
+            return
+        self.make_replica(old, self.new_master_address(old, promoted), fence=True)
+        steps = [('CONFIG', 'REWRITE')] if self.records[old]['config_file'] else []
+        steps.append(('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))
+        for step in steps:
+            try:
+                command(old_client, old, *step)
+            except RedisModuleError as exc:
+                self.warnings.append('%s: %s failed (%s)' % (old, ' '.join(step[:2]), exc))
+
+    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str]) -> tuple[str, list[str]]:
         name = self.p['sentinel_master_name']
         old_client = self.client(old)
         waiting = [(self.client(k), k) for k in candidates]
@@ -673,26 +725,24 @@ class FailoverManager:
                 raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
                                        'takes writes again' % (leader['key'], ', '.join(candidates),
                                                                self.p['timeout'], old))
-            # Demote the old master now; Sentinel would only do it seconds later. Then what Sentinel
-            # does with a demoted master: rewrite its config file, so a restart does not bring it
-            # back as a master, and close its clients' connections (not the module's), so
-            # Sentinel-aware clients reconnect to the new master instead of getting READONLY on
-            # each pooled connection; their writes held by the pause are retried there.
-            if command(old_client, old, 'ROLE')[0] == 'master':
-                self.make_replica(old, self.new_master_address(old, promoted), fence=True)
-                steps = [('CONFIG', 'REWRITE')] if self.records[old]['config_file'] else []
-                steps.append(('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))
-                for step in steps:
-                    try:
-                        command(old_client, old, *step)
-                    except RedisModuleError as exc:
-                        self.warnings.append('%s: %s failed (%s)' % (old, ' '.join(step[:2]), exc))
+            # Before the old master is demoted and its clients' connections are closed, every
+            # Sentinel must name the new master: a client that reconnects asks any of them, and one
+            # that has not heard of the promotion yet would send it back to the old master, which
+            # answers READONLY at once once demoted (a replica does not hold writes for a pause), so
+            # the client's retries run out. Until then the old master holds the writes (paused).
+            try:
+                confirmed = self.wait_sentinels_confirm(promoted, (old_client, old))
+                # And the replicas Sentinel repoints must have linked to the new master, or the
+                # first writes there find no replica to acknowledge them (WAIT).
+                self.wait_replicas_linked(promoted, [old], (old_client, old))
+            finally:
+                self.demote(old_client, old, promoted)
         except Exception as exc:
             if not keep_paused:
                 self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
             raise
         self.unpause_if_one_master(old_client, old, [promoted])
-        return promoted
+        return promoted, confirmed
 
     # -- main flow -----------------------------------------------------------------------------
 
