@@ -101,9 +101,8 @@ def test_draining_the_redis_masters_node_hands_the_master_over_and_fails_nothing
     assert detail["activate_ok"], detail
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open defect: a Sentinel switchover (playbooks/redis_failover.yml alone too, on the code before this "
-    "change) fails 5-7 increments with 503 'The previous master is now a slave' over ~6 s on the lab; "
-    "no acknowledged write is lost"))
 def test_draining_the_redis_masters_node_fails_no_request(drill_results):
+    # The switchover failed 5-7 increments ("The previous master is now a slave") until the module
+    # kept the old master paused until every Sentinel named the new one and the app's client asked
+    # Sentinel again on each reconnect (tests/integration/redis: test_switchover_fails_no_app_write...).
     assert drill_results["master-drain"]["load"]["failed_requests"] == 0, drill_results["master-drain"]["load"]
