@@ -12,14 +12,22 @@ version_added: 1.0.0
 description:
   - Swarm does not move running tasks to a node that becomes active again (after a drain, a reboot or
     a join); they stay where they were rescheduled. This module finds the replicated services whose
-    running tasks are spread unevenly over their eligible nodes, and force-updates them (what
-    C(docker service update --force) does), so the scheduler places their tasks again.
+    running tasks are spread unevenly over their eligible nodes, and spreads them again.
+  - With O(method=surge) (the default) it scales each such service up by the tasks its idlest nodes
+    lack, waits until they run (healthy, where the service has a health check), and scales it back.
+    Swarm places new tasks on the nodes that run the fewest of the service and, scaling down, removes
+    tasks from those that run the most. Only the surplus tasks stop, and the service never runs fewer
+    than its replicas. Up to three rounds, until the spread is even.
+  - With O(method=force) it force-updates them (what C(docker service update --force) does), so the
+    scheduler places every task again; with C(order=start-first) and a placement preference, Swarm
+    was seen to put the tasks back on the nodes they came from (2+2+0 stayed 2+2+0 on the lab).
   - A spread is uneven when the busiest eligible node runs more than one task more than the idlest, or
     more than ceil(replicas / eligible nodes). Eligible nodes are active and ready, and satisfy the
     placement constraints of the service.
   - Each force update runs with the service's own C(update_config) (parallelism, delay, order,
-    failure action); the services are updated one after the other, and with O(wait=true) the module
-    waits for each update to complete and for the service to run all its replicas before the next.
+    failure action); the services are handled one after the other, and with O(wait=true) the module
+    waits for each to complete and for the service to run all its replicas before the next. A surge
+    always waits (its tasks must run before the scale back), and always scales back, also on failure.
   - Reports the running tasks per node, overall and per service, before and after.
 author: "swarmlab maintainers (!UNKNOWN)"
 extends_documentation_fragment:
@@ -27,7 +35,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports the services that would be force-updated; updates nothing.
+    description: Reports the services that would be spread again; changes nothing.
   diff_mode:
     support: none
     description: No diff; the before and after task counts are in the result.
@@ -38,9 +46,16 @@ options:
     type: list
     elements: str
     default: []
+  method:
+    description:
+      - How to spread the tasks again, see the description.
+    type: str
+    choices: [surge, force]
+    default: surge
   wait:
     description:
-      - Wait for each force update to complete and the service to run all its replicas.
+      - Wait for each force update to complete and the service to run all its replicas (a surge
+        always waits).
     type: bool
     default: true
   wait_timeout:
@@ -52,7 +67,10 @@ notes:
   - Placement preferences (spread over a label) and resource reservations are not taken into account
     when judging a spread; the scheduler still honours them when it places the updated tasks.
   - A force update restarts every task of the service, following its update_config; with
-    C(order=stop-first) and C(parallelism=1) (the defaults) one replica is down at a time.
+    C(order=stop-first) and C(parallelism=1) (the defaults) one replica is down at a time. A surge
+    changes the service's replica count for a while; a C(docker stack deploy) meanwhile would set it
+    back to the compose file's count, and an interrupted run leaves the higher count, which the
+    stack's next deploy restores.
 seealso:
   - module: swarmlab.cluster.swarm_node_drain
   - module: community.docker.docker_node
@@ -73,15 +91,16 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "before {{ rebalance.tasks_before }}, after {{ rebalance.tasks_after }}"
 
-- name: Only look at two services, and do not wait
+- name: Only look at two services, force-updating them, and do not wait
   swarmlab.cluster.swarm_rebalance:
     services: [web, worker]
+    method: force
     wait: false
 """
 
 RETURN = r"""
 services_updated:
-  description: Services force-updated (in check mode, those that would be).
+  description: Services spread again, by surge or force update (in check mode, those that would be).
   returned: success
   type: list
   elements: str
@@ -129,6 +148,17 @@ services_short:
   type: list
   elements: dict
   sample: []
+method:
+  description: The method used (O(method)).
+  returned: success
+  type: str
+  sample: surge
+surges:
+  description: With O(method=surge), each scale up and back, per service.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{service: probe, replicas: 4, surge: 1, round: 1}]
 waited:
   description: Seconds spent waiting for the updates.
   returned: success
@@ -182,7 +212,8 @@ class Rebalancer(SwarmWorker):
 
     def run(self) -> dict[str, t.Any]:
         self.require_manager()
-        result: dict[str, t.Any] = {'changed': False, 'services_updated': [], 'waited': 0.0}
+        result: dict[str, t.Any] = {'changed': False, 'services_updated': [], 'waited': 0.0,
+                                    'method': self.params['method'], 'surges': []}
         uneven = self._look(result, 'before')
         if not uneven:
             for key in ('tasks', 'service_tasks', 'unbalanced'):
@@ -196,13 +227,63 @@ class Rebalancer(SwarmWorker):
             return result
         start = self.clock()
         for found in uneven:
-            self._force_update(found['id'], result)
             result['services_updated'].append(found['name'])
+            if self.params['method'] == 'surge':
+                self._surge(found, result)
+                continue
+            self._force_update(found['id'], result)
             if self.params['wait']:
                 self._wait(found['id'], result)
         result['waited'] = round(self.clock() - start, 1)
         self._look(result, 'after')
         return result
+
+    def _surge(self, found: dict[str, t.Any], result: dict[str, t.Any]) -> None:
+        """Scale up by what the idlest eligible nodes lack, wait until those tasks run, scale back;
+        again while the spread is uneven, three rounds at most."""
+        for round_ in (1, 2, 3):
+            replicas = found['replicas']
+            floor = replicas // len(found['counts'])
+            surge = sum(max(0, floor - count) for count in found['counts'].values()) or 1
+            result['surges'].append({'service': found['name'], 'replicas': replicas, 'surge': surge, 'round': round_})
+            try:
+                self._scale(found['id'], replicas + surge)
+                self._wait_scaled(found['id'], replicas + surge, result)
+            finally:
+                self._scale(found['id'], replicas)
+            self._wait_scaled(found['id'], replicas, result)
+            nodes, services, tasks = self.api.nodes(), self.api.services(), self.api.tasks()
+            service = next((s for s in services if s['ID'] == found['id']), None)
+            again = imbalance(service, nodes, tasks) if service else None
+            if not again:
+                return
+            found = again
+
+    def _scale(self, service_id: str, replicas: int) -> None:
+        service = self.api.service(service_id)
+        spec = dict(service['Spec'])
+        mode = dict(spec.get('Mode', {}))
+        mode['Replicated'] = dict(mode.get('Replicated', {}), Replicas=replicas)
+        spec['Mode'] = mode
+        self.api.update_service(service, spec)
+
+    def _wait_scaled(self, service_id: str, replicas: int, result: dict[str, t.Any]) -> None:
+        """Until the service runs ``replicas`` tasks and Swarm wants no more running."""
+        start = self.clock()
+        while True:
+            service, tasks = self.api.service(service_id), self.api.tasks()
+            wanted = sum(1 for task in tasks if task.get('ServiceID') == service_id
+                         and task.get('DesiredState') == 'running')
+            running = running_count(service, tasks, self.api.nodes())
+            if running >= replicas and wanted <= replicas:
+                return
+            if self.clock() - start >= self.params['wait_timeout']:
+                self._look(result, 'after')
+                raise RebalanceError('Timed out after %ds waiting for %s to run %d task(s) (running %d, wanted %d); '
+                                     'its replica count is set back'
+                                     % (self.params['wait_timeout'], service_name(service), replicas, running, wanted),
+                                     result)
+            self.sleep(self.params['poll_interval'])
 
     def _force_update(self, service_id: str, result: dict[str, t.Any]) -> None:
         service = self.api.service(service_id)
@@ -241,6 +322,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             'services': {'type': 'list', 'elements': 'str', 'default': []},
+            'method': {'type': 'str', 'choices': ['surge', 'force'], 'default': 'surge'},
             'wait': {'type': 'bool', 'default': True},
             'wait_timeout': {'type': 'int', 'default': 300},
             **SWARM_API_ARGUMENT_SPEC,

@@ -157,20 +157,22 @@ def lab_passwords() -> list[str]:
     return [creds["stack_redis_password"], creds["stack_sentinel_password"]] + [u["password"] for u in creds["registry_users"]]
 
 
-def test_site_v_output_has_no_join_token_password_or_key(host):
+def test_site_vvv_output_has_no_join_token_password_or_key(host):
     log_path = os.environ.get("SWARMLAB_SITE_LOG", "")
     if not log_path:
         pytest.skip("no converge log (SWARMLAB_SITE_LOG): run through molecule/default")
     log = Path(log_path).read_text(errors="replace")
-    # The log is of converge (and idempotence) at -v: results are in it.
+    # The log is of check, converge and idempotence at -vvv: results, module arguments and the
+    # connection's commands are in it.
     assert "PLAY RECAP" in log and "Initialise the Swarm on the first manager" in log
-    assert "=> " in log or "ok: [manager1] =>" in log, "the log has no result shown at -v"
+    assert "=> " in log or "ok: [manager1] =>" in log, "the log has no result shown at -vvv"
+    assert "ESTABLISH SSH CONNECTION" in log and "module_args" in log, "the log is not at -vvv"
     tokens = [host.check_output(f"docker swarm join-token -q {kind}") for kind in ("worker", "manager")]
     secrets = tokens + lab_passwords() + [
         host.check_output("cat /opt/swarmlab/stack/secrets/name_salt"),
         host.check_output("cat /opt/swarmlab/monitoring/secrets/salt")]
     leaked = [s[:6] + "..." for s in secrets if s and s in log]
-    assert not leaked, f"secrets in the site.yml -v output: {leaked}"
+    assert not leaked, f"secrets in the site.yml -vvv output: {leaked}"
     assert "SWMTKN-" not in log and "PRIVATE KEY" not in log
 
 

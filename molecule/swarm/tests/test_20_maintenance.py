@@ -112,7 +112,7 @@ def test_tasks_do_not_come_back_by_themselves(host):
 def test_activate_rebalances(host):
     done = playbook("node=worker1", "maintenance=activate")
     assert done.returncode == 0
-    assert "force-updated: probe" in done.stdout
+    assert "rebalanced (surge): probe" in done.stdout
     assert availability(host, "worker1") == "active"
     after = running_per_node(host, PROBE)
     assert after["worker1"] >= 1, after

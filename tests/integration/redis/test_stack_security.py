@@ -3,7 +3,7 @@ role renders (two overlays, the backend internal and not attachable, encryption)
 that refuses encrypted overlays on a kernel without ESP/GCM (this machine's: docs/security.md), and
 passwords with quotes, backslashes and spaces through the stack's real start script and
 redis-server. What the lab shows (the edge cannot reach Redis, workers hold no registry
-credentials, no token in `site.yml -v`) is in molecule/default/tests/test_security.py.
+credentials, no token in `site.yml -vvv`) is in molecule/default/tests/test_security.py.
 
 Run from the checkout:  .venv/bin/pytest tests/integration/redis/test_stack_security.py -q
 """

@@ -62,7 +62,7 @@ EVEN = [task('s', 'm1'), task('s', 'w1'), task('s', 'w1'), task('s', 'w2')]
 def rebalancer(api, **params):
     clock = Clock()
     module = FakeModule(**params)
-    module.params = {'services': [], 'wait': True, 'wait_timeout': 10, 'poll_interval': 1}
+    module.params = {'services': [], 'method': 'surge', 'wait': True, 'wait_timeout': 10, 'poll_interval': 1}
     module.params.update(params)
     return Rebalancer(module, api, sleep=clock.sleep, clock=clock)
 
@@ -77,7 +77,7 @@ def uneven_service():
 
 def test_force_updates_the_uneven_service_with_its_own_spec():
     api = FakeApi([uneven_service()], UNEVEN, EVEN)
-    result = rebalancer(api).run()
+    result = rebalancer(api, method='force').run()
     assert result['changed'] is True
     assert result['services_updated'] == ['s']
     sent = api.updates[0][1]
@@ -109,15 +109,69 @@ def test_check_mode():
 def test_failed_update_is_reported():
     api = FakeApi([uneven_service()], UNEVEN, UNEVEN, final_state='paused')
     with pytest.raises(RebalanceError, match='ended as paused: update paused due to failure'):
-        rebalancer(api).run()
+        rebalancer(api, method='force').run()
 
 
 def test_only_the_named_services():
     other = service('o', name='other')
     api = FakeApi([uneven_service(), other], UNEVEN + [task('o', 'm1')] * 4,
                   UNEVEN + [task('o', 'm1'), task('o', 'w1'), task('o', 'w1'), task('o', 'w2')])
-    result = rebalancer(api, services=['other']).run()
+    result = rebalancer(api, services=['other'], method='force').run()
     assert result['services_updated'] == ['other']
     assert api.updates[0][0] == 'o'
     assert result['unbalanced_after'] == []
     assert list(result['service_tasks_after']) == ['other']
+
+
+class ScalingApi(FakeApi):
+    """A Swarm that, as swarmkit does, places a scaled-up service's new tasks on the eligible nodes
+    running the fewest of it and, scaling down, removes tasks from those running the most."""
+
+    def __init__(self, services, tasks, stuck=False):
+        super().__init__(services, tasks, tasks)
+        self.stuck = stuck  # new tasks never start (no room anywhere)
+
+    def service(self, service_id):
+        return copy.deepcopy(next(s for s in self._services if s['ID'] == service_id))
+
+    def update_service(self, svc, spec):
+        self.updates.append((svc['ID'], copy.deepcopy(spec)))
+        live = next(s for s in self._services if s['ID'] == svc['ID'])
+        live['Spec'] = copy.deepcopy(spec)
+        want = spec['Mode']['Replicated']['Replicas']
+        mine = [t for t in self._tasks if t['ServiceID'] == svc['ID']]
+        others = [t for t in self._tasks if t['ServiceID'] != svc['ID']]
+        per_node = {n['ID']: [t for t in mine if t['NodeID'] == n['ID']] for n in self._nodes}
+        while len(mine) < want:
+            idlest = min(per_node, key=lambda n: len(per_node[n]))
+            new = task(svc['ID'], idlest)
+            if self.stuck:
+                new['Status']['State'] = 'pending'
+            per_node[idlest].append(new)
+            mine.append(new)
+        while len(mine) > want:
+            busiest = max(per_node, key=lambda n: len(per_node[n]))
+            mine.remove(per_node[busiest].pop())
+        self._tasks = others + mine
+
+
+def test_surge_scales_up_by_what_the_idle_node_lacks_and_back():
+    # What the lab showed: 4 web tasks 2+2 on the workers, manager1 back from maintenance with none;
+    # a force update put them back 2+2+0.
+    api = ScalingApi([uneven_service()], [task('s', 'w1'), task('s', 'w1'), task('s', 'w2'), task('s', 'w2')])
+    result = rebalancer(api).run()
+    assert result['changed'] is True and result['method'] == 'surge'
+    assert result['services_updated'] == ['s']
+    assert [spec['Mode']['Replicated']['Replicas'] for _, spec in api.updates] == [5, 4]
+    assert api.updates[0][1]['TaskTemplate']['ForceUpdate'] == 3  # no task restarted
+    assert result['surges'] == [{'service': 's', 'replicas': 4, 'surge': 1, 'round': 1}]
+    after = result['service_tasks_after']['s']
+    assert after['manager1'] == 1 and max(after.values()) - min(after.values()) <= 1, after
+    assert result['unbalanced_after'] == []
+
+
+def test_surge_that_cannot_run_is_scaled_back_and_fails():
+    api = ScalingApi([uneven_service()], [task('s', 'w1'), task('s', 'w1'), task('s', 'w2'), task('s', 'w2')], stuck=True)
+    with pytest.raises(RebalanceError, match='waiting for s to run 5 task.*replica count is set back'):
+        rebalancer(api).run()
+    assert [spec['Mode']['Replicated']['Replicas'] for _, spec in api.updates] == [5, 4]
