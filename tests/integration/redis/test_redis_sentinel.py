@@ -384,7 +384,7 @@ class AppWriters:
         self.failures: list[str] = []
         self.lock = threading.Lock()
         self.stop_flag = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        self.threads = [threading.Thread(target=self.run, daemon=True) for index in range(threads)]
 
     def run(self) -> None:
         while not self.stop_flag.is_set():

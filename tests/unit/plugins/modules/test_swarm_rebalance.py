@@ -162,7 +162,7 @@ def test_surge_scales_up_by_what_the_idle_node_lacks_and_back():
     result = rebalancer(api).run()
     assert result['changed'] is True and result['method'] == 'surge'
     assert result['services_updated'] == ['s']
-    assert [spec['Mode']['Replicated']['Replicas'] for _, spec in api.updates] == [5, 4]
+    assert [update[1]['Mode']['Replicated']['Replicas'] for update in api.updates] == [5, 4]
     assert api.updates[0][1]['TaskTemplate']['ForceUpdate'] == 3  # no task restarted
     assert result['surges'] == [{'service': 's', 'replicas': 4, 'surge': 1, 'round': 1}]
     after = result['service_tasks_after']['s']
@@ -174,4 +174,4 @@ def test_surge_that_cannot_run_is_scaled_back_and_fails():
     api = ScalingApi([uneven_service()], [task('s', 'w1'), task('s', 'w1'), task('s', 'w2'), task('s', 'w2')], stuck=True)
     with pytest.raises(RebalanceError, match='waiting for s to run 5 task.*replica count is set back'):
         rebalancer(api).run()
-    assert [spec['Mode']['Replicated']['Replicas'] for _, spec in api.updates] == [5, 4]
+    assert [update[1]['Mode']['Replicated']['Replicas'] for update in api.updates] == [5, 4]
