@@ -268,14 +268,16 @@ class Rebalancer(SwarmWorker):
         self.api.update_service(service, spec)
 
     def _wait_scaled(self, service_id: str, replicas: int, result: dict[str, t.Any]) -> None:
-        """Until the service runs ``replicas`` tasks and Swarm wants no more running."""
+        """Until the service runs ``replicas`` tasks, Swarm wants no more running, and the tasks a
+        scale down removes have stopped (they serve until then: a stop grace period)."""
         start = self.clock()
         while True:
             service, tasks = self.api.service(service_id), self.api.tasks()
-            wanted = sum(1 for task in tasks if task.get('ServiceID') == service_id
-                         and task.get('DesiredState') == 'running')
+            mine = [task for task in tasks if task.get('ServiceID') == service_id]
+            wanted = sum(1 for task in mine if task.get('DesiredState') == 'running')
+            alive = sum(1 for task in mine if (task.get('Status') or {}).get('State') == 'running')
             running = running_count(service, tasks, self.api.nodes())
-            if running >= replicas and wanted <= replicas:
+            if running >= replicas and wanted <= replicas and alive <= replicas:
                 return
             if self.clock() - start >= self.params['wait_timeout']:
                 self._look(result, 'after')

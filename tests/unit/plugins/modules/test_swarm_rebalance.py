@@ -127,9 +127,14 @@ class ScalingApi(FakeApi):
     """A Swarm that, as swarmkit does, places a scaled-up service's new tasks on the eligible nodes
     running the fewest of it and, scaling down, removes tasks from those running the most."""
 
-    def __init__(self, services, tasks, stuck=False):
+    def __init__(self, services, tasks, stuck=False, grace=False):
         super().__init__(services, tasks, tasks)
         self.stuck = stuck  # new tasks never start (no room anywhere)
+        self.grace = grace  # a removed task keeps running (its stop grace period) until the next sleep
+        self.stopping = []
+
+    def tasks(self):
+        return self._tasks + self.stopping
 
     def service(self, service_id):
         return copy.deepcopy(next(s for s in self._services if s['ID'] == service_id))
@@ -151,7 +156,10 @@ class ScalingApi(FakeApi):
             mine.append(new)
         while len(mine) > want:
             busiest = max(per_node, key=lambda n: len(per_node[n]))
-            mine.remove(per_node[busiest].pop())
+            removed = per_node[busiest].pop()
+            mine.remove(removed)
+            if self.grace:
+                self.stopping.append(dict(removed, DesiredState='shutdown'))
         self._tasks = others + mine
 
 
@@ -175,3 +183,20 @@ def test_surge_that_cannot_run_is_scaled_back_and_fails():
     with pytest.raises(RebalanceError, match='waiting for s to run 5 task.*replica count is set back'):
         rebalancer(api).run()
     assert [update[1]['Mode']['Replicated']['Replicas'] for update in api.updates] == [5, 4]
+
+
+def test_surge_waits_until_the_removed_task_has_stopped():
+    # The molecule swarm scenario saw 5/4 right after the activate: the task the scale down removed
+    # was still in its stop grace period when the module returned.
+    api = ScalingApi([uneven_service()], [task('s', 'w1'), task('s', 'w1'), task('s', 'w2'), task('s', 'w2')],
+                     grace=True)
+    clock = Clock()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        api.stopping = []  # the grace period ends while the module waits
+
+    module = FakeModule()
+    module.params = {'services': [], 'method': 'surge', 'wait': True, 'wait_timeout': 10, 'poll_interval': 1}
+    Rebalancer(module, api, sleep=sleep, clock=clock).run()
+    assert api.stopping == [] and clock.now > 0
