@@ -37,7 +37,7 @@ description:
     pauses writes on the master, waits until every replica Sentinel may promote has caught up,
     sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
     names the promoted replica (clients ask any of them; one that has not heard yet would send them
-    back to the old master) and the other replicas have linked to it (so the first writes there can
+    back to the old master; once a majority does, the others get 4 s more, then a warning) and the other replicas have linked to it (so the first writes there can
     be acknowledged by a replica), demotes the old master itself (Sentinel would only do it seconds later)
     and, as Sentinel does, rewrites its config and closes its clients' connections (so Sentinel-aware
     clients retry their held writes on the new master), and only then unpauses. It fails when no
@@ -331,6 +331,10 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     unlisted_candidates,
 )
 
+# Seconds the Sentinels outside a majority get to follow it while writes are paused (Sentinels
+# publish hello messages every 2 s).
+MINORITY_GRACE = 4.0
+
 
 class FailoverManager:
     def __init__(self, module: AnsibleModule) -> None:
@@ -617,19 +621,25 @@ class FailoverManager:
         """Wait until every reachable Sentinel names the new master (the leader knows at once, the
         others from its hello messages, within seconds): clients ask any of them for the master.
         Fails when no majority of the listed Sentinels names it within the timeout; warns when
-        a reachable one still names another. ``paused``: (client, key) of the demoted master,
-        whose write pause is renewed meanwhile."""
+        a reachable one still names another. ``paused``: (client, key) of the old master, whose
+        write pause is renewed meanwhile; once a majority names the new master, the others get
+        MINORITY_GRACE seconds more (two hello periods), so a Sentinel that does not follow
+        does not hold the writes for the whole timeout."""
         records = list(self.records.values())
         seen: dict[str, t.Any] = {}
+        majority_since: list[float] = []
 
         def agreed() -> bool:
             if paused:
                 pause_writes(paused[0], paused[1], self.p['timeout'])
             views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
             seen.update(confirmation(views, records, new))
-            return seen['all']
+            if seen['majority'] and not majority_since:
+                majority_since.append(time.monotonic())
+            return seen['all'] or bool(paused and majority_since
+                                       and time.monotonic() - majority_since[0] >= MINORITY_GRACE)
 
-        if not wait_until(agreed, self.p['timeout'], 0.2):
+        if not wait_until(agreed, self.p['timeout'], 0.2) or not seen['all']:
             if not seen['majority']:
                 raise RedisModuleError('%s was promoted, but after %ss only %d of the %d Sentinels name it the master '
                                        '(%s): clients that ask the others may still be sent to the old master'
