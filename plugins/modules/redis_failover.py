@@ -279,10 +279,9 @@ after:
 """
 
 import time
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
@@ -299,10 +298,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     write_pause_refusal,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    SENTINEL_AUTH_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_instance,
     collect_sentinel,
@@ -319,6 +314,15 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     sentinel_master,
     wait_until,
 )
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    SENTINEL_PORT,
+    RedisManager,
+    endpoint_options,
+    endpoints_spec,
+    redis_module,
+    run_manager,
+)
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     confirmation,
     decide_master,
@@ -332,13 +336,10 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
 )
 
 
-class FailoverManager:
+class FailoverManager(RedisManager):
     def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+        super().__init__(module)
         self.instances = self.p['instances']
-        self.warnings: list[str] = []
         self.repointed: list[str] = []
         self.fenced: list[str] = []
         self.persisted: list[str] = []
@@ -824,9 +825,7 @@ class FailoverManager:
             'diff': {'before': {'master': before['master'] or ', '.join(before['masters'])},
                      'after': {'master': decision.get('new_master')}},
         }
-        if self.warnings:
-            result['warnings'] = self.warnings
-        return result
+        return self.with_warnings(result)
 
     def execute(self, decision: dict[str, t.Any], method: str) -> str | None:
         action, new = decision['action'], decision['new_master']
@@ -867,54 +866,28 @@ class FailoverManager:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'instances': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
-            'target': {
-                'type': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
+    module = redis_module(
+        {
+            'instances': endpoints_spec(REDIS_PORT, required=True),
+            'target': {'type': 'dict', 'options': endpoint_options(REDIS_PORT)},
             'force': {'type': 'bool', 'default': False},
             'method': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'failover', 'manual', 'sentinel']},
             'timeout': {'type': 'int', 'default': 30},
-            'sentinels': {
-                'type': 'list', 'elements': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 26379},
-                },
-            },
+            'sentinels': endpoints_spec(SENTINEL_PORT),
             'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
+        sentinel_auth=True,
         required_if=[('method', 'sentinel', ['sentinels'])],
-        supports_check_mode=True,
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
     if module.params['timeout'] < 2:
         # timeout is the write pause: 0 meant no pause at all, 1 leaves no time to act under it.
         module.fail_json(msg='timeout must be at least 2 (seconds), got %s; nothing was changed' % module.params['timeout'])
     if module.params['persist'] and module.params['sentinels']:
         module.fail_json(msg='persist: true does not go with sentinels: Sentinel keeps the roles itself (it rewrites each '
                          'instance\'s config and demotes an old master that comes back); nothing was changed')
-    try:
-        result = FailoverManager(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_manager(module, FailoverManager))
 
 
 if __name__ == '__main__':

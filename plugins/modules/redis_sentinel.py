@@ -219,17 +219,12 @@ unreachable_sentinels:
 """
 
 import time
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import address, blocking_errors
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    SENTINEL_AUTH_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_sentinels,
     collect_topology,
@@ -237,6 +232,14 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     sentinel_command,
     sentinel_master,
     wait_until,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    SENTINEL_PORT,
+    RedisManager,
+    endpoints_spec,
+    redis_module,
+    run_manager,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     auth_failing,
@@ -259,13 +262,10 @@ SETTING_OPTIONS = {
 }
 
 
-class SentinelManager:
+class SentinelManager(RedisManager):
     def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+        super().__init__(module)
         self.name = self.p['master_name']
-        self.warnings: list[str] = []
         self.auth_pass = self.p['auth_pass'] if self.p['auth_pass'] is not None else self.p['login_password']
         self.auth_user = self.p['auth_user'] if self.p['auth_user'] is not None else self.p['login_user']
         self.wanted = {SETTING_OPTIONS[k]: str(self.p[k]) for k in SETTING_OPTIONS if self.p[k] is not None}
@@ -431,31 +431,17 @@ class SentinelManager:
             'unreachable_sentinels': [v['key'] for v in views if not v['reachable']],
             'diff': {'before': diff_before, 'after': diff_after},
         }
-        if self.warnings:
-            result['warnings'] = self.warnings
-        return result
+        return self.with_warnings(result)
 
     def run(self) -> dict[str, t.Any]:
         return self.present() if self.p['state'] == 'present' else self.absent()
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'sentinels': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 26379},
-                },
-            },
-            'instances': {
-                'type': 'list', 'elements': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
+    module = redis_module(
+        {
+            'sentinels': endpoints_spec(SENTINEL_PORT, required=True),
+            'instances': endpoints_spec(REDIS_PORT),
             'master_name': {'type': 'str', 'default': 'mymaster'},
             'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
             'quorum': {'type': 'int'},
@@ -465,14 +451,10 @@ def main() -> None:
             'auth_pass': {'type': 'str', 'no_log': True},
             'auth_user': {'type': 'str'},
             'timeout': {'type': 'int', 'default': 60},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
+        sentinel_auth=True,
         required_if=[('state', 'present', ['instances'])],
-        supports_check_mode=True,
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
     p = module.params
     problems = []
     if not p['sentinels']:
@@ -487,11 +469,7 @@ def main() -> None:
         problems.append('timeout must not be negative')
     if problems:
         module.fail_json(msg='; '.join(problems) + '; nothing was changed')
-    try:
-        result = SentinelManager(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_manager(module, SentinelManager))
 
 
 if __name__ == '__main__':

@@ -225,53 +225,33 @@ instances:
       sample: 2
 """
 
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import analyze_topology
-from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
-    RedisModuleError,
-    collect_topology,
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import collect_topology
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    RedisManager,
+    endpoints_spec,
+    redis_module,
+    run_manager,
 )
 
 
-class TopologyReader:
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-
+class TopologyReader(RedisManager):
     def run(self) -> dict[str, t.Any]:
-        records = collect_topology(self.module.params['instances'], self.module.params)
+        records = collect_topology(self.p['instances'], self.p)
         result = analyze_topology(records)
         result['changed'] = False
         return result
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'instances': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
-            'fail_on_unhealthy': {'type': 'bool', 'default': False},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
-    try:
-        result = TopologyReader(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module = redis_module({
+        'instances': endpoints_spec(REDIS_PORT, required=True),
+        'fail_on_unhealthy': {'type': 'bool', 'default': False},
+    })
+    result = run_manager(module, TopologyReader)
     if module.params['fail_on_unhealthy'] and not result['healthy']:
         module.fail_json(msg='Redis topology is %s' % result['summary'], **result)
     module.exit_json(**result)

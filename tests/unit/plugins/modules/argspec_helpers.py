@@ -8,6 +8,8 @@ import importlib
 import pytest
 import yaml
 
+from ansible.module_utils import basic
+
 PREFIX = 'ansible_collections.swarmlab.cluster.plugins.modules.'
 
 
@@ -24,7 +26,8 @@ def capture_spec(monkeypatch, name):
         seen.update(kwargs)
         raise Captured()
 
-    monkeypatch.setattr(module, 'AnsibleModule', type('M', (), {'__init__': fake_init}))
+    # On the class, as validate-modules does: main() may build it through shared module_utils.
+    monkeypatch.setattr(basic.AnsibleModule, '__init__', fake_init)
     with pytest.raises(Captured):
         module.main()
     return module, seen
