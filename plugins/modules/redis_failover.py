@@ -49,11 +49,8 @@ description:
     C(masterauth) and never checks that replication works afterwards.
   - Idempotent - when the requested O(target) is already the master and the set is healthy,
     nothing changes. Without a target every run is a switchover.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -63,24 +60,13 @@ attributes:
     description: Shows the master before and after.
 options:
   instances:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.instances.
     description:
       - Every Redis instance of the replication set, as reachable from the module host.
       - Replicas are pointed at the new master by the address the old master sees it under (its
         C(slaveN) line in C(INFO replication)), else by the address listed here.
       - C(FAILOVER TO) needs the target under the address the master lists it by; when the listed
         address differs (published ports, NAT), the manual sequence is used instead, with a warning.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
   target:
     description:
       - The replica to promote, one of O(instances). Without it the reachable replica with the
@@ -123,20 +109,11 @@ options:
     type: int
     default: 30
   sentinels:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.sentinels.
     description:
       - Sentinels that monitor the set; a majority of them must answer. An unreachable one is
         reported in a warning.
-    type: list
-    elements: dict
-    suboptions:
-      host:
-        description: Address of the Sentinel.
-        type: str
-        required: true
-      port:
-        description: Port of the Sentinel.
-        type: int
-        default: 26379
+    required: false
   sentinel_master_name:
     description: Name of the monitored master in Sentinel.
     type: str
@@ -164,6 +141,8 @@ options:
 extends_documentation_fragment:
   - swarmlab.cluster.redis
   - swarmlab.cluster.redis.sentinel
+  - swarmlab.cluster.redis.instances
+  - swarmlab.cluster.redis.sentinels
 notes:
   - The write pause (C(CLIENT PAUSE WRITE)) also holds the Sentinels' C(PUBLISH) hello messages to
     the master, so they get no PING reply from it while it lasts; keep C(down-after-milliseconds)

@@ -25,11 +25,8 @@ description:
     instance with the C(run_id) of the server at O(master_host):O(master_port) (addresses can
     alias, for example a service name and an IP), and falls back to comparing addresses when the
     master cannot be reached from where the module runs.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full

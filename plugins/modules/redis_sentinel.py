@@ -32,11 +32,8 @@ description:
     are configured, as long as a majority of the listed Sentinels answer. A wrong password, for the
     Sentinels or for the instances, fails the task with an authentication error before anything
     changes.
-  - Connects with redis-py (explicit retry policy, as the other Redis modules of the collection).
-    The decisions live in the collection's C(_sentinel) module utils.
+  - The decisions live in the collection's C(_sentinel) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -45,37 +42,14 @@ attributes:
     support: full
     description: Per Sentinel, the monitored master and its settings before and after; never a password.
 options:
-  sentinels:
-    description: Every Sentinel of the group, as reachable from the module host.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the Sentinel.
-        type: str
-        required: true
-      port:
-        description: Port of the Sentinel.
-        type: int
-        default: 26379
   instances:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.instances.
     description:
       - Every Redis instance of the replication set, as reachable from the module host.
       - The master is monitored under the address listed here, so list the instances by an address
         the Sentinels reach too (an IP, unless the Sentinels run with C(resolve-hostnames yes)).
       - Required with O(state=present).
-    type: list
-    elements: dict
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
+    required: false
   master_name:
     description: Name under which the Sentinels monitor the master.
     type: str
@@ -121,6 +95,8 @@ options:
 extends_documentation_fragment:
   - swarmlab.cluster.redis
   - swarmlab.cluster.redis.sentinel
+  - swarmlab.cluster.redis.instances
+  - swarmlab.cluster.redis.sentinels
 notes:
   - The O(login_user) and O(login_password) options are the credentials of the Redis instances;
     O(sentinel_user) and O(sentinel_password) those of the Sentinels. A Sentinel group with

@@ -21,11 +21,8 @@ description:
     module maps it to a listed instance by address (including the IPs a listed name resolves to),
     then by the C(run_id) of the server at that address when it can be reached from where the
     module runs, then by replication id.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -34,20 +31,6 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 options:
-  instances:
-    description: The Redis instances that make up the replication set, as reachable from the module host.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
   fail_on_unhealthy:
     description:
       - Fail the task when the topology is not healthy, with a summary of every problem found.
@@ -56,6 +39,7 @@ options:
     default: false
 extends_documentation_fragment:
   - swarmlab.cluster.redis
+  - swarmlab.cluster.redis.instances
 notes:
   - Unreachable instances (including a wrong password) do not fail the task unless
     O(fail_on_unhealthy=true); they are listed in RV(unreachable_instances) with the reason. The
