@@ -36,6 +36,52 @@ options:
     description: Seconds to wait for a connection and for each reply.
     type: float
     default: 5
+requirements:
+  - redis (redis-py) >= 4.0
+notes:
+  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
+    connection errors and timeouts.
+"""
+
+    # swarmlab.cluster.redis.instances: the list of instances (_redis_module.py's
+    # endpoints_spec(REDIS_PORT)). A module that names the option again in its own options, with
+    # its own description or required, gets those over these (Ansible merges a fragment that way).
+    INSTANCES = r"""
+options:
+  instances:
+    description: The Redis instances that make up the replication set, as reachable from the module host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      host:
+        description: Address of the instance.
+        type: str
+        required: true
+      port:
+        description: Port of the instance.
+        type: int
+        default: 6379
+"""
+
+    # swarmlab.cluster.redis.sentinels: the list of Sentinels (endpoints_spec(SENTINEL_PORT)); a
+    # module overrides description or required as with INSTANCES.
+    SENTINELS = r"""
+options:
+  sentinels:
+    description: Every Sentinel of the group, as reachable from the module host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      host:
+        description: Address of the Sentinel.
+        type: str
+        required: true
+      port:
+        description: Port of the Sentinel.
+        type: int
+        default: 26379
 """
 
     # swarmlab.cluster.redis.sentinel: how the modules authenticate to Sentinels

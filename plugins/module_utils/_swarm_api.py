@@ -22,6 +22,8 @@ import typing as t
 from http.client import HTTPConnection
 from urllib.parse import quote, urlencode
 
+from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import SwarmLogicError
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
@@ -154,3 +156,9 @@ def run_swarm_module(module: t.Any, worker: t.Callable[[t.Any, SwarmApi], SwarmW
     except (DockerApiError, SwarmLogicError) as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     module.exit_json(**result)
+
+
+def swarm_module_main(argument_spec: dict[str, t.Any], worker: t.Callable[[t.Any, SwarmApi], SwarmWorker]) -> None:
+    """main() of a Swarm maintenance module: its own options and the shared ones, check mode, then the worker."""
+    module = AnsibleModule(argument_spec=dict(argument_spec, **SWARM_API_ARGUMENT_SPEC), supports_check_mode=True)
+    run_swarm_module(module, worker)

@@ -49,11 +49,8 @@ description:
     C(masterauth) and never checks that replication works afterwards.
   - Idempotent - when the requested O(target) is already the master and the set is healthy,
     nothing changes. Without a target every run is a switchover.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -63,24 +60,13 @@ attributes:
     description: Shows the master before and after.
 options:
   instances:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.instances.
     description:
       - Every Redis instance of the replication set, as reachable from the module host.
       - Replicas are pointed at the new master by the address the old master sees it under (its
         C(slaveN) line in C(INFO replication)), else by the address listed here.
       - C(FAILOVER TO) needs the target under the address the master lists it by; when the listed
         address differs (published ports, NAT), the manual sequence is used instead, with a warning.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
   target:
     description:
       - The replica to promote, one of O(instances). Without it the reachable replica with the
@@ -123,20 +109,11 @@ options:
     type: int
     default: 30
   sentinels:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.sentinels.
     description:
       - Sentinels that monitor the set; a majority of them must answer. An unreachable one is
         reported in a warning.
-    type: list
-    elements: dict
-    suboptions:
-      host:
-        description: Address of the Sentinel.
-        type: str
-        required: true
-      port:
-        description: Port of the Sentinel.
-        type: int
-        default: 26379
+    required: false
   sentinel_master_name:
     description: Name of the monitored master in Sentinel.
     type: str
@@ -164,6 +141,8 @@ options:
 extends_documentation_fragment:
   - swarmlab.cluster.redis
   - swarmlab.cluster.redis.sentinel
+  - swarmlab.cluster.redis.instances
+  - swarmlab.cluster.redis.sentinels
 notes:
   - The write pause (C(CLIENT PAUSE WRITE)) also holds the Sentinels' C(PUBLISH) hello messages to
     the master, so they get no PING reply from it while it lasts; keep C(down-after-milliseconds)
@@ -279,10 +258,9 @@ after:
 """
 
 import time
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
@@ -299,10 +277,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     write_pause_refusal,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    SENTINEL_AUTH_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_instance,
     collect_sentinel,
@@ -318,6 +292,15 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     sentinel_command,
     sentinel_master,
     wait_until,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    SENTINEL_PORT,
+    RedisManager,
+    endpoint_options,
+    endpoints_spec,
+    redis_module,
+    run_manager,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     confirmation,
@@ -336,13 +319,10 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
 MINORITY_GRACE = 4.0
 
 
-class FailoverManager:
+class FailoverManager(RedisManager):
     def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+        super().__init__(module)
         self.instances = self.p['instances']
-        self.warnings: list[str] = []
         self.repointed: list[str] = []
         self.fenced: list[str] = []
         self.persisted: list[str] = []
@@ -834,9 +814,7 @@ class FailoverManager:
             'diff': {'before': {'master': before['master'] or ', '.join(before['masters'])},
                      'after': {'master': decision.get('new_master')}},
         }
-        if self.warnings:
-            result['warnings'] = self.warnings
-        return result
+        return self.with_warnings(result)
 
     def execute(self, decision: dict[str, t.Any], method: str) -> str | None:
         action, new = decision['action'], decision['new_master']
@@ -877,54 +855,28 @@ class FailoverManager:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'instances': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
-            'target': {
-                'type': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
+    module = redis_module(
+        {
+            'instances': endpoints_spec(REDIS_PORT, required=True),
+            'target': {'type': 'dict', 'options': endpoint_options(REDIS_PORT)},
             'force': {'type': 'bool', 'default': False},
             'method': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'failover', 'manual', 'sentinel']},
             'timeout': {'type': 'int', 'default': 30},
-            'sentinels': {
-                'type': 'list', 'elements': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 26379},
-                },
-            },
+            'sentinels': endpoints_spec(SENTINEL_PORT),
             'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
+        sentinel_auth=True,
         required_if=[('method', 'sentinel', ['sentinels'])],
-        supports_check_mode=True,
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
     if module.params['timeout'] < 2:
         # timeout is the write pause: 0 meant no pause at all, 1 leaves no time to act under it.
         module.fail_json(msg='timeout must be at least 2 (seconds), got %s; nothing was changed' % module.params['timeout'])
     if module.params['persist'] and module.params['sentinels']:
         module.fail_json(msg='persist: true does not go with sentinels: Sentinel keeps the roles itself (it rewrites each '
                          'instance\'s config and demotes an old master that comes back); nothing was changed')
-    try:
-        result = FailoverManager(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_manager(module, FailoverManager))
 
 
 if __name__ == '__main__':

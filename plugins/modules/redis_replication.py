@@ -25,11 +25,8 @@ description:
     instance with the C(run_id) of the server at O(master_host):O(master_port) (addresses can
     alias, for example a service name and an IP), and falls back to comparing addresses when the
     master cannot be reached from where the module runs.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -199,10 +196,9 @@ masterauth_changed:
   sample: false
 """
 
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     address,
@@ -215,9 +211,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     same_server,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
     RedisModuleError,
     command,
     count_keys,
@@ -228,15 +221,18 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     resolve,
     wait_until,
 )
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    RedisManager,
+    redis_module,
+    run_manager,
+)
 
 
-class ReplicationManager:
+class ReplicationManager(RedisManager):
     def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
+        super().__init__(module)
         self.where = address(self.p['login_host'], self.p['login_port']) or ''
         self.client = connect(self.p['login_host'], self.p['login_port'], self.p)
-        self.warnings: list[str] = []
 
     def _config_get(self, name: str) -> str:
         return config_get(self.client, self.where, name)
@@ -374,14 +370,12 @@ class ReplicationManager:
         if auth_changed:
             result['diff']['before']['masterauth'] = '(old value)'
             result['diff']['after']['masterauth'] = '(new value)'
-        if self.warnings:
-            result['warnings'] = self.warnings
-        return result
+        return self.with_warnings(result)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    module = redis_module(
+        {
             'role': {'type': 'str', 'required': True, 'choices': ['master', 'replica']},
             'master_host': {'type': 'str'},
             'master_port': {'type': 'int', 'default': 6379},
@@ -393,18 +387,10 @@ def main() -> None:
             'force': {'type': 'bool', 'default': False},
             'login_host': {'type': 'str', 'default': 'localhost'},
             'login_port': {'type': 'int', 'default': 6379},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
         },
         required_if=[('role', 'replica', ['master_host'])],
-        supports_check_mode=True,
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
-    try:
-        result = ReplicationManager(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_manager(module, ReplicationManager))
 
 
 if __name__ == '__main__':

@@ -32,11 +32,8 @@ description:
     are configured, as long as a majority of the listed Sentinels answer. A wrong password, for the
     Sentinels or for the instances, fails the task with an authentication error before anything
     changes.
-  - Connects with redis-py (explicit retry policy, as the other Redis modules of the collection).
-    The decisions live in the collection's C(_sentinel) module utils.
+  - The decisions live in the collection's C(_sentinel) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -45,37 +42,14 @@ attributes:
     support: full
     description: Per Sentinel, the monitored master and its settings before and after; never a password.
 options:
-  sentinels:
-    description: Every Sentinel of the group, as reachable from the module host.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the Sentinel.
-        type: str
-        required: true
-      port:
-        description: Port of the Sentinel.
-        type: int
-        default: 26379
   instances:
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.instances.
     description:
       - Every Redis instance of the replication set, as reachable from the module host.
       - The master is monitored under the address listed here, so list the instances by an address
         the Sentinels reach too (an IP, unless the Sentinels run with C(resolve-hostnames yes)).
       - Required with O(state=present).
-    type: list
-    elements: dict
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
+    required: false
   master_name:
     description: Name under which the Sentinels monitor the master.
     type: str
@@ -121,6 +95,8 @@ options:
 extends_documentation_fragment:
   - swarmlab.cluster.redis
   - swarmlab.cluster.redis.sentinel
+  - swarmlab.cluster.redis.instances
+  - swarmlab.cluster.redis.sentinels
 notes:
   - The O(login_user) and O(login_password) options are the credentials of the Redis instances;
     O(sentinel_user) and O(sentinel_password) those of the Sentinels. A Sentinel group with
@@ -219,17 +195,12 @@ unreachable_sentinels:
 """
 
 import time
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import address, blocking_errors
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    SENTINEL_AUTH_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
     RedisModuleError,
     collect_sentinels,
     collect_topology,
@@ -237,6 +208,14 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     sentinel_command,
     sentinel_master,
     wait_until,
+)
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    SENTINEL_PORT,
+    RedisManager,
+    endpoints_spec,
+    redis_module,
+    run_manager,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     auth_failing,
@@ -259,13 +238,10 @@ SETTING_OPTIONS = {
 }
 
 
-class SentinelManager:
+class SentinelManager(RedisManager):
     def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+        super().__init__(module)
         self.name = self.p['master_name']
-        self.warnings: list[str] = []
         self.auth_pass = self.p['auth_pass'] if self.p['auth_pass'] is not None else self.p['login_password']
         self.auth_user = self.p['auth_user'] if self.p['auth_user'] is not None else self.p['login_user']
         self.wanted = {SETTING_OPTIONS[k]: str(self.p[k]) for k in SETTING_OPTIONS if self.p[k] is not None}
@@ -431,31 +407,17 @@ class SentinelManager:
             'unreachable_sentinels': [v['key'] for v in views if not v['reachable']],
             'diff': {'before': diff_before, 'after': diff_after},
         }
-        if self.warnings:
-            result['warnings'] = self.warnings
-        return result
+        return self.with_warnings(result)
 
     def run(self) -> dict[str, t.Any]:
         return self.present() if self.p['state'] == 'present' else self.absent()
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'sentinels': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 26379},
-                },
-            },
-            'instances': {
-                'type': 'list', 'elements': 'dict',
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
+    module = redis_module(
+        {
+            'sentinels': endpoints_spec(SENTINEL_PORT, required=True),
+            'instances': endpoints_spec(REDIS_PORT),
             'master_name': {'type': 'str', 'default': 'mymaster'},
             'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
             'quorum': {'type': 'int'},
@@ -465,14 +427,10 @@ def main() -> None:
             'auth_pass': {'type': 'str', 'no_log': True},
             'auth_user': {'type': 'str'},
             'timeout': {'type': 'int', 'default': 60},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-            **SENTINEL_AUTH_ARGUMENT_SPEC,
         },
+        sentinel_auth=True,
         required_if=[('state', 'present', ['instances'])],
-        supports_check_mode=True,
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
     p = module.params
     problems = []
     if not p['sentinels']:
@@ -487,11 +445,7 @@ def main() -> None:
         problems.append('timeout must not be negative')
     if problems:
         module.fail_json(msg='; '.join(problems) + '; nothing was changed')
-    try:
-        result = SentinelManager(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_manager(module, SentinelManager))
 
 
 if __name__ == '__main__':

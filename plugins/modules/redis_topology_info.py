@@ -21,11 +21,8 @@ description:
     module maps it to a listed instance by address (including the IPs a listed name resolves to),
     then by the C(run_id) of the server at that address when it can be reached from where the
     module runs, then by replication id.
-  - Connects with redis-py using an explicit retry policy (3 retries, exponential backoff) for
-    connection errors and timeouts. Shared code lives in the collection's C(_redis) module utils.
+  - Shared code lives in the collection's C(_redis) module utils.
 author: "swarmlab maintainers (!UNKNOWN)"
-requirements:
-  - redis (redis-py) >= 4.0
 attributes:
   check_mode:
     support: full
@@ -34,20 +31,6 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 options:
-  instances:
-    description: The Redis instances that make up the replication set, as reachable from the module host.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: Address of the instance.
-        type: str
-        required: true
-      port:
-        description: Port of the instance.
-        type: int
-        default: 6379
   fail_on_unhealthy:
     description:
       - Fail the task when the topology is not healthy, with a summary of every problem found.
@@ -56,6 +39,7 @@ options:
     default: false
 extends_documentation_fragment:
   - swarmlab.cluster.redis
+  - swarmlab.cluster.redis.instances
 notes:
   - Unreachable instances (including a wrong password) do not fail the task unless
     O(fail_on_unhealthy=true); they are listed in RV(unreachable_instances) with the reason. The
@@ -225,53 +209,33 @@ instances:
       sample: 2
 """
 
-import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import analyze_topology
-from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
-    REDIS_CONNECTION_ARGUMENT_SPEC,
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
-    RedisModuleError,
-    collect_topology,
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import collect_topology
+from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
+    REDIS_PORT,
+    RedisManager,
+    endpoints_spec,
+    redis_module,
+    run_manager,
 )
 
 
-class TopologyReader:
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-
+class TopologyReader(RedisManager):
     def run(self) -> dict[str, t.Any]:
-        records = collect_topology(self.module.params['instances'], self.module.params)
+        records = collect_topology(self.p['instances'], self.p)
         result = analyze_topology(records)
         result['changed'] = False
         return result
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'instances': {
-                'type': 'list', 'elements': 'dict', 'required': True,
-                'options': {
-                    'host': {'type': 'str', 'required': True},
-                    'port': {'type': 'int', 'default': 6379},
-                },
-            },
-            'fail_on_unhealthy': {'type': 'bool', 'default': False},
-            **REDIS_CONNECTION_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
-    try:
-        result = TopologyReader(module).run()
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module = redis_module({
+        'instances': endpoints_spec(REDIS_PORT, required=True),
+        'fail_on_unhealthy': {'type': 'bool', 'default': False},
+    })
+    result = run_manager(module, TopologyReader)
     if module.params['fail_on_unhealthy'] and not result['healthy']:
         module.fail_json(msg='Redis topology is %s' % result['summary'], **result)
     module.exit_json(**result)

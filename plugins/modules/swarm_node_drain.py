@@ -318,8 +318,6 @@ waited:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     desired_replicas,
     drain_plan,
@@ -340,10 +338,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     update_outcome,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
-    SWARM_API_ARGUMENT_SPEC,
     SwarmResultError,
     SwarmWorker,
-    run_swarm_module,
+    swarm_module_main,
 )
 
 
@@ -352,7 +349,6 @@ class NodeDrainer(SwarmWorker):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self.deadline = 0.0
         self.deadline = 0.0
 
     def _snapshot(self) -> tuple[list, list, list]:
@@ -548,20 +544,15 @@ class RefusedError(SwarmResultError):
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'node': {'type': 'str', 'required': True},
-            'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
-            'force': {'type': 'bool', 'default': False},
-            'primaries': {'type': 'list', 'elements': 'str'},
-            'move_first': {'type': 'bool', 'default': True},
-            'wait': {'type': 'bool', 'default': True},
-            'wait_timeout': {'type': 'int', 'default': 300},
-            **SWARM_API_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    run_swarm_module(module, NodeDrainer)
+    swarm_module_main({
+        'node': {'type': 'str', 'required': True},
+        'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
+        'force': {'type': 'bool', 'default': False},
+        'primaries': {'type': 'list', 'elements': 'str'},
+        'move_first': {'type': 'bool', 'default': True},
+        'wait': {'type': 'bool', 'default': True},
+        'wait_timeout': {'type': 'int', 'default': 300},
+    }, NodeDrainer)
 
 
 if __name__ == '__main__':

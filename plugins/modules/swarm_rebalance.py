@@ -168,8 +168,6 @@ waited:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     desired_replicas,
     imbalance,
@@ -183,10 +181,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     update_outcome,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
-    SWARM_API_ARGUMENT_SPEC,
     SwarmResultError,
     SwarmWorker,
-    run_swarm_module,
+    swarm_module_main,
 )
 
 
@@ -321,17 +318,12 @@ class Rebalancer(SwarmWorker):
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'services': {'type': 'list', 'elements': 'str', 'default': []},
-            'method': {'type': 'str', 'choices': ['surge', 'force'], 'default': 'surge'},
-            'wait': {'type': 'bool', 'default': True},
-            'wait_timeout': {'type': 'int', 'default': 300},
-            **SWARM_API_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    run_swarm_module(module, Rebalancer)
+    swarm_module_main({
+        'services': {'type': 'list', 'elements': 'str', 'default': []},
+        'method': {'type': 'str', 'choices': ['surge', 'force'], 'default': 'surge'},
+        'wait': {'type': 'bool', 'default': True},
+        'wait_timeout': {'type': 'int', 'default': 300},
+    }, Rebalancer)
 
 
 if __name__ == '__main__':

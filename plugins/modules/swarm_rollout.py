@@ -164,8 +164,6 @@ waited:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     ROLLOUT_FAILED,
     ROLLOUT_RUNNING,
@@ -179,10 +177,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import (
     update_snapshot,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm_api import (
-    SWARM_API_ARGUMENT_SPEC,
     SwarmResultError,
     SwarmWorker,
-    run_swarm_module,
+    swarm_module_main,
 )
 
 STACK_LABEL = 'com.docker.stack.namespace'
@@ -291,18 +288,13 @@ class RolloutWatcher(SwarmWorker):
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            'stack': {'type': 'str', 'required': True},
-            'services': {'type': 'list', 'elements': 'str', 'default': []},
-            'since': {'type': 'dict'},
-            'fail_on_rollback': {'type': 'bool', 'default': True},
-            'wait_timeout': {'type': 'int', 'default': 600},
-            **SWARM_API_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
-    run_swarm_module(module, RolloutWatcher)
+    swarm_module_main({
+        'stack': {'type': 'str', 'required': True},
+        'services': {'type': 'list', 'elements': 'str', 'default': []},
+        'since': {'type': 'dict'},
+        'fail_on_rollback': {'type': 'bool', 'default': True},
+        'wait_timeout': {'type': 'int', 'default': 600},
+    }, RolloutWatcher)
 
 
 if __name__ == '__main__':

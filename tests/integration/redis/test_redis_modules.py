@@ -5,29 +5,16 @@ Run from the checkout:  .venv/bin/pytest tests/integration/redis -q
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import redis
 
 from redis_harness import PASSWORD, Topology, conn, run_module, run_playbook
+from test_redis_guards import Writer, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def instances_arg(topo: Topology) -> dict:
     return {'instances': topo.instances, 'login_password': PASSWORD}
-
-
-def wait_for(check, timeout=15.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError('condition not met in %ss' % timeout)
 
 
 # --- redis_replication ------------------------------------------------------------------------
@@ -172,38 +159,6 @@ def test_topology_unreachable_and_wrong_password(topo):
 
 
 # --- redis_failover ---------------------------------------------------------------------------
-
-class Writer(threading.Thread):
-    """INCR a counter on whichever instance is master; remember every acknowledged result."""
-
-    def __init__(self, topo: Topology) -> None:
-        super().__init__(daemon=True)
-        self.topo = topo
-        self.acked: list[tuple[int, int]] = []  # (port, value)
-        self.errors = 0
-        self.stop_flag = threading.Event()
-
-    def master(self):
-        for s in self.topo.servers:
-            try:
-                if s.client().execute_command('ROLE')[0] == 'master':
-                    return s
-            except redis.exceptions.RedisError:
-                pass
-        return None
-
-    def run(self) -> None:
-        server = self.topo.master
-        client = server.client()
-        while not self.stop_flag.is_set():
-            try:
-                self.acked.append((server.port, client.incr('counter')))
-            except redis.exceptions.RedisError:
-                self.errors += 1
-                time.sleep(0.01)
-                server = self.master() or server
-                client = server.client()
-
 
 @pytest.mark.parametrize('method', ['failover', 'manual'])
 def test_planned_switchover_keeps_every_acknowledged_write(topo, method):

@@ -12,6 +12,7 @@ import yaml
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.swarmlab.cluster.plugins.module_utils import _redis_module
 from argspec_helpers import PREFIX, capture_spec, compare, documented
 
 MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover', 'redis_sentinel']
@@ -33,7 +34,7 @@ def test_documentation_matches_argument_spec(monkeypatch, name):
 @pytest.mark.parametrize('name', MODULES)
 def test_missing_redis_py_is_reported(monkeypatch, capsys, name):
     module = importlib.import_module(PREFIX + name)
-    monkeypatch.setattr(module, 'HAS_REDIS', False)
+    monkeypatch.setattr(_redis_module, 'HAS_REDIS', False)
     args = {
         'redis_replication': {'role': 'master'},
         'redis_topology_info': {'instances': [{'host': 'h'}]},
