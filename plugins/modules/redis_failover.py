@@ -37,13 +37,15 @@ description:
     pauses writes on the master, waits until every replica Sentinel may promote has caught up,
     sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
     names the promoted replica (clients ask any of them; one that has not heard yet would send them
-    back to the old master; once a majority does, the others get 4 s more, then a warning) and the other replicas have linked to it (so the first writes there can
-    be acknowledged by a replica), demotes the old master itself (Sentinel would only do it seconds later)
-    and, as Sentinel does, rewrites its config and closes its clients' connections (so Sentinel-aware
-    clients retry their held writes on the new master), and only then unpauses. It fails when no
-    majority of the Sentinels names the new master within O(timeout) (the old master is demoted all
-    the same); RV(sentinels_confirmed) lists them. When Sentinel's failover is still under way after O(timeout), writes stay paused and the
-    task fails saying so. Unlisted replicas that Sentinel could promote are refused.
+    back to the old master; once a majority does, the others get 4 s more, then a warning) and the
+    other replicas have linked to it (so the first writes there can be acknowledged by a replica),
+    demotes the old master itself (Sentinel would only do it seconds later) and, as Sentinel does,
+    rewrites its config and closes its clients' connections (so Sentinel-aware clients retry their
+    held writes on the new master), and only then unpauses. It fails when no majority of the
+    Sentinels names the new master within O(timeout) (the old master is demoted all the same);
+    RV(sentinels_confirmed) lists them. When Sentinel's failover is still under way after
+    O(timeout), writes stay paused and the task fails saying so. Unlisted replicas that Sentinel
+    could promote are refused.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -538,7 +540,8 @@ class FailoverManager(RedisManager):
         Sentinel demotes it, seconds later, and those writes are lost. So the module holds back the
         replicas that are not the target (replica-priority 0, restored afterwards), pauses writes on
         the old master, waits until every replica Sentinel may promote has caught up, asks Sentinel,
-        demotes the old master itself as soon as a replica is promoted, and only then unpauses.
+        and once a replica is promoted, the Sentinels name it and the replicas follow it, demotes the
+        old master itself and only then unpauses.
         """
         records = list(self.records.values())
         views = self.sentinel_views()
