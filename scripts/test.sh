@@ -57,7 +57,15 @@ PY
     molecule)
         for s in $scenarios; do
             step "molecule test -s $s"
-            if molecule test -s "$s"; then
+            log="$results/molecule-$s.log"
+            if molecule test -s "$s" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+                passed=$((passed + 1))
+            # One known transient only: the Docker API loses the output of an exec that makes
+            # Ansible's remote temporary directory (community.docker#644). The whole scenario runs
+            # again once, from destroy, and says so; any other failure, or a second one, fails.
+            elif grep -q "failed to resolve remote temporary directory" "$log" \
+                    && echo "molecule scenario $s: lost docker exec output (community.docker#644); running it once more" >&2 \
+                    && molecule test -s "$s"; then
                 passed=$((passed + 1))
             else
                 failed=$((failed + 1))
