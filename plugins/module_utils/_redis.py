@@ -626,12 +626,14 @@ def repoint_list(topology: dict[str, t.Any], new_master: str) -> list[str]:
             and not (e['role'] == 'replica' and e['master'] == new_master)]
 
 
-def converged(topology: dict[str, t.Any], new_master: str) -> bool:
-    """new_master is the only master and every reachable instance replicates from it, link up."""
-    if topology['masters'] != [new_master]:
+def converged(topology: dict[str, t.Any], new_master: str, ignore: t.Iterable[str] = ()) -> bool:
+    """new_master is the only master and every reachable instance replicates from it, link up;
+    the instances in ``ignore`` are left out (an old master not demoted yet)."""
+    ignore = set(ignore)
+    if [m for m in topology['masters'] if m not in ignore] != [new_master]:
         return False
     for e in topology['instances']:
-        if e['reachable'] and e['address'] != new_master:
+        if e['reachable'] and e['address'] != new_master and e['address'] not in ignore:
             if e['master'] != new_master or e['link_status'] != 'up' or e['sync_in_progress']:
                 return False
     return True

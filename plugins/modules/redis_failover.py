@@ -380,15 +380,21 @@ class FailoverManager(RedisManager):
             old_master = None
         return seen_address(self.records.get(old_master or ''), self.records[new_master])
 
-    def wait_converged(self, new_master: str) -> dict[str, t.Any]:
+    def wait_converged(self, new_master: str, ignore: tuple[str, ...] = (),
+                       paused: tuple[t.Any, str] | None = None) -> dict[str, t.Any]:
+        """Wait until the set has converged on new_master (leaving out ``ignore``), renewing the
+        write pause on ``paused`` (client, key) meanwhile; warn (not fail) after the timeout."""
         last: dict[str, t.Any] = {}
 
         def check() -> bool:
+            if paused:
+                pause_writes(paused[0], paused[1], self.p['timeout'])
             last.clear()
             last.update(self.topology())
-            return converged(last, new_master)
+            return converged(last, new_master, ignore)
 
-        if not wait_until(check, self.p['timeout'], 0.25):
+        # Polled faster while writes are paused: each round trip is paused time.
+        if not wait_until(check, self.p['timeout'], 0.1 if paused else 0.25):
             self.warnings.append('the set had not converged on %s after %ss: %s'
                                  % (new_master, self.p['timeout'], last.get('summary')))
         return last
@@ -650,23 +656,6 @@ class FailoverManager(RedisManager):
             raise RedisModuleError('Sentinel %s did not see replica-priority 0 on %s in time; nothing was promoted'
                                    % (leader['key'], ', '.join(held)))
 
-    def wait_replicas_linked(self, new: str, skip: list[str], paused: tuple[t.Any, str]) -> None:
-        """Wait until every reachable listed replica (but ``skip``) replicates from ``new`` with its
-        link up, renewing the write pause on ``paused``; warn (not fail) after the timeout."""
-        last: dict[str, t.Any] = {}
-
-        def linked() -> bool:
-            pause_writes(paused[0], paused[1], self.p['timeout'])
-            last.clear()
-            last.update(self.topology())
-            return all(e['address'] == new or e['address'] in skip or not e['reachable']
-                       or (e['role'] == 'replica' and e['master'] == new and e['link_status'] == 'up')
-                       for e in last['instances'])
-
-        if not wait_until(linked, self.p['timeout'], 0.1):
-            self.warnings.append('not every replica had linked to %s after %ss: %s'
-                                 % (new, self.p['timeout'], last.get('summary')))
-
     def demote(self, old_client: t.Any, old: str, promoted: str) -> None:
         """Demote the old master now (Sentinel would only do it seconds later), then what Sentinel
         does with a demoted master: rewrite its config file, so a restart does not bring it back as
@@ -727,7 +716,7 @@ class FailoverManager(RedisManager):
                 confirmed = self.wait_sentinels_confirm(promoted, (old_client, old))
                 # And the replicas Sentinel repoints must have linked to the new master, or the
                 # first writes there find no replica to acknowledge them (WAIT).
-                self.wait_replicas_linked(promoted, [old], (old_client, old))
+                self.wait_converged(promoted, ignore=(old,), paused=(old_client, old))
             finally:
                 self.demote(old_client, old, promoted)
         except Exception as exc:

@@ -305,6 +305,20 @@ def test_repoint_and_converged():
     assert not converged(topo, '10.0.0.12:6379')
 
 
+def test_converged_leaving_out_an_old_master_not_demoted_yet():
+    # Mid-switchover: 10.0.0.12 promoted, 10.0.0.13 repointed to it, the old master still a master.
+    old = rec('10.0.0.11', info=master_info(1000), run_id='m')
+    new = rec('10.0.0.12', info=master_info(1000, slaves=[('10.0.0.13', 6379, 1000, 0)]), run_id='r2')
+    r3 = rec('10.0.0.13', info=replica_info(master_host='10.0.0.12', offset=1000),
+             role={'role': 'replica', 'state': 'connected'}, run_id='r3')
+    topo = analyze_topology([old, new, r3])
+    assert not converged(topo, '10.0.0.12:6379')
+    assert converged(topo, '10.0.0.12:6379', ignore=['10.0.0.11:6379'])
+    syncing = rec('10.0.0.13', info=replica_info(master_host='10.0.0.12', offset=1000, link='down'),
+                  role={'role': 'replica', 'state': 'connect'}, run_id='r3')
+    assert not converged(analyze_topology([old, new, syncing]), '10.0.0.12:6379', ignore=['10.0.0.11:6379'])
+
+
 def test_seen_address_prefers_the_masters_view():
     records = healthy_set()
     aliased = rec('redis-2', addresses=['10.0.0.12'])
