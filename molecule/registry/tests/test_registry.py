@@ -114,6 +114,26 @@ def test_registry_listens_on_the_tls_port_of_its_address_only(manager, address):
     assert not manager.socket("tcp://0.0.0.0:5000").is_listening
 
 
+def test_the_registry_itself_is_reachable_on_loopback_only(manager, worker1, address):
+    """Behind its front: the registry's own port answers on the host's loopback, not from a worker."""
+    ip = address.split(":")[0]
+    assert manager.socket("tcp://127.0.0.1:5010").is_listening
+    assert not manager.socket(f"tcp://{ip}:5010").is_listening
+    cmd = worker1.run(f"curl -s -k -m 5 -o /dev/null -w '%{{http_code}}' https://{ip}:5010/v2/")
+    assert cmd.rc != 0 and cmd.stdout.strip() in ("", "000"), cmd.stdout
+
+
+def test_the_front_holds_no_key_or_password(manager):
+    """The front only moves TLS bytes: it mounts its own configuration, nothing of the registry's."""
+    info = json.loads(manager.check_output("docker inspect registry-front"))[0]
+    assert info["HostConfig"]["NetworkMode"] == "host"
+    assert [(m["Source"], m["RW"]) for m in info["Mounts"]] == [(f"{CONFIG_DIR}/front", False)]
+    assert sorted(manager.check_output(f"ls {CONFIG_DIR}/front").split()) == ["haproxy.cfg"]
+    config = manager.file(f"{CONFIG_DIR}/front/haproxy.cfg").content_string
+    assert "mode tcp" in config
+    assert "server registry 127.0.0.1:5010" in config
+
+
 def test_container_restarts_always_mounts_data_and_is_healthy(manager):
     info = json.loads(manager.check_output("docker inspect registry"))[0]
     assert info["HostConfig"]["RestartPolicy"]["Name"] == "always"
@@ -121,7 +141,8 @@ def test_container_restarts_always_mounts_data_and_is_healthy(manager):
     assert mounts["/var/lib/registry"]["Source"] == DATA_DIR
     assert mounts["/var/lib/registry"]["Type"] == "bind"
     assert mounts["/etc/docker/registry"]["RW"] is False
-    assert info["Config"]["Healthcheck"]["Test"][-1] == "http://127.0.0.1:5001/debug/health"
+    assert info["HostConfig"]["NetworkMode"] == "host"
+    assert info["Config"]["Healthcheck"]["Test"][-1].endswith(":5001/debug/health")
     # The first check runs one interval (15 s) after the start in side_effect.
     deadline = time.monotonic() + 90
     while True:
@@ -152,6 +173,8 @@ def test_htpasswd_has_a_bcrypt_entry(manager):
 def test_config_pins_minimum_tls_and_secret(manager):
     config = manager.file(f"{CONFIG_DIR}/registry/config.yml").content_string
     assert "minimumtls: tls1.2" in config
+    assert "addr: 127.0.0.1:5010" in config
+    assert "draintimeout: 10s" in config
     secret = manager.file(f"{CONFIG_DIR}/http.secret").content_string.strip()
     assert len(secret) >= 32
     assert f"secret: {secret}" in config
