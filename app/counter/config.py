@@ -10,29 +10,18 @@ class ConfigError(ValueError):
     """An environment variable holds a value the app cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float] = int,
+            minimum: int = 0) -> int | float:
+    """The variable as ``kind`` (int or float), at least ``minimum``; ``default`` when unset or blank."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from exc
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise ConfigError(f"{name} must be >= 0, got {value}")
     return value
 
 
@@ -128,14 +117,14 @@ class Settings:
             tls=tls,
             tls_ca_file=_ca_file(env) if tls else None,
             counter_key=env.get("COUNTER_KEY", "").strip() or cls.counter_key,
-            retries=_int(env, "REDIS_RETRIES", cls.retries),
-            backoff_base=_float(env, "REDIS_BACKOFF_BASE", cls.backoff_base),
-            backoff_cap=_float(env, "REDIS_BACKOFF_CAP", cls.backoff_cap),
-            connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", cls.connect_timeout),
-            socket_timeout=_float(env, "REDIS_SOCKET_TIMEOUT", cls.socket_timeout),
-            startup_timeout=_float(env, "REDIS_STARTUP_TIMEOUT", cls.startup_timeout),
-            replica_cooldown=_float(env, "REDIS_REPLICA_COOLDOWN", cls.replica_cooldown),
-            wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", cls.wait_replicas),
-            wait_timeout_ms=_int(env, "REDIS_WAIT_TIMEOUT_MS", cls.wait_timeout_ms, minimum=1),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
+            retries=_number(env, "REDIS_RETRIES", cls.retries),
+            backoff_base=_number(env, "REDIS_BACKOFF_BASE", cls.backoff_base, float),
+            backoff_cap=_number(env, "REDIS_BACKOFF_CAP", cls.backoff_cap, float),
+            connect_timeout=_number(env, "REDIS_CONNECT_TIMEOUT", cls.connect_timeout, float),
+            socket_timeout=_number(env, "REDIS_SOCKET_TIMEOUT", cls.socket_timeout, float),
+            startup_timeout=_number(env, "REDIS_STARTUP_TIMEOUT", cls.startup_timeout, float),
+            replica_cooldown=_number(env, "REDIS_REPLICA_COOLDOWN", cls.replica_cooldown, float),
+            wait_replicas=_number(env, "REDIS_WAIT_REPLICAS", cls.wait_replicas),
+            wait_timeout_ms=_number(env, "REDIS_WAIT_TIMEOUT_MS", cls.wait_timeout_ms, minimum=1),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
         )

@@ -198,3 +198,21 @@ def test_unreadable_password_file_fails_fast(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="REDIS_PASSWORD_FILE"):
         create_app({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_numeric_settings_name_the_variable_the_kind_and_the_minimum() -> None:
+    from counter.config import ConfigError, Settings
+
+    assert Settings.from_env({"REDIS_RETRIES": " 7 ", "REDIS_BACKOFF_CAP": "2.5"}).retries == 7
+    assert Settings.from_env({"REDIS_BACKOFF_CAP": "2.5"}).backoff_cap == 2.5
+    assert Settings.from_env({"REDIS_BACKOFF_CAP": ""}).backoff_cap == Settings.backoff_cap
+    for env, message in [
+        ({"REDIS_RETRIES": "2.5"}, "REDIS_RETRIES must be an integer, got '2.5'"),
+        ({"REDIS_BACKOFF_CAP": "soon"}, "REDIS_BACKOFF_CAP must be a number, got 'soon'"),
+        ({"REDIS_RETRIES": "-1"}, "REDIS_RETRIES must be >= 0, got -1"),
+        ({"REDIS_BACKOFF_BASE": "-0.5"}, "REDIS_BACKOFF_BASE must be >= 0, got -0.5"),
+        ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES must be >= 1, got 0"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env(env)
+        assert str(caught.value) == message
