@@ -20,7 +20,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     parse_replication,
     parse_role,
 )
-from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import pairs
+from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import pairs, reachable_refusal, sentinel_errors
 
 REDIS_IMPORT_ERROR: str | None
 try:
@@ -212,23 +212,34 @@ def read_state(client: t.Any, where: str) -> dict[str, t.Any]:
     }
 
 
-def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_master: bool = True) -> dict[str, t.Any]:
-    """One instance record (see ``_redis.py``); unreachable instances get ``reachable: false``."""
+def collect_endpoint(host: str, port: int, fields: dict[str, t.Any], open_client: t.Callable[[str, int], t.Any],
+                     read: t.Callable[[t.Any, str, dict[str, t.Any]], None]) -> dict[str, t.Any]:
+    """The record of one instance or Sentinel: ``key``, ``host``, ``port``, ``addresses``, ``fields``
+    as ``read(client, key, record)`` fills them, and ``reachable``; one that cannot be reached or read
+    gets ``reachable: false``, ``error`` and ``error_kind``, never an exception."""
     key = address(host, port)
     record: dict[str, t.Any] = {
         'key': key, 'host': host, 'port': port, 'addresses': resolve(host),
-        'reachable': False, 'error': None, 'error_kind': None, 'run_id': None, 'version': None,
-        'config_file': None, 'repl': {}, 'role_state': {}, 'master_run_id': None,
+        'reachable': False, 'error': None, 'error_kind': None,
     }
+    record.update(fields)
     try:
-        client = connect(host, port, params)
-        record.update(read_state(client, key))
+        client = open_client(host, port)
+        read(client, key, record)
         record['reachable'] = True
         client.close()
     except RedisModuleError as exc:
         record['error'] = str(exc)
         record['error_kind'] = error_kind(exc)
-        return record
+    return record
+
+
+def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_master: bool = True) -> dict[str, t.Any]:
+    """One instance record (see ``_redis.py``); unreachable instances get ``reachable: false``."""
+    record = collect_endpoint(
+        host, port,
+        {'run_id': None, 'version': None, 'config_file': None, 'repl': {}, 'role_state': {}, 'master_run_id': None},
+        lambda h, p: connect(h, p, params), lambda client, key, rec: rec.update(read_state(client, key)))
     repl = record['repl']
     if probe_master and repl.get('role') == 'replica' and repl.get('master_host'):
         record['master_run_id'] = probe_run_id(repl['master_host'], repl['master_port'], params)
@@ -302,24 +313,28 @@ def sentinel_master(client: t.Any, where: str, name: str) -> dict[str, str] | No
 def collect_sentinel(host: str, port: int, params: dict[str, t.Any], name: str) -> dict[str, t.Any]:
     """One Sentinel view (see ``_sentinel.py``); an unreachable Sentinel gets ``reachable: false``
     and the reason, never an exception."""
-    key = address(host, port)
-    view: dict[str, t.Any] = {
-        'key': key, 'host': host, 'port': port, 'addresses': resolve(host), 'reachable': False,
-        'error': None, 'error_kind': None, 'master': None, 'replicas': [], 'sentinels': [],
-    }
-    try:
-        client = connect_sentinel(host, port, params)
+    def read(client: t.Any, key: str, view: dict[str, t.Any]) -> None:
         view['master'] = sentinel_master(client, key, name)
         if view['master'] is not None:
             view['replicas'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'REPLICAS', name)]
             view['sentinels'] = [pairs(x) for x in sentinel_command(client, key, 'SENTINEL', 'SENTINELS', name)]
-        view['reachable'] = True
-        client.close()
-    except RedisModuleError as exc:
-        view['error'] = str(exc)
-        view['error_kind'] = error_kind(exc)
-    return view
+
+    return collect_endpoint(host, port, {'master': None, 'replicas': [], 'sentinels': []},
+                            lambda h, p: connect_sentinel(h, p, params), read)
 
 
 def collect_sentinels(sentinels: list[dict[str, t.Any]], params: dict[str, t.Any], name: str) -> list[dict[str, t.Any]]:
     return [collect_sentinel(s['host'], s['port'], params, name) for s in sentinels]
+
+
+def usable_sentinels(sentinels: list[dict[str, t.Any]], params: dict[str, t.Any], name: str) -> list[dict[str, t.Any]]:
+    """The views of the listed Sentinels, when a module may go on with them: RedisModuleError (nothing
+    was changed) when one rejects the credentials or a command, or fewer than a majority answer."""
+    views = collect_sentinels(sentinels, params, name)
+    errors = sentinel_errors(views)
+    if errors:
+        raise RedisModuleError('; '.join(errors) + '; nothing was changed')
+    refusal = reachable_refusal(views)
+    if refusal:
+        raise RedisModuleError(refusal + '; nothing was changed')
+    return views

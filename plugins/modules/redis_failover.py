@@ -293,6 +293,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     probe_server,
     sentinel_command,
     sentinel_master,
+    usable_sentinels,
     wait_until,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
@@ -310,8 +311,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     failover_in_progress,
     monitored_key,
     promotion_candidates,
-    reachable_refusal,
-    sentinel_errors,
     sentinel_sees_priority_zero,
     unlisted_candidates,
 )
@@ -527,13 +526,7 @@ class FailoverManager(RedisManager):
     # -- Sentinel ------------------------------------------------------------------------------
 
     def sentinel_views(self) -> list[dict[str, t.Any]]:
-        views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
-        errors = sentinel_errors(views)
-        if errors:
-            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
-        refusal = reachable_refusal(views)
-        if refusal:
-            raise RedisModuleError(refusal + '; nothing was changed')
+        views = usable_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
         for v in views:
             if not v['reachable']:
                 self.warnings.append('Sentinel %s' % v['error'])

@@ -202,11 +202,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import address, blocking_errors
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
     RedisModuleError,
-    collect_sentinels,
     collect_topology,
     connect_sentinel,
     sentinel_command,
     sentinel_master,
+    usable_sentinels,
     wait_until,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
@@ -224,8 +224,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     majority,
     plan_sentinel,
     quorum_refusal,
-    reachable_refusal,
-    sentinel_errors,
     stale_entries,
 )
 
@@ -249,14 +247,7 @@ class SentinelManager(RedisManager):
     # -- reading -------------------------------------------------------------------------------
 
     def views(self) -> list[dict[str, t.Any]]:
-        views = collect_sentinels(self.p['sentinels'], self.p, self.name)
-        errors = sentinel_errors(views)
-        if errors:
-            raise RedisModuleError('; '.join(errors) + '; nothing was changed')
-        refusal = reachable_refusal(views)
-        if refusal:
-            raise RedisModuleError(refusal + '; nothing was changed')
-        return views
+        return usable_sentinels(self.p['sentinels'], self.p, self.name)
 
     def find_master(self) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]], dict[str, t.Any]]:
         """Views, instance records and the decision; read again while a failover may be under way."""
