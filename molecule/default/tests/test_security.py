@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from lab_checks import converge_log
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
@@ -158,13 +159,9 @@ def lab_passwords() -> list[str]:
 
 
 def test_site_vvv_output_has_no_join_token_password_or_key(host):
-    log_path = os.environ.get("SWARMLAB_SITE_LOG", "")
-    if not log_path:
-        pytest.skip("no converge log (SWARMLAB_SITE_LOG): run through molecule/default")
-    log = Path(log_path).read_text(errors="replace")
     # The log is of check, converge and idempotence at -vvv: results, module arguments and the
     # connection's commands are in it.
-    assert "PLAY RECAP" in log and "Initialise the Swarm on the first manager" in log
+    log = converge_log("SWARMLAB_SITE_LOG", "default", "Initialise the Swarm on the first manager")
     assert "=> " in log or "ok: [manager1] =>" in log, "the log has no result shown at -vvv"
     assert "ESTABLISH SSH CONNECTION" in log and "module_args" in log, "the log is not at -vvv"
     tokens = [host.check_output(f"docker swarm join-token -q {kind}") for kind in ("worker", "manager")]

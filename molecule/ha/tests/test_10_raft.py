@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from lab_checks import lab_node, swarm_nodes
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-ha")
 MANAGERS = ["manager%d" % i for i in range(1, int(os.environ.get("SWARMLAB_LAB_MANAGERS", "3")) + 1)]
@@ -24,12 +25,7 @@ testinfra_hosts = ["docker://%s-%s" % (LAB, name) for name in MANAGERS + WORKERS
 
 @pytest.fixture(scope="module")
 def manager():
-    return testinfra.get_host("docker://%s-manager1" % LAB)
-
-
-def swarm_nodes(manager):
-    ids = manager.check_output("docker node ls -q").split()
-    return json.loads(manager.check_output("docker node inspect %s" % " ".join(ids)))
+    return lab_node(LAB, "manager1")
 
 
 def inventory_groups(**env: str) -> dict:

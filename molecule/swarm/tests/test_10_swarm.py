@@ -10,7 +10,7 @@ import json
 import os
 
 import pytest
-import testinfra
+from lab_checks import lab_node, swarm_nodes
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 NODES = ["manager1", "worker1", "worker2"]
@@ -19,12 +19,7 @@ testinfra_hosts = ["docker://%s-%s" % (LAB, name) for name in NODES]
 
 @pytest.fixture(scope="module")
 def manager():
-    return testinfra.get_host("docker://%s-manager1" % LAB)
-
-
-def swarm_nodes(manager):
-    ids = manager.check_output("docker node ls -q").split()
-    return json.loads(manager.check_output("docker node inspect %s" % " ".join(ids)))
+    return lab_node(LAB, "manager1")
 
 
 def test_engine_enabled_and_running(host):

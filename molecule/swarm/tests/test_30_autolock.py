@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lab_checks import converge_log
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -57,11 +58,7 @@ def test_the_swarm_is_locked_and_the_key_is_only_in_a_0600_file_on_the_controlle
 
 
 def test_converge_and_idempotence_at_v_never_show_the_key(key):
-    log_path = os.environ.get("SWARMLAB_SWARM_LOG", "")
-    if not log_path:
-        pytest.skip("no converge log (SWARMLAB_SWARM_LOG): run through molecule/swarm")
-    log = Path(log_path).read_text(errors="replace")
-    assert "PLAY RECAP" in log and "Read the join tokens (and the unlock key" in log
+    log = converge_log("SWARMLAB_SWARM_LOG", "swarm", "Read the join tokens (and the unlock key")
     assert key not in log and "SWMKEY-" not in log
 
 
