@@ -18,6 +18,8 @@ import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"
 # The app is not installed: make `import counter` work from the source tree.
@@ -51,6 +53,17 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc}")
 
 
+def end_process(proc: subprocess.Popen[bytes], timeout: float, term: bool = True) -> None:
+    """SIGTERM (unless told to stop otherwise, term=False), then SIGKILL after `timeout` seconds."""
+    if term:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class RedisProcess:
     """One redis-server (or redis-sentinel) process on 127.0.0.1 with its own directory."""
 
@@ -73,7 +86,8 @@ class RedisProcess:
         # No hidden retries in the test's own client (redis-py's default backs off for
         # seconds); tests poll explicitly with wait_for.
         kwargs.setdefault("retry", Retry(NoBackoff(), 0))
-        return redis.Redis(host="127.0.0.1", port=self.port, password=password,
+        kwargs.setdefault("host", "127.0.0.1")
+        return redis.Redis(port=self.port, password=password,
                            socket_timeout=2, socket_connect_timeout=1, decode_responses=True,
                            **kwargs)
 
@@ -94,6 +108,10 @@ class RedisProcess:
                     "--repl-diskless-sync-delay", "0"]
             if self.replica_of is not None:
                 argv += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        return self._run(argv)
+
+    def _run(self, argv: list[str]) -> RedisProcess:
+        """Start the process, and return once it answers PING."""
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.client().ping(), 10, f"{self.name} on port {self.port}")
         return self
@@ -107,13 +125,7 @@ class RedisProcess:
                 self.client().shutdown(save=True)
             except redis.ConnectionError:
                 pass
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, 10, term=not save)
 
     def wait_in_sync(self, master: RedisProcess) -> None:
         def synced() -> bool:
@@ -201,12 +213,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 15)
         self.log.close()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
@@ -219,87 +226,21 @@ def sample(scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
                if sample_name == name and wanted <= sample_labels)
 
 
-class TlsFiles:
-    """A CA and one server certificate for localhost/127.0.0.1, made with cryptography (a
-    dependency of ansible-core, so in the venv): what the stack role issues, on loopback."""
-
-    def __init__(self, base: Path) -> None:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        base.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
-
-        def name(common_name: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = (x509.CertificateBuilder().subject_name(name("app test CA")).issuer_name(name("app test CA"))
-              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(valid[0]).not_valid_after(valid[1])
-              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-              .sign(ca_key, hashes.SHA256()))
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(valid[0]).not_valid_after(valid[1])
-                .add_extension(x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                    critical=False)
-                .sign(ca_key, hashes.SHA256()))
-        self.ca = base / "ca.crt"
-        self.cert = base / "server.crt"
-        self.key = base / "server.key"
-        self.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        self.key.chmod(0o600)
-
-    def server_conf(self, port: int) -> str:
-        """TLS only: no plaintext port; replication and Sentinel links over TLS too."""
-        return (f"port 0\ntls-port {port}\ntls-cert-file {self.cert}\ntls-key-file {self.key}\n"
-                f"tls-ca-cert-file {self.ca}\ntls-auth-clients no\ntls-replication yes\n")
-
-
-class TlsRedis:
+class TlsRedis(RedisProcess):
     """A TLS-only redis-server or Sentinel on 127.0.0.1 that announces itself as `localhost`,
     as the stack's servers announce their service names (the name is in the certificate)."""
 
     def __init__(self, workdir: Path, name: str, tls: TlsFiles, conf: str,
                  sentinel: bool = False) -> None:
-        self.port = free_port()
-        self.dir = workdir / name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.name = name
+        super().__init__(workdir, name, sentinel_conf=conf if sentinel else None)
         self.tls = tls
-        self.sentinel = sentinel
         self.conf = self.dir / ("sentinel.conf" if sentinel else "redis.conf")
         self.conf.write_text(f"bind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir / 'log'}\n"
                              f"{tls.server_conf(self.port)}{conf}")
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def client(self, **kwargs: object) -> redis.Redis:
-        kwargs.setdefault("retry", Retry(NoBackoff(), 0))
-        return redis.Redis(host="localhost", port=self.port,
-                           password=SENTINEL_PASSWORD if self.sentinel else PASSWORD,
-                           ssl=True, ssl_ca_certs=str(self.tls.ca), socket_timeout=2,
-                           socket_connect_timeout=1, decode_responses=True, **kwargs)
+        kwargs.setdefault("host", "localhost")
+        return super().client(**dict(self.tls.client_kwargs(), **kwargs))
 
     def start(self) -> TlsRedis:
-        argv = [REDIS_SERVER, str(self.conf)] + (["--sentinel"] if self.sentinel else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.client().ping(), 10, f"{self.name} on port {self.port}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        return self._run([REDIS_SERVER, str(self.conf)] + (["--sentinel"] if self.is_sentinel else []))

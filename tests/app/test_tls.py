@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from apptest_support import (PASSWORD, REDIS_SENTINEL, SENTINEL_PASSWORD, TlsFiles, TlsRedis,
-                             free_port, wait_for)
+from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from apptest_support import PASSWORD, REDIS_SENTINEL, SENTINEL_PASSWORD, TlsRedis, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import redis
 
+from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+
 REPO = Path(__file__).resolve().parents[3]
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 PASSWORD = 's3cret-pw'
@@ -34,63 +36,6 @@ PYTHON = os.environ.get('SWARMLAB_MODULE_PYTHON', str(REPO / '.venv' / 'bin' / '
 # reachable by the redis user (redis-boot.sh runs the servers as redis). Not the checkout: a clone
 # made in a mktemp directory (as CI does) is under /tmp and closed to other users (0700).
 SERVER_DIRS = Path(os.environ.get('SWARMLAB_REDIS_TEST_DIR', '/var/lib/swarmlab-tests/redis'))
-
-
-class Tls:
-    """A CA and one certificate for 127.0.0.1/localhost, made with cryptography (ansible-core's
-    own dependency); every server uses the certificate, clients verify with the CA."""
-
-    def __init__(self, base: Path) -> None:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        now = datetime.datetime.now(datetime.timezone.utc)
-        base.mkdir(parents=True, exist_ok=True)
-
-        def name(cn: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-        def pem_key(key) -> bytes:
-            return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = (x509.CertificateBuilder().subject_name(name('test CA')).issuer_name(name('test CA'))
-              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-              .sign(ca_key, hashes.SHA256()))
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder().subject_name(name('localhost')).issuer_name(ca.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost'),
-                                                            x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]),
-                               critical=False)
-                .sign(ca_key, hashes.SHA256()))
-        self.ca = base / 'ca.crt'
-        self.cert = base / 'server.crt'
-        self.key = base / 'server.key'
-        self.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key.write_bytes(pem_key(key))
-        self.key.chmod(0o600)
-
-    def server_conf(self, port: int) -> str:
-        """TLS only (port 0), for clients and for outgoing replication/Sentinel connections."""
-        return ('port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n'
-                'tls-auth-clients no\ntls-replication yes\n' % (port, self.cert, self.key, self.ca))
-
-    def client_kwargs(self) -> dict:
-        return {'ssl': True, 'ssl_ca_certs': str(self.ca)}
 
 
 def server_base(prefix: str = 'set-') -> Path:
@@ -109,7 +54,7 @@ class Server:
     """One redis-server process (plain or --sentinel) with its own dir and config file."""
 
     def __init__(self, base: Path, name: str, conf: str, sentinel: bool = False, password: str | None = None,
-                 config_file: bool = True, tls: Tls | None = None) -> None:
+                 config_file: bool = True, tls: TlsFiles | None = None) -> None:
         self.name = name
         self.port = free_port()
         self.dir = base / name
@@ -181,7 +126,7 @@ enable-debug-command local
 
 
 class Topology:
-    def __init__(self, base: Path, config_file: bool = True, tls: Tls | None = None) -> None:
+    def __init__(self, base: Path, config_file: bool = True, tls: TlsFiles | None = None) -> None:
         self.base = base
         self.tls = tls
         self.master = Server(base, 'r1', REDIS_CONF.format(pw=PASSWORD), config_file=config_file, tls=tls)

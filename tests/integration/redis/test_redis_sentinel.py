@@ -16,7 +16,8 @@ import redis
 import yaml
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
-from redis_harness import PASSWORD, SENTINEL_PASSWORD, Tls, Topology, run_module, run_playbook
+from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from redis_harness import PASSWORD, SENTINEL_PASSWORD, Topology, run_module, run_playbook
 from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
 
 pytestmark = pytest.mark.integration
@@ -327,7 +328,7 @@ def test_stack_replicas_fall_back_to_away_from_the_master_with_too_few_nodes(ser
 
 @pytest.fixture
 def tls_topo(server_dir):
-    t = Topology(server_dir, tls=Tls(server_dir / 'tls'))
+    t = Topology(server_dir, tls=TlsFiles(server_dir / 'tls'))
     try:
         t.start()
         yield t

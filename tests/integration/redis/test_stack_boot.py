@@ -26,7 +26,8 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redis_harness import PASSWORD, PYTHON, REDIS_SERVER, REPO, SENTINEL_PASSWORD, Tls, free_port, run_module, run_playbook, server_base
+from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from redis_harness import PASSWORD, PYTHON, REDIS_SERVER, REPO, SENTINEL_PASSWORD, free_port, run_module, run_playbook, server_base
 from test_redis_guards import assert_no_acknowledged_write_lost, wait_for
 
 pytestmark = pytest.mark.integration
@@ -145,7 +146,7 @@ class Cluster:
         # BOOT_RUN lives in memory, under a directory the modules know is volatile (/dev/shm).
         self.run = Path(tempfile.mkdtemp(prefix='swarmlab-boot-', dir='/dev/shm'))
         self.run.chmod(0o755)
-        self.tls = Tls(base / 'tls')
+        self.tls = TlsFiles(base / 'tls')
         (base / 'tls').chmod(0o755)
         self.secrets = base / 'secrets'
         self.secrets.mkdir(mode=0o700)
