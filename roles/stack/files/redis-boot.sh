@@ -116,6 +116,20 @@ install_conf() {
     mv "$1.new" "$1"
 }
 
+# Write the config file $1 anew: the comment line $2, the settings every server and Sentinel
+# shares, the password $3 (the one its clients give, and the one it gives its peers with the
+# setting $4: a replica its master, a Sentinel the other Sentinels), then what the function $5
+# prints; installed atomically.
+write_conf() {
+    {
+        echo "# $2"
+        common_conf
+        printf 'requirepass %s\n%s %s\n' "$(quote "$3")" "$4" "$(quote "$3")"
+        "$5"
+    } > "$1.new"
+    install_conf "$1"
+}
+
 run_server() {
     if [ -z "${BOOT_USER:-}" ] || [ "$(id -u)" != 0 ]; then
         exec "$@"
@@ -160,6 +174,13 @@ is_me() {
         *" $_h "*) return 0 ;;
     esac
     return 1
+}
+
+server_settings() {
+    printf 'replica-announce-ip %s\n' "$BOOT_NAME"
+    if [ -n "$role" ]; then
+        printf 'replicaof %s\n' "$role"
+    fi
 }
 
 server() {
@@ -211,18 +232,22 @@ server() {
             sleep 1
         done
     fi
-    {
-        echo "# Written by redis-boot.sh at every start; Sentinel's CONFIG REWRITE adds the role."
-        common_conf
-        printf 'requirepass %s\nmasterauth %s\n' "$(quote "$password")" "$(quote "$password")"
-        printf 'replica-announce-ip %s\n' "$BOOT_NAME"
-        if [ -n "$role" ]; then
-            printf 'replicaof %s\n' "$role"
-        fi
-    } > "$conf.new"
-    install_conf "$conf"
+    write_conf "$conf" "Written by redis-boot.sh at every start; Sentinel's CONFIG REWRITE adds the role." \
+        "$password" masterauth server_settings
     say "starting as ${role:+replica of }${role:-master}: $why"
     run_server redis-server "$conf" "$@"
+}
+
+sentinel_settings() {
+    # Replicas and peers are known by their service names, which survive a task's restart
+    # on a new overlay address.
+    printf 'sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\nsentinel announce-ip %s\n' "$BOOT_NAME"
+    if [ -n "$state" ]; then
+        printf '%s\n' "$state"
+    fi
+    if printf '%s\n' "$state" | grep -q "^sentinel monitor $BOOT_MASTER_NAME "; then
+        printf 'sentinel auth-pass %s %s\n' "$BOOT_MASTER_NAME" "$(quote "$password")"
+    fi
 }
 
 sentinel() {
@@ -248,21 +273,8 @@ sentinel() {
             seen[$0]++ { print "redis-boot: dropped a repeated line: " $0 > "/dev/stderr"; next }
             { print }' || true)
     fi
-    {
-        echo "# Written by redis-boot.sh at every start, then rewritten by Sentinel as it learns."
-        common_conf
-        printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$(quote "$sentinel_password")" "$(quote "$sentinel_password")"
-        # Replicas and peers are known by their service names, which survive a task's restart
-        # on a new overlay address.
-        printf 'sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\nsentinel announce-ip %s\n' "$BOOT_NAME"
-        if [ -n "$state" ]; then
-            printf '%s\n' "$state"
-        fi
-        if printf '%s\n' "$state" | grep -q "^sentinel monitor $BOOT_MASTER_NAME "; then
-            printf 'sentinel auth-pass %s %s\n' "$BOOT_MASTER_NAME" "$(quote "$password")"
-        fi
-    } > "$conf.new"
-    install_conf "$conf"
+    write_conf "$conf" "Written by redis-boot.sh at every start, then rewritten by Sentinel as it learns." \
+        "$sentinel_password" "sentinel sentinel-pass" sentinel_settings
     say "starting$(printf '%s\n' "$state" | grep -q '^sentinel monitor ' && echo ' with its saved state' || echo ', monitoring nothing yet')"
     run_server redis-server "$conf" --sentinel "$@"
 }
