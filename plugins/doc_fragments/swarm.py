@@ -1,6 +1,6 @@
 # Copyright: swarmlab maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options and notes shared by the collection's Swarm maintenance modules."""
+"""Options, attribute support and notes shared by the collection's Swarm maintenance modules."""
 from __future__ import annotations
 
 
@@ -24,6 +24,13 @@ options:
       - Seconds allowed for one Docker API call.
     type: int
     default: 60
+attributes:
+  # Each module says what check mode does for it (its description); they all support it fully and
+  # show no diff.
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
 notes:
   - Runs on a Swarm manager. It talks to the Docker Engine API over the daemon's Unix socket with
     Python's standard library, so it needs no third-party library on the manager; it does not use

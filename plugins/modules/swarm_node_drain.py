@@ -51,10 +51,8 @@ extends_documentation_fragment:
   - swarmlab.cluster.swarm
 attributes:
   check_mode:
-    support: full
     description: Plans the drain and reports whether the node would change and what would move; updates and waits for nothing.
   diff_mode:
-    support: none
     description: No diff; the before and after task counts are in the result.
 options:
   node:

@@ -34,10 +34,8 @@ extends_documentation_fragment:
   - swarmlab.cluster.swarm
 attributes:
   check_mode:
-    support: full
     description: Reports the services that would be spread again; changes nothing.
   diff_mode:
-    support: none
     description: No diff; the before and after task counts are in the result.
 options:
   services:

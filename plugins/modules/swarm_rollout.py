@@ -29,10 +29,8 @@ extends_documentation_fragment:
   - swarmlab.cluster.swarm
 attributes:
   check_mode:
-    support: full
     description: Reports the state and the outcomes as they stand; does not wait.
   diff_mode:
-    support: none
     description: Changes nothing.
 options:
   stack:
