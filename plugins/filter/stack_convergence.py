@@ -21,7 +21,9 @@ description:
   - For a global service the desired count is the number of tasks Swarm wants running (on ready nodes).
 options:
   _input:
-    description: Tasks, as C(docker_stack_task_info) returns them.
+    description:
+      - Tasks, as C(docker_stack_task_info) returns them, or the C(tasks) of M(community.docker.docker_swarm_info)
+        with C(verbose_output=true) (the Engine API's objects; then O(nodes) must be its C(nodes) too).
     type: list
     elements: dict
     required: true
@@ -36,19 +38,25 @@ options:
     required: true
   nodes:
     description:
-      - Nodes, as the C(nodes) of M(community.docker.docker_swarm_info) returns them. Tasks on nodes that are
-        not ready do not count. Omitted, every node counts as ready.
+      - Nodes, as the C(nodes) of M(community.docker.docker_swarm_info) returns them (verbose or not, as the
+        tasks). Tasks on nodes that are not ready do not count. Omitted, every node counts as ready.
+      - Read them with the tasks, in the same loop. A node that was down when read once (an engine
+        restart) would never count again.
     type: list
     elements: dict
     required: false
 """
 
 EXAMPLES = r"""
-- name: Wait for the stack
-  community.docker.docker_stack_task_info:
-    name: swarmlab
-  register: tasks
-  until: (tasks.results | swarmlab.cluster.stack_convergence(swarm.services, 'swarmlab', swarm.nodes)).converged
+- name: Wait for the stack (nodes and tasks read together on each try)
+  community.docker.docker_swarm_info:
+    nodes: true
+    tasks: true
+    verbose_output: true
+  register: state
+  until: (state.tasks | swarmlab.cluster.stack_convergence(swarm.services, 'swarmlab', state.nodes)).converged
+  retries: 60
+  delay: 5
 """
 
 RETURN = r"""
@@ -74,17 +82,34 @@ def _service_of(task_name: str) -> str:
     return task_name.strip().lstrip("\\_ ").rsplit(".", 1)[0]
 
 
+def _is_api_shape(tasks: list[dict]) -> bool:
+    """docker_swarm_info with verbose_output returns the Engine API's objects (Status a dict)."""
+    return any(isinstance(task.get("Status"), dict) for task in tasks)
+
+
 def _as_api(tasks: list[dict], services: list[dict], nodes: list[dict] | None, prefix: str):
     """The modules' summaries in the Engine API's shape, so the one rule in _swarm applies.
 
-    docker_stack_task_info names a task's node by hostname, so hostnames serve as node IDs here."""
+    docker_stack_task_info names a task's node by hostname, so hostnames serve as node IDs here.
+    Tasks and nodes that already are in the API's shape (docker_swarm_info, verbose_output) keep
+    their IDs; their services are matched by the summaries' IDs."""
     api_services = []
+    names = {}
     for svc in services:
         name = svc.get("Name", "")
         if not name.startswith(prefix):
             continue
+        names[svc.get("ID")] = name
         mode = {"Replicated": {"Replicas": svc.get("Replicas") or 0}} if svc.get("Mode") == "Replicated" else {"Global": {}}
         api_services.append({"ID": name, "Spec": {"Name": name[len(prefix):], "Mode": mode}})
+    if _is_api_shape(tasks):
+        api_tasks = [{
+            "ID": task.get("ID", ""), "ServiceID": names.get(task.get("ServiceID"), ""),
+            "Name": "%s.%s" % (names.get(task.get("ServiceID"), ""), task.get("Slot") or task.get("NodeID") or "?"),
+            "NodeID": task.get("NodeID") or "", "DesiredState": str(task.get("DesiredState", "")).lower(),
+            "Status": {"State": str(task["Status"].get("State", "")).lower(), "Err": task["Status"].get("Err") or ""},
+        } for task in tasks if task.get("ServiceID") in names]
+        return api_tasks, api_services, nodes
     api_tasks = []
     for task in tasks:
         current = str(task.get("CurrentState", "")).split(" ", 1)[0].lower()

@@ -53,3 +53,48 @@ def test_tasks_on_nodes_that_are_not_ready_do_not_count():
     assert r["short"] == ["web"]
     assert r["services"]["web"]["running"] == 3
     assert stack_convergence(tasks, SERVICES, "app")["converged"] is True
+
+
+# docker_swarm_info with verbose_output: the Engine API's objects, services matched by ID.
+API_SERVICES = [dict(s, ID="id-" + s["Name"]) for s in SERVICES]
+
+
+def api_task(service, node, state="running", desired="running", err=None):
+    status = {"State": state}
+    if err:
+        status["Err"] = err
+    return {"ID": f"t-{service}-{node}-{state}", "ServiceID": "id-" + service, "NodeID": node,
+            "DesiredState": desired, "Status": status}
+
+
+def api_node(node_id, state):
+    return {"ID": node_id, "Description": {"Hostname": "host-" + node_id}, "Status": {"State": state}}
+
+
+def test_engine_api_objects_with_their_nodes():
+    tasks = ([api_task("app_web", "a"), api_task("app_web", "a"), api_task("app_web", "b"), api_task("app_web", "b"),
+              api_task("app_edge", "a"), api_task("other_web", "a")])
+    ready = [api_node("a", "ready"), api_node("b", "ready")]
+    r = stack_convergence(tasks, API_SERVICES, "app", ready)
+    assert r["converged"] is True
+    assert r["services"]["web"]["nodes"] == {"host-a": 2, "host-b": 2}
+    assert "other_web" not in r["services"]
+
+
+def test_engine_api_a_node_back_from_down_counts_again():
+    """The bug this shape fixes: a node list read once, while the engine restarted, said down forever."""
+    tasks = [api_task("app_web", "a"), api_task("app_web", "a"), api_task("app_web", "b"), api_task("app_web", "b"),
+             api_task("app_edge", "a")]
+    down = stack_convergence(tasks, API_SERVICES, "app", [api_node("a", "ready"), api_node("b", "down")])
+    assert down["short"] == ["web"] and down["services"]["web"]["running"] == 2
+    back = stack_convergence(tasks, API_SERVICES, "app", [api_node("a", "ready"), api_node("b", "ready")])
+    assert back["converged"] is True
+
+
+def test_engine_api_errors_and_shutdown_tasks():
+    tasks = [api_task("app_web", "a"), api_task("app_web", "a"), api_task("app_web", "a"),
+             api_task("app_web", "a", state="rejected", err="no such image"),
+             api_task("app_web", "a", desired="shutdown"), api_task("app_edge", "a")]
+    r = stack_convergence(tasks, API_SERVICES, "app", [api_node("a", "ready")])
+    assert r["short"] == ["web"] and r["services"]["web"]["running"] == 3
+    assert any("no such image" in e for e in r["services"]["web"]["errors"])
