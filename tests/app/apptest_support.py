@@ -18,7 +18,7 @@ import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 from apptest_support import PASSWORD, REDIS_SENTINEL, SENTINEL_PASSWORD, TlsRedis, free_port, wait_for
 
 pytestmark = pytest.mark.integration

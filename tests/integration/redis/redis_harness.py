@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
 REPO = Path(__file__).resolve().parents[3]
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'

@@ -16,7 +16,7 @@ import redis
 import yaml
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
-from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 from redis_harness import PASSWORD, SENTINEL_PASSWORD, Topology, run_module, run_playbook
 from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
 

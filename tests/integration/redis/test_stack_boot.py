@@ -26,7 +26,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ansible_collections.swarmlab.cluster.tests.support.tls import TlsFiles
+from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 from redis_harness import PASSWORD, PYTHON, REDIS_SERVER, REPO, SENTINEL_PASSWORD, free_port, run_module, run_playbook, server_base
 from test_redis_guards import assert_no_acknowledged_write_lost, wait_for
 

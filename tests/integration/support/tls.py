@@ -1,6 +1,6 @@
 """Test certificates for servers on loopback, shared by the app tests (tests/app) and the Redis
 module tests (tests/integration/redis). Import it as
-``ansible_collections.swarmlab.cluster.tests.support.tls`` (tests/conftest.py puts the checkout
+``ansible_collections.swarmlab.cluster.tests.integration.support.tls`` (tests/conftest.py puts the checkout
 on that path)."""
 
 from __future__ import annotations
