@@ -34,7 +34,13 @@ step() { # name, command...: run it, print its time
     say "$name: $(( $(date +%s) - start )) s (rc $rc)"
     [ $rc = 0 ] || { tail -40 "$DR_BACKUP_DIR/$name.log"; fail "$name"; }
 }
-api() { docker exec "$M" curl -sS -f -m 5 -X "$1" "http://127.0.0.1:8080$2"; }
+# The edge publishes on the manager's own address only (not loopback); a lab made anew may get
+# another subnet, so it is read each time.
+api() {
+    local ip
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$M" | awk '{print $1}')
+    docker exec "$M" curl -sS -f -m 5 -X "$1" "http://$ip:8080$2"
+}
 value() { api GET /api/counter | python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])'; }
 wait_value() { # the reads may go to a replica: give replication a moment
     local v=''
@@ -91,9 +97,17 @@ say "registry and stack CA unchanged"
 catalog > "$DR_BACKUP_DIR/catalog.after"
 missing=$(comm -23 <(sort "$DR_BACKUP_DIR/catalog.before") <(sort "$DR_BACKUP_DIR/catalog.after"))
 [ -z "$missing" ] || fail "tags missing from the catalog: $missing"
+# Workers hold no registry credentials (issue 15): every node pulls with a throwaway Docker config
+# logged in for the pull only (the lab's password on docker login's standard input).
+pull_on() { # node, repo:tag
+    printf 'gordon\n' | docker exec -i "$1" sh -c 'd=$(mktemp -d) || exit 1
+        docker --config "$d" login -u moby --password-stdin "$1" > /dev/null 2>&1 &&
+            docker --config "$d" pull -q "$1/$2" > /dev/null
+        rc=$?; rm -rf "$d"; exit $rc' sh "$(registry)" "$2"
+}
 for node in $(nodes); do
     while read -r image; do
-        docker exec "$node" docker pull -q "$(registry)/$image" > /dev/null || fail "$node cannot pull $(registry)/$image"
+        pull_on "$node" "$image" || fail "$node cannot pull $(registry)/$image"
     done < "$DR_BACKUP_DIR/catalog.before"
 done
 say "every image of the catalog pulls on $(nodes | wc -l) nodes"
