@@ -116,13 +116,13 @@ def test_the_plugin_lists_the_labelled_containers_of_its_lab(tmp_path):
         assert worker['ansible_connection'] == 'community.docker.docker_api'
         assert worker['lab_container_state'] == 'created'
         cli = inventory(tmp_path, lab, 'connection_type: docker-cli\n', '--host', 'manager1')
-        assert plain(json.loads(cli.stdout))['ansible_connection'] == 'community.docker.docker'
+        assert plain(json.loads(cli.stdout))['ansible_connection'] == 'docker'    # the name Mitogen redirects
         # Over SSH: the lab's user and this lab's key, a master connection per container. These
         # containers were never started, so they have no address: named after the container.
         ssh = inventory(tmp_path, lab, 'connection_type: ssh\nssh_key_dir: /keys\n', '--host', 'worker2')
         assert ssh.returncode == 0, ssh.stderr
         worker2 = plain(json.loads(ssh.stdout))
-        assert worker2['ansible_connection'] == 'ansible.builtin.ssh'
+        assert worker2['ansible_connection'] == 'ssh'
         assert worker2['ansible_user'] == 'swarmlab'
         assert worker2['ansible_ssh_private_key_file'] == '/keys/%s/id_ed25519' % lab
         assert worker2['ansible_host'] == lab + '-worker2' and worker2['lab_address'] == ''
