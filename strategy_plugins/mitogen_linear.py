@@ -3,11 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The checkout's strategy (ansible.cfg, Molecule): Mitogen for Ansible's mitogen_linear.
 
-Mitogen keeps one Python interpreter per host for the whole run (one ``docker exec`` or one SSH
-connection) and sends modules to it, instead of starting Python and unpacking the module on the
-host for every task: on the lab, site.yml's idempotent re-run takes 35 s instead of 85 s. The
-plays and their order are linear's. Mitogen redirects only the short connection names (``docker``,
-``ssh``, ``local``), which is why the lab inventory gives those.
+Mitogen keeps one Python interpreter per host for the whole run (one ``docker exec``) and sends
+modules to it, instead of starting Python and unpacking the module on the host for every task: on
+the lab, site.yml's idempotent re-run takes 35 s instead of 85 s. The plays and their order are
+linear's. Mitogen is used for the ``docker`` connection only (by that short name, which is why the
+lab inventory gives it); SSH hosts and the controller keep Ansible's own runner (why: below).
 
 This file only finds the strategy in the installed ``mitogen`` package (requirements.txt), so
 ansible.cfg does not have to name the virtual environment's path. Without the package it warns
@@ -29,12 +29,15 @@ except ImportError as error:
     class StrategyModule(strategy_loader.get('linear', class_only=True)):  # type: ignore[misc]
         pass
 else:
-    # Tasks on the controller (connection local) run as Ansible runs them: there is no round trip
-    # to save there, and Mitogen's in-process runner turned kubernetes.core's message for an API
-    # server it cannot reach into a bare traceback (tests/k8s/test_role.py). Mitogen reads this
-    # tuple each time it picks a connection, and leaves the connections it does not redirect alone.
-    ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = tuple(
-        name for name in ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS if name != 'local')
+    # Mitogen takes over the docker connection only (the lab's nodes); Mitogen reads this tuple each
+    # time it picks a connection and leaves the others to Ansible. Not local: there is no round trip
+    # to save on the controller, and Mitogen's in-process runner turned kubernetes.core's message
+    # for an API server it cannot reach into a bare traceback (tests/k8s/test_role.py). Not ssh:
+    # over SSH with become (Molecule default) the first task that switches to the stack's
+    # interpreter in the Redis network (python-in-network, which runs docker) failed with "SSH
+    # authentication is incorrect", most likely because Mitogen starts every hop of its chain with
+    # that interpreter, the SSH login user's hop before sudo too.
+    ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = ('docker',)
 
     class StrategyModule(ansible_mitogen.strategy.StrategyMixin,  # type: ignore[no-redef]
                          strategy_loader.get('linear', class_only=True)):

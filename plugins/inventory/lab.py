@@ -61,10 +61,10 @@ options:
         which talks to the Engine API; V(docker-cli) selects P(community.docker.docker#connection),
         which runs the docker CLI for every command and file; V(ssh) selects P(ansible.builtin.ssh#connection)
         to the node's address as O(ssh_user), as for a real host.
-      - V(docker-cli) and V(ssh) set C(ansible_connection) to the short names C(docker) and C(ssh), which
-        Ansible routes to those plugins; under Mitogen for Ansible's strategy (the checkout's C(ansible.cfg))
-        they become one persistent Python per node for the whole run (C(docker exec) or SSH once), the
-        fastest way to the lab. Without Mitogen, V(docker-api) is the faster of the two docker ones.
+      - V(docker-cli) sets C(ansible_connection) to the short name C(docker), which Ansible routes to that
+        plugin; under Mitogen for Ansible's strategy (the checkout's C(ansible.cfg)) it becomes one
+        persistent Python per node for the whole run (one C(docker exec)), the fastest way to the lab.
+        Without Mitogen, V(docker-api) is the faster of the two docker ones.
       - With V(docker-cli) the docker CLI's own C(DOCKER_HOST) applies, not O(docker_host).
     type: str
     choices: [docker-api, docker-cli, ssh]
@@ -131,9 +131,9 @@ LAB_LABEL = 'org.swarmlab.lab'
 GROUP_LABEL = 'org.swarmlab.group'
 PARENT_GROUP = 'swarm'
 NODE_GROUPS = ('swarm_managers', 'swarm_workers')
-# docker and ssh by the short names Ansible routes to community.docker.docker and
-# ansible.builtin.ssh: Mitogen's strategy (the checkout's) redirects only those, not the FQCNs.
-CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'docker', 'ssh': 'ssh'}
+# docker by the short name Ansible routes to community.docker.docker: Mitogen's strategy (the
+# checkout's) redirects that name, not the FQCN.
+CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'docker', 'ssh': 'ansible.builtin.ssh'}
 
 
 def node_address(container: dict[str, t.Any], network: str) -> str:

@@ -169,7 +169,7 @@ def test_lab_ssh_reaches_the_lab_nodes_over_ssh_as_the_labs_user_with_become():
         assert listed['swarm_managers']['hosts'] == ['manager1'] and listed['swarm_workers']['hosts'] == ['worker1']
         for host in ('manager1', 'worker1'):
             variables = plain(listed['_meta']['hostvars'][host])
-            assert variables['ansible_connection'] == 'ssh', host
+            assert variables['ansible_connection'] == 'ansible.builtin.ssh', host
             assert variables['ansible_user'] == 'swarmlab' and variables['ansible_become'] is True, host
             assert variables['ansible_ssh_private_key_file'] == '/var/cache/swarmlab-lab/ssh/%s/id_ed25519' % lab
             assert 'ControlPersist' in variables['ansible_ssh_args'] and variables['ansible_pipelining'] is True

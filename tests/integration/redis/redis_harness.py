@@ -225,7 +225,12 @@ class SlowLink:
                 client = self.listener.accept()[0]
             except OSError:
                 return
-            upstream = socket.create_connection(('127.0.0.1', self.upstream_port))
+            try:
+                upstream = socket.create_connection(('127.0.0.1', self.upstream_port))
+            except OSError:
+                # the server behind it is stopped (a failover test): refuse this client as it would
+                client.close()
+                continue
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 

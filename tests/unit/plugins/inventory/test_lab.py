@@ -122,7 +122,7 @@ def test_the_plugin_lists_the_labelled_containers_of_its_lab(tmp_path):
         ssh = inventory(tmp_path, lab, 'connection_type: ssh\nssh_key_dir: /keys\n', '--host', 'worker2')
         assert ssh.returncode == 0, ssh.stderr
         worker2 = plain(json.loads(ssh.stdout))
-        assert worker2['ansible_connection'] == 'ssh'
+        assert worker2['ansible_connection'] == 'ansible.builtin.ssh'
         assert worker2['ansible_user'] == 'swarmlab'
         assert worker2['ansible_ssh_private_key_file'] == '/keys/%s/id_ed25519' % lab
         assert worker2['ansible_host'] == lab + '-worker2' and worker2['lab_address'] == ''
