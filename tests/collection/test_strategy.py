@@ -1,0 +1,59 @@
+"""The opt-in strategy (ANSIBLE_STRATEGY=mitogen_linear; ansible.cfg's strategy_plugins) is Mitogen
+for Ansible where the pinned package is installed. Without it, a playbook still runs, on Ansible's
+linear strategy, and says why. The missing package is simulated by an ``ansible_mitogen`` earlier on
+PYTHONPATH that fails to import, as an uninstalled one would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = """
+- name: One task on the controller
+  hosts: localhost
+  connection: local
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  gather_facts: false
+  tasks:
+    - name: Run a module
+      ansible.builtin.command: echo ran
+      changed_when: false
+      register: ran
+
+    - name: It ran
+      ansible.builtin.assert:
+        that: ran.stdout == 'ran'
+"""
+
+
+def playbook(tmp_path: Path, pythonpath: str | None) -> subprocess.CompletedProcess:
+    play = tmp_path / 'play.yml'
+    play.write_text(PLAY, encoding='utf-8')
+    env = dict(os.environ)
+    env['ANSIBLE_STRATEGY'] = 'mitogen_linear'
+    if pythonpath:
+        env['PYTHONPATH'] = pythonpath
+    return subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', str(play)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_with_mitogen_installed_the_strategy_loads_quietly(tmp_path: Path) -> None:
+    done = playbook(tmp_path, None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'not installed' not in done.stdout + done.stderr
+
+
+def test_without_mitogen_the_playbook_runs_on_linear_and_says_so(tmp_path: Path) -> None:
+    stub = tmp_path / 'stub' / 'ansible_mitogen'
+    stub.mkdir(parents=True)
+    (stub / '__init__.py').write_text("raise ImportError('No module named ansible_mitogen (test stub)')\n",
+                                      encoding='utf-8')
+    done = playbook(tmp_path, str(stub.parent))
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "ok=2 " in output
+    assert 'Mitogen for Ansible is not installed' in output and "running Ansible's linear" in output
