@@ -307,6 +307,42 @@ def sentinel_sees_priority_zero(view_replicas: list[dict[str, str]], records: li
     return True
 
 
+# What Sentinel checks before it promotes a replica (sentinelSelectSlave in sentinel.c): its
+# PING period and INFO period are fixed at 1 s and 10 s.
+SENTINEL_PING_PERIOD_MS = 1000
+SENTINEL_INFO_PERIOD_MS = 10000
+
+
+def promotion_blockers(view: dict[str, t.Any], records: list[dict[str, t.Any]]) -> dict[str, str]:
+    """Why the Sentinel of ``view`` would not promote each of ``records`` now, by record key; a
+    record missing from the result is one it would promote. SENTINEL FAILOVER answers NOGOODSLAVE
+    when none qualifies, e.g. right after SENTINEL RESET, before it has read INFO from the replicas
+    it rediscovers, or while it still flags a replica that came back as down."""
+    master = view.get('master') or {}
+    master_down = bool(flags(master) & {'s_down', 'o_down'})
+    info_valid = SENTINEL_PING_PERIOD_MS * 5 if master_down else SENTINEL_INFO_PERIOD_MS * 3
+    link_down_max = _int(master.get('down-after-milliseconds'), 30000) * 10
+    out = {}
+    for record in records:
+        entry = next((e for e in view.get('replicas') or []
+                      if _listed(e.get('ip'), _int(e.get('port')), [record])), None)
+        if entry is None:
+            out[record['key']] = 'not among its replicas yet'
+            continue
+        down = sorted(flags(entry) & {'s_down', 'o_down', 'disconnected'})
+        if down:
+            out[record['key']] = 'flagged %s' % ','.join(down)
+        elif _int(entry.get('last-ok-ping-reply'), 1 << 62) > SENTINEL_PING_PERIOD_MS * 5:
+            out[record['key']] = 'no PING reply for %s ms' % entry.get('last-ok-ping-reply')
+        elif _int(entry.get('slave-priority', entry.get('replica-priority')), 100) == 0:
+            out[record['key']] = 'replica-priority 0'
+        elif _int(entry.get('info-refresh'), 1 << 62) > info_valid:
+            out[record['key']] = 'no INFO read from it for %s s' % (_int(entry.get('info-refresh'), 1 << 62) // 1000)
+        elif _int(entry.get('master-link-down-time')) > link_down_max:
+            out[record['key']] = 'its link to the master is down for %s ms' % entry.get('master-link-down-time')
+    return out
+
+
 def promotion_candidates(records: list[dict[str, t.Any]], old: str, target: str | None) -> tuple[list[str], list[str]]:
     """``(candidates, held_back)``: the replicas Sentinel may promote, which must all catch up under
     the write pause, and those to hold back with replica-priority 0.

@@ -34,7 +34,9 @@ description:
     view stays right, and without losing a write - Sentinel's own failover does not pause writes,
     so the module does - it finds the master a majority of the reachable Sentinels monitor, holds
     back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
-    pauses writes on the master, waits until every replica Sentinel may promote has caught up,
+    waits until that Sentinel would promote a candidate (right after C(SENTINEL RESET) or a
+    replica's restart it has not read its INFO yet or still flags it down, and C(SENTINEL FAILOVER)
+    would answer C(NOGOODSLAVE)), pauses writes on the master, waits until every replica Sentinel may promote has caught up,
     sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
     names the promoted replica (clients ask any of them; one that has not heard yet would send them
     back to the old master; once a majority does, the others get 4 s more, then a warning) and the
@@ -310,6 +312,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     decide_master,
     failover_in_progress,
     monitored_key,
+    promotion_blockers,
     promotion_candidates,
     sentinel_sees_priority_zero,
     unlisted_candidates,
@@ -537,8 +540,8 @@ class FailoverManager(RedisManager):
 
         Sentinel's own failover does not pause writes: the old master would take writes until
         Sentinel demotes it, seconds later, and those writes are lost. So the module holds back the
-        replicas that are not the target (replica-priority 0, restored afterwards), pauses writes on
-        the old master, waits until every replica Sentinel may promote has caught up, asks Sentinel,
+        replicas that are not the target (replica-priority 0, restored afterwards), waits until
+        Sentinel would promote a candidate, pauses writes on the old master, waits until every replica Sentinel may promote has caught up, asks Sentinel,
         and once a replica is promoted, the Sentinels name it and the replicas follow it, demotes the
         old master itself and only then unpauses.
         """
@@ -588,6 +591,7 @@ class FailoverManager(RedisManager):
         try:
             if held:
                 self.hold_back(leader, held, saved)
+            self.wait_promotable(leader, candidates)
             new, confirmed = self.sentinel_promote(leader, old, candidates)
         finally:
             for key, value in saved.items():
@@ -648,6 +652,29 @@ class FailoverManager(RedisManager):
         if not wait_until(seen, max(15, self.p['timeout']), 0.5):
             raise RedisModuleError('Sentinel %s did not see replica-priority 0 on %s in time; nothing was promoted'
                                    % (leader['key'], ', '.join(held)))
+
+    def wait_promotable(self, leader: dict[str, t.Any], candidates: list[str]) -> None:
+        """Wait, before any write is paused, until the Sentinel that runs the failover would promote
+        one of the candidates: right after SENTINEL RESET or a replica's restart it does not yet
+        (no INFO read, still flagged down) and SENTINEL FAILOVER would answer NOGOODSLAVE."""
+        name = self.p['sentinel_master_name']
+        records = [self.records[k] for k in candidates]
+        blockers: dict[str, str] = {}
+
+        def promotable() -> bool:
+            view = collect_sentinel(leader['host'], leader['port'], self.p, name)
+            if not view['reachable']:
+                blockers.clear()
+                blockers[leader['key']] = view.get('error') or 'unreachable'
+                return False
+            blockers.clear()
+            blockers.update(promotion_blockers(view, records))
+            return len(blockers) < len(records)
+
+        if not wait_until(promotable, max(15, self.p['timeout']), 0.2):
+            raise RedisModuleError('Sentinel %s would not promote %s in time (%s); nothing was promoted'
+                                   % (leader['key'], ' or '.join(candidates),
+                                      '; '.join('%s: %s' % item for item in sorted(blockers.items()))))
 
     def demote(self, old_client: t.Any, old: str, promoted: str) -> None:
         """Demote the old master now (Sentinel would only do it seconds later), then what Sentinel

@@ -80,6 +80,41 @@ def test_sentinel_switchover_with_one_sentinel_down_is_confirmed_by_the_others(t
     assert again['changed'] is False and again['sentinels_confirmed'] == []
 
 
+def reset_sentinels(topo: Topology) -> None:
+    """What the drills do after a node comes back: SENTINEL RESET on each Sentinel, waiting only
+    until it sees a quorum again; it rediscovers the replicas from the master's INFO afterwards."""
+    for s in topo.sentinels:
+        s.client().execute_command('SENTINEL', 'RESET', 'mymaster')
+        wait_for(lambda s=s: quorum_ok(s))
+
+
+def quorum_ok(sentinel) -> bool:
+    try:
+        return bool(sentinel.client().execute_command('SENTINEL', 'CKQUORUM', 'mymaster'))
+    except redis.exceptions.ResponseError:
+        return False
+
+
+@pytest.mark.parametrize('with_target', [True, False])
+def test_sentinel_switchover_right_after_a_reset_waits_for_a_good_replica(topo, with_target):
+    # The master-drain drill resets the Sentinels and hands the master back at once. The Sentinel
+    # then lists replicas it has not yet read INFO from, which it will not promote: SENTINEL
+    # FAILOVER answered NOGOODSLAVE and the task failed. The module now waits (before pausing any
+    # write) until the Sentinel that runs the failover would promote a candidate.
+    topo.start_sentinels()
+    reset_sentinels(topo)
+    args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+            'sentinels': sentinel_list(topo), 'timeout': 30}
+    if with_target:
+        args['target'] = {'host': '127.0.0.1', 'port': topo.replicas[1].port}
+    result = run_module('redis_failover', args)
+    assert not result.get('failed'), result.get('msg')
+    new = masters(topo)
+    assert len(new) == 1 and new[0] is not topo.master and result['new_master'] == new[0].addr
+    if with_target:
+        assert new[0] is topo.replicas[1]
+
+
 # --- redis_sentinel ------------------------------------------------------------------------------
 
 SETTINGS = {'quorum': 2, 'down_after_milliseconds': 3000, 'failover_timeout': 15000, 'parallel_syncs': 1}

@@ -13,6 +13,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     monitored_key,
     pairs,
     plan_sentinel,
+    promotion_blockers,
     promotion_candidates,
     quorum_refusal,
     reachable_refusal,
@@ -209,6 +210,34 @@ def test_unlisted_candidates_and_priority_seen():
     assert sentinel_sees_priority_zero(v['replicas'], [SET[1]])
     v['replicas'][0]['slave-priority'] = '100'
     assert not sentinel_sees_priority_zero(v['replicas'], [SET[1]])
+
+
+def good_replica(ip, **fields):
+    entry = {'ip': ip, 'port': '6379', 'flags': 'slave', 'last-ok-ping-reply': '300', 'info-refresh': '4000',
+             'slave-priority': '100', 'master-link-down-time': '0'}
+    entry.update(fields)
+    return entry
+
+
+def test_promotion_blockers_mirror_sentinels_choice():
+    records = [instance('10.0.0.12'), instance('10.0.0.13')]
+    good = view('s1', '10.0.0.11:6379', replicas=[good_replica('10.0.0.12'), good_replica('10.0.0.13')])
+    assert promotion_blockers(good, records) == {}
+    # Right after SENTINEL RESET: rediscovered, but no INFO read yet (info-refresh counts from 0).
+    reset = view('s1', '10.0.0.11:6379', replicas=[good_replica('10.0.0.12', **{'info-refresh': '1795000000000'})])
+    assert promotion_blockers(reset, records) == {
+        '10.0.0.12:6379': 'no INFO read from it for 1795000000 s', '10.0.0.13:6379': 'not among its replicas yet'}
+    bad = view('s1', '10.0.0.11:6379', replicas=[
+        good_replica('10.0.0.12', flags='s_down,slave,disconnected'), good_replica('10.0.0.13', **{'slave-priority': '0'})])
+    assert promotion_blockers(bad, records) == {'10.0.0.12:6379': 'flagged disconnected,s_down',
+                                                '10.0.0.13:6379': 'replica-priority 0'}
+    stale = view('s1', '10.0.0.11:6379', replicas=[
+        good_replica('10.0.0.12', **{'last-ok-ping-reply': '5001'}),
+        good_replica('10.0.0.13', **{'master-link-down-time': '50001'})])
+    assert set(promotion_blockers(stale, records)) == {'10.0.0.12:6379', '10.0.0.13:6379'}
+    # A master Sentinel sees down makes INFO older than 5 s too old (it reads INFO every second then).
+    down = view('s1', '10.0.0.11:6379', flags='master,s_down', replicas=[good_replica('10.0.0.12', **{'info-refresh': '6000'})])
+    assert promotion_blockers(down, records[:1]) == {'10.0.0.12:6379': 'no INFO read from it for 6 s'}
 
 
 def test_failover_in_progress():
