@@ -1,14 +1,14 @@
 # Copyright (c) swarmlab maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""An opt-in strategy (ANSIBLE_STRATEGY=mitogen_linear): Mitogen for Ansible's mitogen_linear.
+"""The checkout's strategy (ansible.cfg, Molecule): Mitogen for Ansible's mitogen_linear.
 
 Mitogen keeps one Python interpreter per host for the whole run (one ``docker exec``) and sends
 modules to it, instead of starting Python and unpacking the module on the host for every task: on
 the lab, site.yml's idempotent re-run takes 35 s instead of 85 s. The plays and their order are
 linear's. Mitogen is used for the ``docker`` connection only (by that short name, which the lab
 inventory gives with ``connection_type: docker-cli``); SSH hosts and the controller keep Ansible's
-own runner (why: below). Not the default yet: docs/performance.md says why.
+own runner (why: below). ANSIBLE_STRATEGY=linear runs Ansible's own strategy instead.
 
 This file only finds the strategy in the installed ``mitogen`` package (requirements.txt), so
 ansible.cfg does not have to name the virtual environment's path. Without the package it warns

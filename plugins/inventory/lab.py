@@ -62,7 +62,7 @@ options:
         which runs the docker CLI for every command and file; V(ssh) selects P(ansible.builtin.ssh#connection)
         to the node's address as O(ssh_user), as for a real host.
       - V(docker-cli) sets C(ansible_connection) to the short name C(docker), which Ansible routes to that
-        plugin; under the opt-in Mitogen for Ansible strategy (C(ANSIBLE_STRATEGY=mitogen_linear)) it becomes one
+        plugin; under Mitogen for Ansible's strategy (the checkout's C(ansible.cfg)) it becomes one
         persistent Python per node for the whole run (one C(docker exec)), the fastest way to the lab.
         Without Mitogen, V(docker-api) is the faster of the two docker ones.
       - With V(docker-cli) the docker CLI's own C(DOCKER_HOST) applies, not O(docker_host).
@@ -131,8 +131,8 @@ LAB_LABEL = 'org.swarmlab.lab'
 GROUP_LABEL = 'org.swarmlab.group'
 PARENT_GROUP = 'swarm'
 NODE_GROUPS = ('swarm_managers', 'swarm_workers')
-# docker by the short name Ansible routes to community.docker.docker: Mitogen's strategy (opt-in,
-# strategy_plugins/mitogen_linear.py) redirects that name, not the FQCN.
+# docker by the short name Ansible routes to community.docker.docker: Mitogen's strategy (the
+# checkout's, strategy_plugins/mitogen_linear.py) redirects that name, not the FQCN.
 CONNECTIONS = {'docker-api': 'community.docker.docker_api', 'docker-cli': 'docker', 'ssh': 'ansible.builtin.ssh'}
 
 

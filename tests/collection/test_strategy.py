@@ -1,4 +1,4 @@
-"""The opt-in strategy (ANSIBLE_STRATEGY=mitogen_linear; ansible.cfg's strategy_plugins) is Mitogen
+"""The checkout's strategy (ansible.cfg: mitogen_linear from strategy_plugins) is Mitogen
 for Ansible where the pinned package is installed. Without it, a playbook still runs, on Ansible's
 linear strategy, and says why. The missing package is simulated by an ``ansible_mitogen`` earlier on
 PYTHONPATH that fails to import, as an uninstalled one would."""
