@@ -27,6 +27,15 @@ def sentinel_list(topo: Topology) -> list[dict]:
     return [{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels]
 
 
+def sentinel_switchover(topo: Topology, target=None) -> dict:
+    """redis_failover through the Sentinels, to ``target`` (a server) or Sentinel's choice."""
+    args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+            'sentinels': sentinel_list(topo), 'timeout': 30}
+    if target is not None:
+        args['target'] = {'host': '127.0.0.1', 'port': target.port}
+    return run_module('redis_failover', args)
+
+
 # --- defect 5: SENTINEL FAILOVER without a write pause ------------------------------------------
 
 @pytest.mark.parametrize('with_target', [True, False])
@@ -37,11 +46,7 @@ def test_sentinel_switchover_loses_no_acknowledged_write(topo, with_target):
     writer = Writer(topo)
     writer.start()
     wait_for(lambda: len(writer.acked) > 200)
-    args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
-            'sentinels': sentinel_list(topo), 'timeout': 30}
-    if with_target:
-        args['target'] = {'host': '127.0.0.1', 'port': topo.replicas[1].port}
-    result = run_module('redis_failover', args)
+    result = sentinel_switchover(topo, topo.replicas[1] if with_target else None)
     assert not result.get('failed'), result.get('msg')
     assert result['method'] == 'sentinel' and result['old_master'] == topo.master.addr
     new = masters(topo)
@@ -67,16 +72,12 @@ def test_sentinel_switchover_with_one_sentinel_down_is_confirmed_by_the_others(t
     topo.wait_sentinels_discovered()
     down = topo.sentinels[2]
     down.stop()
-    result = run_module('redis_failover', {
-        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
-        'sentinels': sentinel_list(topo), 'timeout': 30, 'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    result = sentinel_switchover(topo, topo.replicas[0])
     assert not result.get('failed'), result.get('msg')
     assert result['new_master'] == topo.replicas[0].addr
     assert result['sentinels_confirmed'] == sorted(s.addr for s in topo.sentinels[:2])
     # Nothing changed: no Sentinel confirmation to wait for.
-    again = run_module('redis_failover', {
-        'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
-        'sentinels': sentinel_list(topo), 'timeout': 30, 'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+    again = sentinel_switchover(topo, topo.replicas[0])
     assert again['changed'] is False and again['sentinels_confirmed'] == []
 
 
@@ -103,11 +104,7 @@ def test_sentinel_switchover_right_after_a_reset_waits_for_a_good_replica(topo, 
     # write) until the Sentinel that runs the failover would promote a candidate.
     topo.start_sentinels()
     reset_sentinels(topo)
-    args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
-            'sentinels': sentinel_list(topo), 'timeout': 30}
-    if with_target:
-        args['target'] = {'host': '127.0.0.1', 'port': topo.replicas[1].port}
-    result = run_module('redis_failover', args)
+    result = sentinel_switchover(topo, topo.replicas[1] if with_target else None)
     assert not result.get('failed'), result.get('msg')
     new = masters(topo)
     assert len(new) == 1 and new[0] is not topo.master and result['new_master'] == new[0].addr
