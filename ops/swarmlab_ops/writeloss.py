@@ -24,6 +24,7 @@ from .lab.redis import RedisProbe
 from .nemesis.faults import RedisFaults
 from .nemesis.runner import Nemesis
 from .nemesis.schedule import REDIS_FAULTS, make_schedule, per_kind
+from .options import comma_list
 from .report import log, render_writeloss
 
 
@@ -33,7 +34,7 @@ def run(args: Any) -> dict:
     probe = RedisProbe(swarm)
     replicas = sum(1 for s in swarm.replicas() if s.startswith("redis-replica-"))
     wait = replicas if args.wait == "all" else int(args.wait)
-    kinds = tuple(k for k in args.kinds.split(",") if k)
+    kinds = tuple(args.kinds)
     schedule = make_schedule(args.faults, kinds, args.interval, args.jitter, args.seed, args.max_seconds)
     # The writers run until the faults are done plus the tail; this bounds them if healing is slow.
     seconds = args.warmup + schedule[-1].at + len(schedule) * args.heal_timeout + args.tail
@@ -106,7 +107,7 @@ def run(args: Any) -> dict:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--faults", type=int, default=21, help="number of faults (issue 14: at least 20)")
-    parser.add_argument("--kinds", default=",".join(REDIS_FAULTS), help="fault kinds, comma-separated")
+    parser.add_argument("--kinds", type=comma_list(REDIS_FAULTS), default=",".join(REDIS_FAULTS), help="fault kinds, comma-separated")
     parser.add_argument("--interval", type=float, default=25.0, help="seconds between fault starts (earliest)")
     parser.add_argument("--jitter", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=14)

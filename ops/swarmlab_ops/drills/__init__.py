@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..checkout import results_dir
 from ..lab.prometheus import observe
+from ..options import comma_list
 from ..report import log, render_drills
 from .common import Ctx, Opts
 from .maintenance import drain, master_drain, node_loss
@@ -43,10 +44,7 @@ ALL = list(DRILLS)
 
 
 def run(args: Any) -> int:
-    names = [d.strip() for d in args.drills.split(",") if d.strip()]
-    unknown = [d for d in names if d not in DRILLS]
-    if unknown:
-        raise SystemExit("unknown drills: %s (known: %s)" % (", ".join(unknown), ", ".join(ALL)))
+    names = args.drills
     opts = Opts(short=args.short, workers=2 if args.short else args.workers, rate=30 if args.short else args.rate,
                 max_ops=min(args.max_requests, 3000) if args.short else args.max_requests,
                 wait_replicas=args.wait_replicas, worker=args.worker)
@@ -82,11 +80,11 @@ def run(args: Any) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--drills", default=",".join(ALL), help="comma-separated, from: " + ", ".join(ALL))
+    parser.add_argument("--drills", type=comma_list(ALL), default=",".join(ALL), help="comma-separated, from: " + ", ".join(ALL))
     parser.add_argument("--short", action="store_true", help="shorter, lighter runs (CI)")
     parser.add_argument("--workers", type=int, default=4, help="load threads")
     parser.add_argument("--rate", type=float, default=60.0, help="requests/s in all")
     parser.add_argument("--max-requests", type=int, default=20000, help="per drill")
     parser.add_argument("--wait-replicas", type=int, default=1, help="REDIS_WAIT_REPLICAS of the WAIT-mode drill")
-    parser.add_argument("--worker", default="all",
+    parser.add_argument("--worker", type=comma_list(), default="all",
                         help="nodes the drain drill drains, one after the other (comma-separated, or all workers)")

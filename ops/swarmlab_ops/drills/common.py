@@ -24,7 +24,7 @@ class Opts:
     rate: float = 60.0
     max_ops: int = 20000
     wait_replicas: int = 1
-    worker: str = "all"
+    worker: list = field(default_factory=lambda: ["all"])  # nodes the drain drill drains
 
 
 @dataclass

@@ -30,9 +30,9 @@ def maintenance(ctx: Ctx, node: str, action: str, **extra) -> dict:
 
 def drain_nodes(ctx: Ctx) -> list[str]:
     """The nodes the drain drill drains: --worker (a name, a comma-separated list, or all workers)."""
-    if ctx.opts.worker in ("", "all"):
+    if ctx.opts.worker in ([], ["all"]):
         return [n.name for n in ctx.lab.group("swarm_workers")]
-    return [n.strip() for n in ctx.opts.worker.split(",") if n.strip()]
+    return list(ctx.opts.worker)
 
 
 def rebalanced(ctx: Ctx, node: str) -> dict:

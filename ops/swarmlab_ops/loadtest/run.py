@@ -36,6 +36,7 @@ from ..checkout import RESULTS
 from ..lab import Lab, Swarm
 from ..lab.ansible import run_playbook
 from ..lab.prometheus import find as find_prometheus, observe
+from ..options import comma_list
 from ..report import log
 from .locust import BareApp, loadavg, run_locust, served_by, sh, wait_ready, wait_spread
 from .profile import run_profile
@@ -76,7 +77,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         raise SystemExit("--seconds must be 5..120 and --profile-seconds 1..30 (every case is bounded)")
     if args.bare and shutil.which("redis-server") is None:
         raise SystemExit("redis-server not found (apt-get install redis-server)")
-    sweep = [int(x) for x in args.replicas.split(",") if x.strip()]
+    sweep = list(args.replicas)
     reading = quiet.guard(args.lab)
     needs_lab = args.single or args.swarm or sweep or args.profile
     started = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
@@ -159,7 +160,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--single-port", type=int, default=8081)
     parser.add_argument("--keep-single", action="store_true", help="leave single mode up afterwards")
     parser.add_argument("--swarm", action="store_true", help="the stack through its edge, as deployed")
-    parser.add_argument("--replicas", default="", help="sweep, e.g. 1,2,4")
+    parser.add_argument("--replicas", type=comma_list(item=int), default="", help="sweep, e.g. 1,2,4")
     parser.add_argument("--restore-replicas", type=int, help="replicas to leave web at (default: what it had)")
     parser.add_argument("--profile", action="store_true", help="wrk/redis-cli path profile")
     parser.add_argument("--profile-seconds", type=int, default=4)
@@ -167,7 +168,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--spawn-rate", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=25, help="duration of each case (5..120)")
     parser.add_argument("--processes", type=int, default=2, help="Locust worker processes")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers of the bare case (the stack's)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers of the bare case (sized for the machine, as perf --bare-workers)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads of the bare case (the image's)")
     parser.add_argument("--converge-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, default=RESULTS / "loadtest")
