@@ -39,6 +39,11 @@ threads = int(_number("GUNICORN_THREADS", 4))
 timeout = int(_number("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(_number("GUNICORN_GRACEFUL_TIMEOUT", 10))
 keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
+# A gthread worker keeps accepting keep-alive connections up to this many: a client holding a few
+# persistent connections (a proxy, a load generator) can land them all in one worker, one core.
+# About connections / workers + threads spreads them, all kept alive (gthread keeps this minus
+# threads idle); docs/performance.md, issue 17.
+worker_connections = max(1, int(_number("GUNICORN_WORKER_CONNECTIONS", 1000)))
 # Heartbeat files on tmpfs: an overlay filesystem can stall them and get workers killed.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None

@@ -5,10 +5,10 @@
 # registry's catalog pullable on every node, Redis replication healthy, the registry's and the
 # stack's CA the same as before (nothing generated anew). Prints the time of each step.
 #
-# Needs the lab with site.yml on it, and the lab lock:
+# Needs the lab with site.yml on it (one lab at a time on a 2-core machine):
 #   export SWARMLAB_LAB_NAME=dr
 #   ansible-playbook playbooks/lab.yml && ansible-playbook site.yml
-#   /work/bin/lab-lock run dr -- bash scripts/dr_drill.sh
+#   bash scripts/dr_drill.sh
 # DR_BACKUP_DIR: where the backups go (default a new directory under /tmp, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import types
 
 import pytest
 
-from swarmlab_ops import quiet
+from swarmlab_ops import cli, quiet
 from swarmlab_ops.checkout import ROOT
 from swarmlab_ops.perf import figures, settings
 from swarmlab_ops.perf import run as perf
@@ -195,27 +194,41 @@ def test_the_repository_doc_has_the_markers():
     assert figures.rewrite_between(text, "x").count("x") >= 1
 
 
-def args(**kw):
-    base = {"cases": "bare,swarm,sweep", "seconds": 20, "connections": 32, "wrk_threads": 1}
-    return types.SimpleNamespace(**{**base, **kw})
+def parsed(*argv):
+    """`swarmlab-ops perf ARGV` as the command line parses it."""
+    return cli.parser().parse_args(["perf", *argv])
 
 
-@pytest.mark.parametrize("kw, message", [({"seconds": 4}, "5..60"), ({"seconds": 61}, "5..60"),
-                                         ({"cases": "bare,edge"}, "subset"),
-                                         ({"wrk_threads": 40}, "wrk-threads")])
-def test_bad_settings_fail_before_anything_starts(kw, message):
+@pytest.mark.parametrize("argv, message", [(["--seconds", "4"], "5..60"), (["--seconds", "61"], "5..60"),
+                                           (["--cases", " , "], "subset"),
+                                           (["--wrk-threads", "40"], "wrk-threads"),
+                                           (["--bare-workers", "0"], "bare-workers")])
+def test_bad_settings_fail_before_anything_starts(argv, message):
     with pytest.raises(SystemExit, match=message):
-        perf.check_args(args(**kw))
+        perf.check_args(parsed(*argv))
+
+
+def test_an_unknown_case_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parsed("--cases", "bare,edge")
+    assert exc.value.code == 2
+    assert "unknown 'edge' (known: bare, swarm, sweep)" in capsys.readouterr().err
 
 
 def test_total_load_is_bounded():
     assert perf.planned_seconds(["bare", "swarm", "sweep"], 60) == 480 <= perf.MAX_LOAD_SECONDS
-    assert perf.check_args(args(seconds=60)) == ["bare", "swarm", "sweep"]
+    assert perf.check_args(parsed("--seconds", "60")) == ["bare", "swarm", "sweep"]
+
+
+def test_the_bare_case_is_sized_for_the_machine_not_per_replica():
+    ns = parsed()
+    assert (ns.bare_workers, ns.bare_threads) == (3, 0)  # 0: the image's threads
+    assert settings.image_threads() == 4
 
 
 def test_stack_settings_from_the_checkout_and_the_deployed_service():
     web = settings.from_checkout()
-    assert web["workers"] == 3 and web["threads"] == 4  # stack_web_gunicorn_workers; the image's ENV
+    assert web["workers"] == 1 and web["threads"] == 4  # stack_web_gunicorn_workers; the image's ENV
     live = settings.from_service({"GUNICORN_WORKERS": "2", "REDIS_URL": "x"}, web)
     assert (live["workers"], live["threads"]) == (2, 4) and "deployed" in live["source"]
     assert settings.dockerfile_env("FROM x\nENV A=1 \\\n    B=2\nRUN true\nENV C=3\n") == \
@@ -230,8 +243,8 @@ def test_smoke_bare_case_on_loopback(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(perf, "results_dir", lambda kind: tmp_path)
     monkeypatch.setattr(quiet, "WINDOW_S", 0.5)
     monkeypatch.setattr(perf, "REQUESTS", perf.REQUESTS[:1])  # POST only: 5 s of load in all
-    ns = types.SimpleNamespace(cases="bare", seconds=5, connections=4, wrk_threads=1, lab="perf-smoke",
-                               stack="swarmlab", converge_timeout=10, write_docs=False)
+    ns = parsed("--cases", "bare", "--seconds", "5", "--connections", "4", "--lab", "perf-smoke",
+                "--converge-timeout", "10")
     assert perf.run(ns) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: ")  # the guard's lines come first

@@ -125,8 +125,8 @@ def run_locust(name: str, url: str, args: argparse.Namespace, outdir: Path,
 class BareApp:
     """redis-server + gunicorn on loopback (the bare case, and `swarmlab-ops bench`)."""
 
-    def __init__(self, workers: int, threads: int):
-        self.workers, self.threads = workers, threads
+    def __init__(self, workers: int, threads: int, worker_connections: int = 1000):
+        self.workers, self.threads, self.worker_connections = workers, threads, worker_connections
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="swarmlab-loadtest-"))
 
@@ -138,6 +138,7 @@ class BareApp:
              "--requirepass", BARE_PASSWORD, "--logfile", str(self.workdir / "redis.log")]))
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(app_port),
                "GUNICORN_WORKERS": str(self.workers), "GUNICORN_THREADS": str(self.threads),
+               "GUNICORN_WORKER_CONNECTIONS": str(self.worker_connections),
                "REDIS_URL": f"redis://:{BARE_PASSWORD}@127.0.0.1:{redis_port}/0",
                "COUNTER_KEY": "loadtest:counter",
                # The app's metrics as in the stack, on a free loopback port (not 0.0.0.0:9102).

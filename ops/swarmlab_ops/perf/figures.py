@@ -78,9 +78,11 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Run {m['started']}, lab `{m['lab']}`: `{m['command']}`; wrk -t{m['wrk_threads']} "
         f"-c{m['connections']} -d{m['seconds']}s per case and request (the package's wrk_report.lua); "
-        f"bare: gunicorn {m['workers']} workers x {m['threads']} threads ({m['settings_source']}) + "
-        f"redis-server on loopback; swarm: the stack through its edge at {m.get('swarm_replicas', '?')} "
-        f"replicas, each increment WAITing for {m.get('swarm_wait_replicas', 0)} Redis replica(s) "
+        f"bare: gunicorn {m.get('bare_workers', m['workers'])} workers x {m.get('bare_threads', m['threads'])} "
+        f"threads, at most {m.get('bare_worker_connections', 1000)} connections per worker + redis-server "
+        "on loopback; swarm: the stack through its edge at "
+        f"{m.get('swarm_replicas', '?')} replicas of gunicorn {m['workers']} worker(s) x {m['threads']} threads "
+        f"({m['settings_source']}), each increment WAITing for {m.get('swarm_wait_replicas', 0)} Redis replica(s) "
         "(bare: none, a lone redis-server); replicas-N: web scaled to N, then restored.",
         "",
         f"Machine before the start: {q['cpus']} CPUs, load average {' '.join(q['load_avg'])}, CPUs "

@@ -4,9 +4,13 @@ Prints the quiet-machine guard first (swarmlab_ops.quiet), then runs wrk (the pa
 wrk_report.lua for p50/p95/p99) with the same threads, connections and duration against each case,
 for POST /api/counter/increment and GET /api/counter:
 
-  bare        gunicorn serving app/ with the stack's web settings (workers, threads: from the
-              deployed web service, else the stack role's defaults and the image's ENV) and a
-              local redis-server, both on loopback
+  bare        gunicorn serving app/, sized for the whole machine (--bare-workers, default 3 as in
+              issue 17's reference; --bare-threads, default the image's GUNICORN_THREADS), and a
+              local redis-server, both on loopback; GUNICORN_WORKER_CONNECTIONS = connections /
+              workers + threads, so wrk's keep-alive connections use every worker (the bare app
+              at its best, the strict baseline). Not the stack's per-replica settings: those
+              are tuned for 4 replicas sharing the machine, and a baseline that followed them
+              would move whenever the stack is tuned
   swarm       the stack through its edge (manager's lab address), at the replicas it runs
   replicas-N  web scaled to 1, then 4 (Engine API, N/N by the collection's convergence rule and
               the edge seen spreading over exactly N replicas); restored afterwards, also on failure
@@ -33,6 +37,7 @@ from ..checkout import ROOT, results_dir
 from ..loadtest.cpu import children_of, measured
 from ..loadtest.locust import BareApp, wait_ready, wait_spread
 from ..loadtest.profile import wrk
+from ..options import comma_list
 from ..report import log
 from . import figures, settings
 
@@ -51,11 +56,13 @@ def planned_seconds(cases: list[str], seconds: int) -> int:
 
 def check_args(args: Any) -> list[str]:
     """The cases to run; SystemExit on bad or unbounded settings, before anything starts."""
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    if not cases or set(cases) - set(CASES):
+    cases = list(args.cases)
+    if not cases:
         raise SystemExit(f"--cases: a comma-separated subset of {','.join(CASES)}")
     if not 5 <= args.seconds <= 60:
         raise SystemExit("--seconds must be 5..60 (every case is bounded)")
+    if not 1 <= args.bare_workers <= 16 or not 1 <= (args.bare_threads or 1) <= 64:
+        raise SystemExit("--bare-workers must be 1..16 and --bare-threads 1..64")
     if not 1 <= args.wrk_threads <= args.connections <= 256:
         raise SystemExit("need 1 <= --wrk-threads <= --connections <= 256")
     if planned_seconds(cases, args.seconds) > MAX_LOAD_SECONDS:
@@ -113,14 +120,19 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         "started": outdir.name, "lab": args.lab, "command": "swarmlab-ops " + " ".join(sys.argv[1:]),
         "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
         "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"],
+        "bare_workers": args.bare_workers, "bare_threads": args.bare_threads or settings.image_threads(),
         "swarm_wait_replicas": web.get("swarm_wait_replicas", 0)}
+    # wrk's connections spread over every bare worker, all kept alive (gthread keeps connections -
+    # threads idle ones): left to themselves they can all land in one worker (900-1300 req/s
+    # instead of 2500-3200 here), and the ratios would flatter the stack.
+    meta["bare_worker_connections"] = -(-args.connections // args.bare_workers) + meta["bare_threads"]
     cases: dict[str, dict[str, Any]] = {}
     original = None
     try:
         with as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua_path:
             lua = str(lua_path)
             if "bare" in cases_wanted:
-                with BareApp(web["workers"], web["threads"]) as bare:
+                with BareApp(meta["bare_workers"], meta["bare_threads"], meta["bare_worker_connections"]) as bare:
                     gunicorn = bare.procs[-1].pid
                     cases["bare"] = load(bare.url, args, lua, allowed, [gunicorn, *children_of(gunicorn)])
             if swarm is not None:
@@ -164,11 +176,14 @@ def write_docs(result: dict[str, Any], path: Path = DOCS) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--cases", default=",".join(CASES),
+    parser.add_argument("--cases", type=comma_list(CASES), default=",".join(CASES),
                         help="comma-separated subset of bare,swarm,sweep (sweep: 1 and 4 replicas)")
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per case and request (5..60)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections, every case")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads, every case")
+    parser.add_argument("--bare-workers", type=int, default=3, help="gunicorn workers of the bare case")
+    parser.add_argument("--bare-threads", type=int, default=0,
+                        help="gunicorn threads of the bare case (default: the image's GUNICORN_THREADS)")
     parser.add_argument("--converge-timeout", type=float, default=180, help="seconds to wait for a scale")
     parser.add_argument("--write-docs", action="store_true",
                         help="rewrite the table in docs/performance.md (refused unless the machine was quiet)")

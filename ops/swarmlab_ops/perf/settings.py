@@ -1,4 +1,5 @@
-"""The stack's gunicorn settings for the bare case, read where the stack takes them from.
+"""The stack's per-replica gunicorn settings (shown beside the figures), read where the stack
+takes them from, and the image's default threads (the bare case's).
 
 Workers: the stack role's default (stack_web_gunicorn_workers, set as GUNICORN_WORKERS); threads:
 stack_web_environment's GUNICORN_THREADS if set, else the image's ENV (app/Dockerfile); then,
@@ -24,6 +25,14 @@ def dockerfile_env(text: str) -> dict[str, str]:
         if parts and parts[0].upper() == "ENV":
             env.update(p.split("=", 1) for p in parts[1:] if "=" in p)
     return env
+
+
+def image_threads(root: Path = ROOT) -> int:
+    """GUNICORN_THREADS of the app image's ENV (app/Dockerfile)."""
+    threads = dockerfile_env((root / "app/Dockerfile").read_text()).get("GUNICORN_THREADS")
+    if threads is None:
+        raise RuntimeError("app/Dockerfile sets no GUNICORN_THREADS: say --bare-threads")
+    return int(threads)
 
 
 def from_checkout(root: Path = ROOT) -> dict[str, Any]:
