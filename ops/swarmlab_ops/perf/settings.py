@@ -38,12 +38,9 @@ def image_threads(root: Path = ROOT) -> int:
 def from_checkout(root: Path = ROOT) -> dict[str, Any]:
     """{"workers", "threads", "source"} from the stack role's defaults and the app's Dockerfile."""
     defaults = yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
-    image_env = dockerfile_env((root / "app/Dockerfile").read_text())
     extra = defaults.get("stack_web_environment") or {}
-    threads = extra.get("GUNICORN_THREADS", image_env.get("GUNICORN_THREADS"))
+    threads = extra.get("GUNICORN_THREADS") or image_threads(root)
     workers = extra.get("GUNICORN_WORKERS", defaults["stack_web_gunicorn_workers"])
-    if threads is None:
-        raise RuntimeError("app/Dockerfile sets no GUNICORN_THREADS: say --threads")
     return {"workers": int(workers), "threads": int(threads),
             "source": "roles/stack/defaults/main.yml, app/Dockerfile"}
 
