@@ -35,11 +35,12 @@ step() { # name, command...: run it, print its time
     [ $rc = 0 ] || { tail -40 "$DR_BACKUP_DIR/$name.log"; fail "$name"; }
 }
 # The edge publishes on the manager's own address only (not loopback); a lab made anew may get
-# another subnet, so it is read each time.
+# another subnet: read once, and again after the lab is made anew (edge_ip='').
+edge_ip=''
 api() {
-    local ip
-    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$M" | awk '{print $1}')
-    docker exec "$M" curl -sS -f -m 5 -X "$1" "http://$ip:8080$2"
+    [ -n "$edge_ip" ] ||
+        edge_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$M" | awk '{print $1}')
+    docker exec "$M" curl -sS -f -m 5 -X "$1" "http://$edge_ip:8080$2"
 }
 value() { api GET /api/counter | python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])'; }
 wait_value() { # the reads may go to a replica: give replication a moment
@@ -83,6 +84,7 @@ if [ -z "${DR_FROM:-}" ]; then
     step destroy "$PLAYBOOK" playbooks/lab.yml -e lab_state=down
     [ -z "$(nodes)" ] || fail "lab nodes still there: $(nodes)"
     step create "$PLAYBOOK" playbooks/lab.yml
+    edge_ip=''
 fi
 [ "${DR_FROM:-}" = check ] || step restore "$PLAYBOOK" playbooks/restore.yml -e "backup_dir=$DR_BACKUP_DIR"
 
