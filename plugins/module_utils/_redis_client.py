@@ -250,6 +250,10 @@ def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]
     """Records of every listed instance. A replica's master is probed for its run_id only when
     its address is not one of the listed instances (an alias), so a dead master costs one try."""
     records = [collect_instance(i['host'], i['port'], params, probe_master=False) for i in instances]
+    # Replicas are read again, after every master: a replica read before its master would count the
+    # writes the master took in between as lag.
+    records = [collect_instance(i['host'], i['port'], params, probe_master=False)
+               if r['repl'].get('role') == 'replica' else r for i, r in zip(instances, records)]
     for record in records:
         repl = record['repl']
         if repl.get('role') == 'replica' and repl.get('master_host') and not is_listed(

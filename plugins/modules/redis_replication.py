@@ -170,7 +170,9 @@ master_offset:
   type: int
   sample: 182734
 lag_bytes:
-  description: Bytes the replica is behind its master (RV(master_offset) minus RV(offset)); null when unknown.
+  description:
+    - Bytes the replica is behind its master (RV(master_offset) minus RV(offset)); null when unknown.
+    - The master is read first, so writes it takes while the module runs do not count.
   returned: success
   type: int
   sample: 0
@@ -309,7 +311,12 @@ class ReplicationManager(RedisManager):
             self._wait(desired_master if plan['replicaof'] else current['master'])
 
         final = read_state(self.client, self.where) if not self.module.check_mode else state
-        return self._result(final, changed, current, desired_master, persisted, bool(auth_changes))
+        master_offset = self._master_offset(final['repl'])
+        if master_offset is not None:
+            # The replica is read again, after its master: read before, the writes the master took in
+            # between would count as lag (a caught-up replica showed the 14 bytes of a master PING).
+            final = read_state(self.client, self.where)
+        return self._result(final, master_offset, changed, current, desired_master, persisted, bool(auth_changes))
 
     def _wait(self, expected_master: str | None) -> None:
         last: dict[str, t.Any] = {}
@@ -339,11 +346,10 @@ class ReplicationManager(RedisManager):
         except Exception:  # the master may only be reachable from the instance's network
             return None
 
-    def _result(self, final: dict[str, t.Any], changed: bool, before: dict[str, t.Any], desired_master: str | None,
-                persisted: bool, auth_changed: bool) -> dict[str, t.Any]:
+    def _result(self, final: dict[str, t.Any], master_offset: int | None, changed: bool, before: dict[str, t.Any],
+                desired_master: str | None, persisted: bool, auth_changed: bool) -> dict[str, t.Any]:
         repl = final['repl']
         is_replica = repl['role'] == 'replica'
-        master_offset = self._master_offset(repl)
         offset = repl['replica_repl_offset'] if is_replica else repl['master_repl_offset']
         after = {'role': self.p['role'], 'master': desired_master}
         result: dict[str, t.Any] = {

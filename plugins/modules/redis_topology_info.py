@@ -196,7 +196,9 @@ instances:
       type: bool
       sample: false
     lag_bytes:
-      description: The master's C(master_repl_offset) minus the replica's offset.
+      description:
+        - The master's C(master_repl_offset) minus the replica's offset (never negative).
+        - Replicas are read after the masters, so writes taken while the module runs do not count.
       type: int
       sample: 0
     last_ack_seconds:

@@ -184,16 +184,17 @@ class Topology:
     def wait_sentinels_discovered(self, timeout: float = 30) -> None:
         """Sentinels must know the replicas and each other before a failover can be authorized."""
         deadline = time.monotonic() + timeout
+        seen: dict[str, tuple] = {}
         while time.monotonic() < deadline:
-            ok = True
             for s in self.sentinels:
                 m = s.client().sentinel_master('mymaster')
-                if m.get('num-slaves') != len(self.replicas) or m.get('num-other-sentinels') != len(self.sentinels) - 1:
-                    ok = False
-            if ok:
+                seen[s.addr] = (m.get('num-slaves'), m.get('num-other-sentinels'), m.get('flags'))
+            if all(v[:2] == (len(self.replicas), len(self.sentinels) - 1) for v in seen.values()):
                 return
             time.sleep(0.2)
-        raise RuntimeError('sentinels did not discover the topology')
+        # What each Sentinel saw, to tell a slow discovery from a wrong one when this fails under load.
+        raise RuntimeError('sentinels did not discover the topology in %ss (replicas, other sentinels, flags): %s'
+                           % (timeout, seen))
 
     def stop(self) -> None:
         for s in self.sentinels + self.servers:

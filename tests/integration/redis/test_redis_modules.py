@@ -5,12 +5,19 @@ Run from the checkout:  .venv/bin/pytest tests/integration/redis -q
 
 from __future__ import annotations
 
+import importlib
+import json
+
 import pytest
+
+from ansible.module_utils.testing import patch_module_args
 
 from redis_harness import PASSWORD, Topology, conn, run_module, run_playbook
 from test_redis_guards import Writer, wait_for
 
 pytestmark = pytest.mark.integration
+
+PLUGINS = 'ansible_collections.swarmlab.cluster.plugins.'
 
 
 def instances_arg(topo: Topology) -> dict:
@@ -38,6 +45,41 @@ def test_replica_converges_then_unchanged(bare):
     second = run_module('redis_replication', args)
     assert not second.get('failed'), second.get('msg')
     assert second['changed'] is False and second['persisted'] is False
+
+
+def run_with_a_write_after_each_replica_read(topo, monkeypatch, capsys, name, owner, args):
+    """Run module `name` in-process with a write on the master, acknowledged by both replicas, after
+    every read of a replica's state through the read_state that `owner` (under plugins/) calls: a caught-up replica, and a master
+    that takes writes while the module runs. The servers are real; in-process only so that the write
+    lands between the module's reads."""
+    owner_module = importlib.import_module(PLUGINS + owner)
+    real_read_state = owner_module.read_state
+    master = topo.master.client()
+
+    def read_then_write(client, where):
+        state = real_read_state(client, where)
+        if state['repl']['role'] == 'replica':
+            master.set('between-reads', where)
+            assert master.wait(2, 5000) == 2  # the replicas have it: any lag left is the module's reading
+        return state
+
+    monkeypatch.setattr(owner_module, 'read_state', read_then_write)
+    module = importlib.import_module(PLUGINS + 'modules.' + name)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    result = json.loads(capsys.readouterr().out)
+    assert not result.get('failed'), result.get('msg')
+    return result
+
+
+def test_lag_is_not_inflated_by_writes_after_the_replica_was_read(topo, monkeypatch, capsys):
+    """CI once saw lag_bytes 14 (one master PING) for a caught-up replica: the master's offset was
+    read after the replica's."""
+    args = conn(topo.replicas[0].port, role='replica', master_host='127.0.0.1', master_port=topo.master.port)
+    result = run_with_a_write_after_each_replica_read(topo, monkeypatch, capsys, 'redis_replication',
+                                                      'modules.redis_replication', args)
+    assert result['changed'] is False and result['link_status'] == 'up'
+    assert result['lag_bytes'] == 0, result
 
 
 def test_masterauth_change_is_applied_and_reported(bare):
@@ -127,6 +169,15 @@ def test_topology_healthy_then_broken_link(topo):
 
     failed = run_module('redis_topology_info', dict(instances_arg(topo), fail_on_unhealthy=True))
     assert failed.get('failed') is True and r2.addr in failed['msg']
+
+
+def test_topology_lag_is_not_inflated_when_replicas_are_listed_first(topo, monkeypatch, capsys):
+    replicas_first = instances_arg(topo)
+    replicas_first['instances'] = replicas_first['instances'][1:] + replicas_first['instances'][:1]
+    result = run_with_a_write_after_each_replica_read(topo, monkeypatch, capsys, 'redis_topology_info',
+                                                      'module_utils._redis_client', replicas_first)
+    lags = {i['port']: i['lag_bytes'] for i in result['instances'] if i['role'] == 'replica'}
+    assert lags == {r.port: 0 for r in topo.replicas}, result['instances']
 
 
 def test_topology_split_brain_with_two_masters(topo):
