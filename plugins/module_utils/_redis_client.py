@@ -250,10 +250,12 @@ def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]
     """Records of every listed instance. A replica's master is probed for its run_id only when
     its address is not one of the listed instances (an alias), so a dead master costs one try."""
     records = [collect_instance(i['host'], i['port'], params, probe_master=False) for i in instances]
-    # Replicas are read again, after every master: a replica read before its master would count the
-    # writes the master took in between as lag.
+    # A replica listed before a master is read again after the last one: read before its master, it
+    # would count the writes the master took in between as lag.
+    last_master = max((n for n, r in enumerate(records) if r['repl'].get('role') == 'master'), default=-1)
     records = [collect_instance(i['host'], i['port'], params, probe_master=False)
-               if r['repl'].get('role') == 'replica' else r for i, r in zip(instances, records)]
+               if n < last_master and r['repl'].get('role') == 'replica' else r
+               for n, (i, r) in enumerate(zip(instances, records))]
     for record in records:
         repl = record['repl']
         if repl.get('role') == 'replica' and repl.get('master_host') and not is_listed(

@@ -49,9 +49,9 @@ def test_replica_converges_then_unchanged(bare):
 
 def run_with_a_write_after_each_replica_read(topo, monkeypatch, capsys, name, owner, args):
     """Run module `name` in-process with a write on the master, acknowledged by both replicas, after
-    every read of a replica's state through the read_state that `owner` (under plugins/) calls: a caught-up replica, and a master
-    that takes writes while the module runs. The servers are real; in-process only so that the write
-    lands between the module's reads."""
+    every read of a replica's state through the read_state that `owner` (under plugins/) calls: a
+    caught-up replica, and a master that takes writes while the module runs. The servers are real;
+    in-process only so that the write lands between the module's reads."""
     owner_module = importlib.import_module(PLUGINS + owner)
     real_read_state = owner_module.read_state
     master = topo.master.client()
