@@ -64,9 +64,11 @@ options:
         default: 6379
 """
 
-    # swarmlab.cluster.redis.sentinels: the list of Sentinels (endpoints_spec(SENTINEL_PORT)); a
-    # module overrides description or required as with INSTANCES.
-    SENTINELS = r"""
+    # swarmlab.cluster.redis.sentinel: the Sentinels a module works with and how it authenticates to
+    # them (_redis_module.py's redis_module(sentinels=...): endpoints_spec(SENTINEL_PORT) and
+    # _redis_client.py's SENTINEL_AUTH_ARGUMENT_SPEC). A module overrides the list's description or
+    # required as with INSTANCES.
+    SENTINEL = r"""
 options:
   sentinels:
     description: Every Sentinel of the group, as reachable from the module host.
@@ -82,12 +84,6 @@ options:
         description: Port of the Sentinel.
         type: int
         default: 26379
-"""
-
-    # swarmlab.cluster.redis.sentinel: how the modules authenticate to Sentinels
-    # (plugins/module_utils/_redis_client.py's SENTINEL_AUTH_ARGUMENT_SPEC).
-    SENTINEL = r"""
-options:
   sentinel_user:
     description:
       - ACL user to authenticate to the Sentinels as (Sentinel 6.2 or later); without it the

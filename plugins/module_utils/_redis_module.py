@@ -41,11 +41,23 @@ def endpoints_spec(port: int, required: bool = False) -> dict[str, t.Any]:
     return spec
 
 
-def redis_module(argument_spec: dict[str, t.Any], sentinel_auth: bool = False, **kwargs: t.Any) -> AnsibleModule:
-    """The AnsibleModule of a Redis module: its own options, then the connection options (and the
-    Sentinel credentials with sentinel_auth); check mode always. Fails when redis-py is missing."""
+def _listed(port: int, need: str) -> dict[str, t.Any]:
+    if need not in ('required', 'optional'):
+        raise ValueError('a list of endpoints is required or optional, not %r' % (need,))
+    return endpoints_spec(port, required=need == 'required')
+
+
+def redis_module(argument_spec: dict[str, t.Any], instances: str | None = None, sentinels: str | None = None,
+                 **kwargs: t.Any) -> AnsibleModule:
+    """The AnsibleModule of a Redis module: its own options, then the connection options, and as
+    asked ('required' or 'optional') the list of instances (doc fragment
+    swarmlab.cluster.redis.instances) and the list of Sentinels with their credentials
+    (swarmlab.cluster.redis.sentinel). Check mode always. Fails when redis-py is missing."""
     spec = dict(argument_spec, **REDIS_CONNECTION_ARGUMENT_SPEC)
-    if sentinel_auth:
+    if instances is not None:
+        spec['instances'] = _listed(REDIS_PORT, instances)
+    if sentinels is not None:
+        spec['sentinels'] = _listed(SENTINEL_PORT, sentinels)
         spec.update(SENTINEL_AUTH_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
     if not HAS_REDIS:

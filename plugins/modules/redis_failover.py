@@ -113,7 +113,7 @@ options:
     type: int
     default: 30
   sentinels:
-    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.sentinels.
+    # Its type and host/port suboptions: the fragment swarmlab.cluster.redis.sentinel.
     description:
       - Sentinels that monitor the set; a majority of them must answer. An unreachable one is
         reported in a warning.
@@ -144,9 +144,8 @@ options:
     default: false
 extends_documentation_fragment:
   - swarmlab.cluster.redis
-  - swarmlab.cluster.redis.sentinel
   - swarmlab.cluster.redis.instances
-  - swarmlab.cluster.redis.sentinels
+  - swarmlab.cluster.redis.sentinel
 notes:
   - The write pause (C(CLIENT PAUSE WRITE)) also holds the Sentinels' C(PUBLISH) hello messages to
     the master, so they get no PING reply from it while it lasts; keep C(down-after-milliseconds)
@@ -300,10 +299,8 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
     REDIS_PORT,
-    SENTINEL_PORT,
     RedisManager,
     endpoint_options,
-    endpoints_spec,
     redis_module,
     run_manager,
 )
@@ -869,17 +866,16 @@ class FailoverManager(RedisManager):
 def main() -> None:
     module = redis_module(
         {
-            'instances': endpoints_spec(REDIS_PORT, required=True),
             'target': {'type': 'dict', 'options': endpoint_options(REDIS_PORT)},
             'force': {'type': 'bool', 'default': False},
             'method': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'failover', 'manual', 'sentinel']},
             'timeout': {'type': 'int', 'default': 30},
-            'sentinels': endpoints_spec(SENTINEL_PORT),
             'sentinel_master_name': {'type': 'str', 'default': 'mymaster'},
             'master_auth': {'type': 'str', 'no_log': True},
             'persist': {'type': 'bool', 'default': False},
         },
-        sentinel_auth=True,
+        instances='required',
+        sentinels='optional',
         required_if=[('method', 'sentinel', ['sentinels'])],
     )
     if module.params['timeout'] < 2:

@@ -96,7 +96,6 @@ extends_documentation_fragment:
   - swarmlab.cluster.redis
   - swarmlab.cluster.redis.sentinel
   - swarmlab.cluster.redis.instances
-  - swarmlab.cluster.redis.sentinels
 notes:
   - The O(login_user) and O(login_password) options are the credentials of the Redis instances;
     O(sentinel_user) and O(sentinel_password) those of the Sentinels. A Sentinel group with
@@ -160,7 +159,7 @@ sentinels:
   elements: dict
   contains:
     address:
-      description: C(host:port) as listed.
+      description: The Sentinel's C(host:port), as listed in O(sentinels).
       type: str
       sample: 10.0.0.21:26379
     reachable:
@@ -210,10 +209,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     wait_until,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
-    REDIS_PORT,
-    SENTINEL_PORT,
     RedisManager,
-    endpoints_spec,
     redis_module,
     run_manager,
 )
@@ -407,8 +403,6 @@ class SentinelManager(RedisManager):
 def main() -> None:
     module = redis_module(
         {
-            'sentinels': endpoints_spec(SENTINEL_PORT, required=True),
-            'instances': endpoints_spec(REDIS_PORT),
             'master_name': {'type': 'str', 'default': 'mymaster'},
             'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
             'quorum': {'type': 'int'},
@@ -419,7 +413,8 @@ def main() -> None:
             'auth_user': {'type': 'str'},
             'timeout': {'type': 'int', 'default': 60},
         },
-        sentinel_auth=True,
+        instances='optional',
+        sentinels='required',
         required_if=[('state', 'present', ['instances'])],
     )
     p = module.params

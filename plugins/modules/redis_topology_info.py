@@ -128,7 +128,7 @@ instances:
   elements: dict
   contains:
     address:
-      description: C(host:port) as listed.
+      description: The instance's C(host:port), as listed in O(instances).
       type: str
       sample: 10.0.0.12:6379
     host:
@@ -216,9 +216,7 @@ import typing as t
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import analyze_topology
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import collect_topology
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module import (
-    REDIS_PORT,
     RedisManager,
-    endpoints_spec,
     redis_module,
     run_manager,
 )
@@ -233,10 +231,7 @@ class TopologyReader(RedisManager):
 
 
 def main() -> None:
-    module = redis_module({
-        'instances': endpoints_spec(REDIS_PORT, required=True),
-        'fail_on_unhealthy': {'type': 'bool', 'default': False},
-    })
+    module = redis_module({'fail_on_unhealthy': {'type': 'bool', 'default': False}}, instances='required')
     result = run_manager(module, TopologyReader)
     if module.params['fail_on_unhealthy'] and not result['healthy']:
         module.fail_json(msg='Redis topology is %s' % result['summary'], **result)

@@ -71,3 +71,10 @@ def test_no_return_key_is_reserved_by_ansible(name):
     keys = set(yaml.safe_load(module.RETURN) or {})
     bad = sorted(k for k in keys if k in RESERVED_RESULT_KEYS or k.startswith(('ansible_', '_ansible')))
     assert not bad, '%s returns keys Ansible reserves: %s' % (name, bad)
+
+
+@pytest.mark.parametrize('kwargs', [{'instances': True}, {'sentinels': 'yes'}, {'instances': 'Required'}])
+def test_a_list_of_endpoints_is_required_or_optional(kwargs):
+    # A module's author mistake, caught before AnsibleModule reads any argument.
+    with pytest.raises(ValueError, match='required or optional'):
+        _redis_module.redis_module({}, **kwargs)
