@@ -30,7 +30,7 @@ def run(args: Any) -> int:
             raise SystemExit(f"{tool} not found (apt-get install redis-server wrk)")
     reading = quiet.guard(None)  # no lab under test: every lab counts as another one
     results: dict[str, dict[str, Any]] = {}
-    with BareApp(args.workers, args.threads) as bare, as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua:
+    with BareApp(args.workers, args.threads, args.connections) as bare, as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua:
         gunicorn = bare.procs[-1].pid
         app_pids = [gunicorn, *children_of(gunicorn)]
         for name, method, path in [("GET /api/counter", "GET", "/api/counter"),

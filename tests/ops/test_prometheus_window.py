@@ -24,7 +24,7 @@ SCRAPE = 1  # seconds
 def scraped_app(tmp_path):
     for name in ("prometheus", "redis-server"):
         assert shutil.which(name), f"{name} not found: run scripts/setup.sh"
-    with BareApp(workers=2, threads=2) as app:
+    with BareApp(workers=2, threads=2, clients=4) as app:
         port = free_port()
         (tmp_path / "prometheus.yml").write_text(
             f"global:\n  scrape_interval: {SCRAPE}s\n  evaluation_interval: {SCRAPE}s\n"

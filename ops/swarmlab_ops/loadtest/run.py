@@ -100,7 +100,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
     original = None
     try:
         if args.bare:
-            with BareApp(args.workers, args.threads) as bare:
+            with BareApp(args.workers, args.threads, args.users) as bare:
                 cases["bare"] = run_locust("bare", bare.url, args, outdir, [], bare.pids)
         if args.single and lab:
             single_mode(lab.name, "present", args.single_host)

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from .. import quiet
 from ..checkout import ROOT, results_dir
 from ..loadtest.cpu import children_of, measured
-from ..loadtest.locust import BareApp, wait_ready, wait_spread
+from ..loadtest.locust import BareApp, spread_connections, wait_ready, wait_spread
 from ..loadtest.profile import wrk
 from ..options import comma_list
 from ..report import log
@@ -122,17 +122,14 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"],
         "bare_workers": args.bare_workers, "bare_threads": args.bare_threads or settings.image_threads(),
         "swarm_wait_replicas": web.get("swarm_wait_replicas", 0)}
-    # wrk's connections spread over every bare worker, all kept alive (gthread keeps connections -
-    # threads idle ones): left to themselves they can all land in one worker (900-1300 req/s
-    # instead of 2500-3200 here), and the ratios would flatter the stack.
-    meta["bare_worker_connections"] = -(-args.connections // args.bare_workers) + meta["bare_threads"]
+    meta["bare_worker_connections"] = spread_connections(args.connections, args.bare_workers, meta["bare_threads"])
     cases: dict[str, dict[str, Any]] = {}
     original = None
     try:
         with as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua_path:
             lua = str(lua_path)
             if "bare" in cases_wanted:
-                with BareApp(meta["bare_workers"], meta["bare_threads"], meta["bare_worker_connections"]) as bare:
+                with BareApp(meta["bare_workers"], meta["bare_threads"], args.connections) as bare:
                     gunicorn = bare.procs[-1].pid
                     cases["bare"] = load(bare.url, args, lua, allowed, [gunicorn, *children_of(gunicorn)])
             if swarm is not None:
