@@ -41,8 +41,8 @@ def health_check(web_service: dict, port: int, mark: Path):
     test = web_service["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python3", "-c"], test
     code = test[3]
-    assert "http://127.0.0.1:8000" in code
-    code = code.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}").replace(
+    assert "('127.0.0.1', 8000)" in code
+    code = code.replace("('127.0.0.1', 8000)", f"('127.0.0.1', {port})").replace(
         "/tmp/.swarmlab-ready-once", str(mark))
 
     def run() -> int:
