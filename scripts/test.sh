@@ -8,16 +8,94 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(lint sanity pytest molecule)
-scenarios=${SWARMLAB_SCENARIOS:-"lab swarm registry default ha"}
+scenarios=${SWARMLAB_SCENARIOS:-"lab swarm ha default"}
+# With Molecule and other stages asked for, the other stages (lint, sanity, pytest: a log of their
+# own) run while these scenarios run: each side leaves a good part of the 2 CPUs idle (servers and
+# Sentinel timeouts, drains, docker exec), so together they take less than one after the other (on
+# our slower 2-core machines pytest and the lab, swarm, registry and ha scenarios of the time took
+# 20 min side by side, 25 in turn). The default scenario's drills put load on the stack and count
+# lost writes and failed requests: it runs after, on its own.
+# SWARMLAB_ALONGSIDE="" runs everything in turn.
+alongside=${SWARMLAB_ALONGSIDE-"lab swarm ha"}
 results="$here/results/test"
-rm -rf "$results"; mkdir -p "$results"
+# SWARMLAB_TEST_STARTED: set for the run of the other stages beside the scenarios (below).
+nested=${SWARMLAB_TEST_STARTED:-}
+[ -n "$nested" ] || { rm -rf "$results"; mkdir -p "$results"; }
 passed=0 failed=0
-started=$(date +%s)
+started=${nested:-$(date +%s)}
 step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
+# Molecule prints no times: each of its action lines ("➜ converge: Executing") gets the seconds since
+# the run started, so a CI log says where a scenario's time goes.
+stamp() {
+    python3 -uc '
+import sys, time
+start, out = float(sys.argv[1]), sys.stdout.buffer
+for line in sys.stdin.buffer:
+    if b"INFO" in line and (b"Executing" in line or b"Executed:" in line):
+        line = b"[%4.0fs] %s" % (time.time() - start, line)
+    out.write(line)
+    out.flush()
+' "$started"
+}
 
-bash scripts/setup.sh
+count_pytest() {
+    local p f
+    read -r p f < <(python3 - "$results/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+s = ET.parse(sys.argv[1]).getroot()
+s = s if s.tag == "testsuite" else s.find("testsuite")
+t, fl, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+print(t - fl - e - sk, fl + e)
+PY
+)
+    passed=$((passed + p)); failed=$((failed + f))
+}
+run_scenario() {
+    local s=$1 log="$results/molecule-$1.log"
+    step "molecule test -s $s"
+    if molecule test -s "$s" 2>&1 | stamp | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+        passed=$((passed + 1))
+    # One known transient only: the Docker API loses the output of an exec that makes
+    # Ansible's remote temporary directory (community.docker#644). The whole scenario runs
+    # again once, from destroy, and says so; any other failure, or a second one, fails.
+    elif grep -q "failed to resolve remote temporary directory" "$log" \
+            && echo "molecule scenario $s: lost docker exec output (community.docker#644); running it once more" >&2 \
+            && molecule test -s "$s"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "molecule scenario $s FAILED" >&2
+        exit 1
+    fi
+}
+
+# Which scenarios run beside the other stages, and which stages those are.
+others=() beside=()
+for stage in "${stages[@]}"; do [ "$stage" = molecule ] || others+=("$stage"); done
+if [ -z "$nested" ] && [ ${#others[@]} -gt 0 ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
+    for sc in $alongside; do [[ " $scenarios " != *" $sc "* ]] || beside+=("$sc"); done
+fi
+others_pid=
+# A failing scenario ends the run, and the other stages' run with it (its own session).
+trap '[ -z "$others_pid" ] || kill -- -"$others_pid" 2>/dev/null || true' EXIT
+
+[ -n "$nested" ] || bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
+
+if [ ${#beside[@]} -gt 0 ]; then
+    step "${others[*]} (log: results/test/others.log), beside the scenarios ${beside[*]}"
+    SWARMLAB_TEST_STARTED=$started setsid bash "$0" "${others[@]}" > "$results/others.log" 2>&1 &
+    others_pid=$!
+    for sc in "${beside[@]}"; do run_scenario "$sc"; done
+    step "${others[*]}: waiting for them"
+    rc=0; wait "$others_pid" || rc=$?
+    others_pid=
+    cat "$results/others.log"
+    [ "$rc" -eq 0 ] || { echo "${others[*]} FAILED (exit $rc)" >&2; exit 1; }
+    [[ " ${others[*]} " != *" pytest "* ]] || count_pytest
+    stages=(molecule)
+fi
 
 for stage in "${stages[@]}"; do
     case $stage in
@@ -46,40 +124,17 @@ for stage in "${stages[@]}"; do
         # (pytest-xdist), a test file on one worker: most tests wait on real servers (Sentinel
         # timeouts, gunicorn, ansible-playbook), so two overlap on 2 cores (12.3 -> about 7 min).
         pytest tests -n 2 --dist loadfile --junitxml="$results/pytest.xml" -p no:cacheprovider
-        read -r p f < <(python3 - "$results/pytest.xml" <<'PY'
-import sys, xml.etree.ElementTree as ET
-s = ET.parse(sys.argv[1]).getroot()
-s = s if s.tag == "testsuite" else s.find("testsuite")
-t, fl, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
-print(t - fl - e - sk, fl + e)
-PY
-)
-        passed=$((passed + p)); failed=$((failed + f))
+        [ -n "$nested" ] || count_pytest
         ;;
     molecule)
-        for s in $scenarios; do
-            step "molecule test -s $s"
-            log="$results/molecule-$s.log"
-            if molecule test -s "$s" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-                passed=$((passed + 1))
-            # One known transient only: the Docker API loses the output of an exec that makes
-            # Ansible's remote temporary directory (community.docker#644). The whole scenario runs
-            # again once, from destroy, and says so; any other failure, or a second one, fails.
-            elif grep -q "failed to resolve remote temporary directory" "$log" \
-                    && echo "molecule scenario $s: lost docker exec output (community.docker#644); running it once more" >&2 \
-                    && molecule test -s "$s"; then
-                passed=$((passed + 1))
-            else
-                failed=$((failed + 1))
-                echo "molecule scenario $s FAILED" >&2
-                exit 1
-            fi
+        for sc in $scenarios; do
+            [[ " ${beside[*]} " == *" $sc "* ]] || run_scenario "$sc"
         done
         ;;
     *)
         echo "unknown stage: $stage" >&2; exit 2 ;;
     esac
 done
-step "done"
-echo "tests: $passed passed, $failed failed"
+step "done${nested:+ (${stages[*]})}"
+[ -n "$nested" ] || echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
