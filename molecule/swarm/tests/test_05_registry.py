@@ -1,7 +1,8 @@
 """The registry as its clients see it: real curl, python ssl and docker on the lab nodes.
 
-Run by Molecule (verifier testinfra) after converge and side_effect; the nodes are reached with
-testinfra's docker backend (the lab nodes are containers named <lab>-<node>).
+Run by Molecule (scenario swarm, verifier testinfra) after converge and side_effect, before the Swarm
+tests restart the manager's engine; the nodes are reached with testinfra's docker backend (the lab
+nodes are containers named <lab>-<node>).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import pytest
 import testinfra
 
-LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-registry")
+LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 NODES = ["manager1", "worker1", "worker2"]
 USER, PASSWORD = "moby", "gordon"
 DATA_DIR = "/srv/registry-data"
