@@ -183,14 +183,20 @@ def test_writer_records_fail_or_unknown_when_redis_goes_away(redis_server):
 
 def test_writer_stops_early_when_the_stop_key_is_set(redis_server):
     port, pw, _proc = redis_server
-    started = time.time()
     writer = run_writer(port, pw, {"key": "k", "stop_key": "k:stop", "writers": 2, "seconds": 60, "wait": 0,
                                    "rate": 20, "wait_timeout_ms": 50})
-    time.sleep(1.0)
     import redis  # pylint: disable=import-outside-toplevel
-    redis.Redis(port=port, password="writer-test-pw").set("k:stop", "1")
+    client = redis.Redis(port=port, password="writer-test-pw")
+    # Stop it once it writes: on a busy machine its interpreter may take more than a second to start.
+    deadline = time.monotonic() + 30
+    while not int(client.get("k") or 0) and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert int(client.get("k") or 0) > 0, "the writer wrote nothing in 30 s"
+    stopped = time.monotonic()
+    client.set("k:stop", "1")
     ops = history_of(writer)
-    assert time.time() - started < 10 and ops
+    # It was asked to write for 60 s: it ended because of the stop key, not its time.
+    assert time.monotonic() - stopped < 10 and ops
 
 
 def run_probe(port: int, password_file: Path, request: dict) -> dict:
