@@ -17,7 +17,7 @@ def variants(tmp_path_factory, worker_id) -> dict[str, Path]:
     own = tmp_path_factory.mktemp("monitoring")
     if worker_id == "master":
         return render_variants(own / "rendered")
-    # Rendering takes about a minute of CPU (an ansible-playbook run per variant host): under
+    # Rendering takes about a minute of CPU (one ansible-playbook run, a local host per variant): under
     # pytest-xdist the first worker that needs it renders once, under a lock; every worker copies.
     shared = tmp_path_factory.getbasetemp().parent / "monitoring-rendered"
     with open(str(shared) + ".lock", "w", encoding="utf-8") as lock:
