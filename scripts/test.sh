@@ -9,6 +9,10 @@ cd "$here"
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(lint sanity pytest molecule)
 scenarios=${SWARMLAB_SCENARIOS:-"lab swarm ha default"}
+for stage in "${stages[@]}"; do
+    # Before anything runs: a typo must not cost a run of the scenarios first.
+    case $stage in lint|sanity|pytest|molecule) ;; *) echo "unknown stage: $stage" >&2; exit 2 ;; esac
+done
 # With Molecule and other stages asked for, the other stages (lint, sanity, pytest: a log of their
 # own) run while these scenarios run: each side leaves a good part of the 2 CPUs idle (servers and
 # Sentinel timeouts, drains, docker exec), so together they take less than one after the other (on

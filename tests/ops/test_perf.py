@@ -11,7 +11,7 @@ import pytest
 
 from swarmlab_ops import cli, quiet
 from swarmlab_ops.checkout import ROOT
-from swarmlab_ops.perf import figures, settings
+from swarmlab_ops.perf import budget, figures, settings
 from swarmlab_ops.perf import run as perf
 
 # /proc/stat's aggregate line: user nice system idle iowait irq softirq steal guest guest_nice
@@ -253,3 +253,84 @@ def test_smoke_bare_case_on_loopback(tmp_path, monkeypatch, capsys):
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in data["cases"]["bare"].values())
     assert "idle_pct" in data["quiet"] and "quiet" in data["quiet"]
     assert "| bare | POST /api/counter/increment |" in out
+    # Where the CPU went: the app's own processes carry most of it, and the parts add up.
+    cpu = data["cases"]["bare"][POST]["cpu_ms"]
+    assert cpu["web"] > 0 and cpu["redis"] > 0 and cpu["generator"] > 0
+    assert cpu["total"] >= cpu["web"]
+    assert sum(cpu[name] for name in budget.COMPONENTS) == pytest.approx(cpu["total"], rel=0.05)
+    assert "| CPU ms per request | bare POST |" in out
+
+
+# --- the CPU budget per request (swarmlab_ops.perf.budget) -------------------------------------
+
+@pytest.mark.parametrize("comm,cmdline,expected", [
+    ("haproxy", "", "edge"),
+    ("redis-server", "redis-server *:6379", "redis"),
+    ("redis-server", "redis-server *:26379 [sentinel]", "sentinel"),
+    ("redis-sentinel", "", "sentinel"),
+    ("redis_exporter", "/redis_exporter -redis.addr=", "monitoring"),
+    ("node_exporter", "", "monitoring"),
+    ("prometheus", "", "monitoring"),
+    ("alertmanager", "", "monitoring"),
+    ("gunicorn", "", "web"),
+    ("python3", "/opt/venv/bin/python3 /opt/venv/bin/gunicorn --config x", "web"),
+    ("python3", "python3 -c import socket", "other"),
+    ("containerd-shim", "", "docker engine"),
+    ("dockerd", "", "docker engine"),
+    ("systemd", "", "other"),
+])
+def test_component_by_process(comm, cmdline, expected):
+    assert budget.component(comm, cmdline) == expected
+
+
+def sample(procs, stat, children=0.0):
+    """budget.Sample from {pid: (comm, cpu seconds, cmdline)} and /proc/stat's first 8 fields."""
+    return budget.Sample({pid: (comm, f"start{pid}", 1, cpu, cmd) for pid, (comm, cpu, cmd) in procs.items()},
+                         [int(x) for x in stat.split()], children)
+
+
+def test_budget_splits_the_machines_busy_time_per_request():
+    ticks = budget.TICKS
+    before = sample({10: ("gunicorn", 5.0, ""), 11: ("redis-server", 1.0, "redis-server *:6379"),
+                     12: ("haproxy", 2.0, "")}, f"0 0 0 0 0 0 0 0")
+    # 1000 requests; over the run: web 2 s, redis 0.5 s, the edge 0.25 s, a Sentinel that started
+    # during the run 0.1 s, the generator 0.3 s; the machine busy 3.5 s (user 2.5 + system 0.5 +
+    # softirq 0.5), steal 0.1 s: 0.35 s went to processes that came and went.
+    after = sample({10: ("gunicorn", 7.0, ""), 11: ("redis-server", 1.5, "redis-server *:6379"),
+                    12: ("haproxy", 2.25, ""), 13: ("redis-server", 0.1, "redis-server *:26379 [sentinel]")},
+                   f"{int(2.5 * ticks)} 0 {int(0.5 * ticks)} {100 * ticks} 0 0 {int(0.5 * ticks)} "
+                   f"{int(0.1 * ticks)}", children=0.3)
+    cpu = budget.split(before, after, 1000)
+    assert cpu["web"] == pytest.approx(2.0)
+    assert cpu["redis"] == pytest.approx(0.5)
+    assert cpu["edge"] == pytest.approx(0.25)
+    assert cpu["sentinel"] == pytest.approx(0.1)
+    assert cpu["generator"] == pytest.approx(0.3)
+    assert cpu["short-lived"] == pytest.approx(0.35)
+    assert cpu["total"] == pytest.approx(3.5)
+    assert sum(cpu[n] for n in budget.COMPONENTS) == pytest.approx(cpu["total"])
+    assert cpu["kernel irq"] == pytest.approx(0.5)   # inside the rows, not added
+    assert cpu["steal"] == pytest.approx(0.1)
+
+
+def test_budget_never_negative_and_empty_without_requests():
+    before = sample({10: ("gunicorn", 5.0, "")}, "0 0 0 0 0 0 0 0")
+    # Per-process ticks can add up to a little more than the machine's busy time.
+    after = sample({10: ("gunicorn", 6.0, "")}, f"{int(0.9 * budget.TICKS)} 0 0 0 0 0 0 0")
+    cpu = budget.split(before, after, 100)
+    assert cpu["short-lived"] == 0 and cpu["total"] == pytest.approx(10.0)
+    assert budget.split(before, after, 0) == {}
+
+
+def test_budget_table_only_for_cases_that_have_one():
+    cases = {"bare": {POST: {"cpu_ms": {"web": 1.25, "total": 1.5}}},
+             "swarm": {POST: {"cpu_ms": {"web": 1.5, "total": 2.0}}, GET: {"rps": 1}}}
+    table = budget.rows(cases, [("bare", POST), ("swarm", POST), ("bare", GET), ("swarm", GET)])
+    assert table[0] == "| CPU ms per request | bare POST | swarm POST |"
+    assert "| web | 1.250 | 1.500 |" in table and "| **total** | 1.500 | 2.000 |" in table
+    assert "| redis | 0.000 | 0.000 |" in table
+    assert budget.rows(CASES, [("bare", POST)]) == []
+    with_budget = result(True)
+    with_budget["cases"] = {**CASES, "swarm": {**CASES["swarm"], POST: {**CASES["swarm"][POST], "cpu_ms": {"web": 2.0}}}}
+    assert "| CPU ms per request | swarm POST |" in figures.render(with_budget)
+    assert "CPU ms per request" not in figures.render(result(True))

@@ -55,7 +55,7 @@ def proc_snapshot() -> dict[int, tuple[str, str, int, float, str]]:
         fields = raw[raw.rindex(")") + 2:].split()
         cpu = (int(fields[11]) + int(fields[12])) / TICKS
         cmd = ""
-        if comm.startswith(("python", "gunicorn", "locust")):
+        if comm.startswith(("python", "gunicorn", "locust", "redis")):  # redis: Sentinel or not
             try:
                 cmd = Path(entry.path, "cmdline").read_bytes()[:300].replace(b"\0", b" ").decode(
                     errors="replace")

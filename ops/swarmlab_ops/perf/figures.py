@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import budget
+
 TARGET_SWARM_VS_BARE = 0.8   # swarm req/s >= 0.8 x bare req/s
 TARGET_P95_VS_BARE = 1.5     # swarm p95 <= 1.5 x bare p95
 TARGET_SCALE_4_VS_1 = 1.6    # 4 replicas req/s >= 1.6 x 1 replica
@@ -90,6 +92,15 @@ def render(result: dict[str, Any]) -> str:
         f"{q.get('lab_pct', 0):.0f} %), other labs: "
         f"{', '.join(q['other_labs'] or {}) or 'none'}; quiet: {'yes' if q['quiet'] else 'no'}.",
         "", *case_rows(result["cases"]), "", *target_rows(result["targets"])]
+    columns = [(case, request) for request in dict.fromkeys(r for c in result["cases"].values() for r in c)
+               for case in ("bare", "swarm")]
+    table = budget.rows(result["cases"], columns)
+    if table:
+        lines += ["", "Where the CPU goes, bare against swarm (ms of CPU per request, every process of the "
+                  "machine by component; short-lived: processes that started and ended during the run, "
+                  "health checks and `docker exec`; kernel irq: interrupt and softirq time, the network "
+                  "path, already inside the rows above (charged to the process it interrupted); "
+                  "steal: taken by the hypervisor, not in total):", "", *table]
     return "\n".join(lines)
 
 

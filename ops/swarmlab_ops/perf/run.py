@@ -39,7 +39,7 @@ from ..loadtest.locust import BareApp, spread_connections, wait_ready, wait_spre
 from ..loadtest.profile import wrk
 from ..options import comma_list
 from ..report import log
-from . import figures, settings
+from . import budget, figures, settings
 
 REQUESTS = [("POST /api/counter/increment", "POST", "/api/counter/increment"),
             ("GET /api/counter", "GET", "/api/counter")]
@@ -75,15 +75,18 @@ def check_args(args: Any) -> list[str]:
 
 
 def load(url: str, args: Any, lua: str, allowed: set[str], app_pids: list[int]) -> dict[str, Any]:
-    """Every request of REQUESTS against `url` with wrk, the generator's CPU measured."""
+    """Every request of REQUESTS against `url` with wrk, the generator's CPU measured and the
+    machine's CPU per request by component (budget)."""
     host = urlsplit(url).hostname or ""
     if host not in allowed:
         raise RuntimeError(f"refusing to send load to {host}: only loopback and the lab's containers")
     out = {}
     for name, method, path in REQUESTS:
         log(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s {method} {url}{path}")
+        before = budget.take()
         out[name] = measured(lambda m=method, p=path: wrk(url + p, args.connections, args.seconds, lua,
                                                           method=m, threads=args.wrk_threads), app_pids)
+        out[name]["cpu_ms"] = budget.split(before, budget.take(), int(out[name].get("requests", 0)))
         if "error" in out[name]:
             log(f"WARNING: wrk failed: {out[name]['error']}")
     return out
