@@ -15,8 +15,9 @@ for POST /api/counter/increment and GET /api/counter:
   replicas-N  web scaled to 1, then 4 (Engine API, N/N by the collection's convergence rule and
               the edge seen spreading over exactly N replicas); restored afterwards, also on failure
 
-Then one table (req/s, p50, p95, p99, errors, generator CPU, machine busy) and the targets: swarm /
-bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not.
+Then one table (req/s, p50, p95, p99, errors, generator CPU, machine busy), the targets: swarm /
+bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not, and
+the CPU per request by component, bare against swarm (budget.py).
 Results: results/perf/<time>/perf.json (with the guard's readings). --write-docs rewrites the table
 in docs/performance.md between its markers, and is refused unless the machine was quiet.
 Traffic goes only to 127.0.0.1 and the lab's container addresses; every case is bounded in time.
