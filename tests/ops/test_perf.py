@@ -292,7 +292,7 @@ def sample(procs, stat, children=0.0):
 def test_budget_splits_the_machines_busy_time_per_request():
     ticks = budget.TICKS
     before = sample({10: ("gunicorn", 5.0, ""), 11: ("redis-server", 1.0, "redis-server *:6379"),
-                     12: ("haproxy", 2.0, "")}, f"0 0 0 0 0 0 0 0")
+                     12: ("haproxy", 2.0, "")}, "0 0 0 0 0 0 0 0")
     # 1000 requests; over the run: web 2 s, redis 0.5 s, the edge 0.25 s, a Sentinel that started
     # during the run 0.1 s, the generator 0.3 s; the machine busy 3.5 s (user 2.5 + system 0.5 +
     # softirq 0.5), steal 0.1 s: 0.35 s went to processes that came and went.
