@@ -79,7 +79,7 @@ for stage in "${stages[@]}"; do [ "$stage" = molecule ] || others+=("$stage"); d
 if [ -z "$nested" ] && [ ${#others[@]} -gt 0 ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
     for sc in $alongside; do [[ " $scenarios " != *" $sc "* ]] || beside+=("$sc"); done
 fi
-others_pid=
+others_pid='' others_rc=''
 # A failing scenario ends the run, and the other stages' run with it (its own session).
 trap '[ -z "$others_pid" ] || kill -- -"$others_pid" 2>/dev/null || true' EXIT
 
@@ -87,16 +87,24 @@ trap '[ -z "$others_pid" ] || kill -- -"$others_pid" 2>/dev/null || true' EXIT
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+# The other stages, once they have ended (`wait`: until they have): their log, and a failure ends
+# the run there, between two scenarios, not after all of them.
+others_ended() {
+    [ -z "$others_rc" ] || return 0
+    [ "${1:-}" = wait ] || ! kill -0 "$others_pid" 2>/dev/null || return 0
+    others_rc=0; wait "$others_pid" || others_rc=$?
+    others_pid=
+    cat "$results/others.log"
+    [ "$others_rc" -eq 0 ] || { echo "${others[*]} FAILED (exit $others_rc)" >&2; exit 1; }
+}
+
 if [ ${#beside[@]} -gt 0 ]; then
     step "${others[*]} (log: results/test/others.log), beside the scenarios ${beside[*]}"
     SWARMLAB_TEST_STARTED=$started setsid bash "$0" "${others[@]}" > "$results/others.log" 2>&1 &
     others_pid=$!
-    for sc in "${beside[@]}"; do run_scenario "$sc"; done
-    step "${others[*]}: waiting for them"
-    rc=0; wait "$others_pid" || rc=$?
-    others_pid=
-    cat "$results/others.log"
-    [ "$rc" -eq 0 ] || { echo "${others[*]} FAILED (exit $rc)" >&2; exit 1; }
+    for sc in "${beside[@]}"; do others_ended; run_scenario "$sc"; done
+    [ -n "$others_rc" ] || step "${others[*]}: waiting for them"
+    others_ended wait
     [[ " ${others[*]} " != *" pytest "* ]] || count_pytest
     stages=(molecule)
 fi
