@@ -8,8 +8,9 @@ run, so the bare and Swarm columns compare like for like.
 
 "kernel irq" (irq + softirq from /proc/stat: where the overlay's VXLAN, the bridges and the veths
 are processed) is shown apart, as a part of the total: with tick-based accounting and no
-CONFIG_IRQ_TIME_ACCOUNTING (Debian's and our CI machines' kernels) each interrupt tick is also
-charged to whichever process was running, so it is inside the rows above, not beside them.
+CONFIG_IRQ_TIME_ACCOUNTING (our machines' kernel, /proc/config.gz) each interrupt tick is also
+charged to whichever process was running, so it is inside the rows above, not beside them. On a
+kernel with it, interrupt time is charged to no process and lands in "short-lived".
 """
 from __future__ import annotations
 
