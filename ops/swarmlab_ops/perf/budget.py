@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..loadtest.cpu import TICKS, child_cpu, cpu_deltas, proc_snapshot
+from ..loadtest.cpu import TICKS, child_cpu, classify, cpu_deltas, proc_snapshot
 
 # In the order of the table; "short-lived" and "generator" are derived, not matched by name.
 COMPONENTS = ("web", "redis", "sentinel", "edge", "docker engine", "monitoring", "other",
@@ -39,19 +39,15 @@ def take() -> Sample:
 
 
 def component(comm: str, cmdline: str = "") -> str:
-    """What a process is, from its name (and command line where the name is ambiguous)."""
-    if comm == "haproxy":
-        return "edge"
+    """What a process is: the load test's classes (loadtest.cpu.classify), with the monitoring
+    stack and the Sentinels apart from "other" and "redis"."""
     if comm.endswith("_exporter") or comm.startswith(MONITORING):
         return "monitoring"
-    if comm.startswith("redis-"):
-        # Sentinel is the same binary: its command line says which.
-        return "sentinel" if comm == "redis-sentinel" or "[sentinel]" in cmdline else "redis"
-    if comm.startswith("gunicorn") or "gunicorn" in cmdline:
-        return "web"
-    if comm in ("dockerd", "containerd", "docker-proxy", "runc") or comm.startswith("containerd-shim"):
-        return "docker engine"
-    return "other"
+    kind = classify(comm, cmdline)
+    # Sentinel is the same binary as the server: its command line says which.
+    if kind == "redis" and (comm == "redis-sentinel" or "[sentinel]" in cmdline):
+        return "sentinel"
+    return kind
 
 
 def split(before: Sample, after: Sample, requests: int) -> dict[str, float]:
