@@ -4,13 +4,21 @@ the verdict from canned /proc/stat samples and container lists, ratios and targe
 gunicorn settings. No lab and no load here; one 5 s smoke of the bare case on loopback at the end."""
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from swarmlab_ops import cli, quiet
 from swarmlab_ops.checkout import ROOT
+from swarmlab_ops.loadtest.bareredis import RedisLayout, app_env, online_replicas
+from swarmlab_ops.loadtest.locust import BareApp
 from swarmlab_ops.perf import budget, figures, settings
 from swarmlab_ops.perf import run as perf
 
@@ -129,6 +137,18 @@ def test_targets_ratios_and_verdicts():
     assert checks[(GET, "4 / 1 replicas req/s")]["met"] is False  # 1.5x
     errors = [t for t in checks.values() if t["target"].startswith("errors")]
     assert [(t["request"], t["met"], t["value"]) for t in errors] == [(POST, True, 0), (GET, False, 3)]
+    # Without a bare-replicated case its comparisons are not measured, never met or not met.
+    assert checks[(POST, f"{figures.INFO} swarm / bare-replicated req/s")]["met"] is None
+
+
+def test_the_swarm_against_bare_with_the_stacks_redis_is_information_beside_the_targets():
+    cases = {**CASES, "bare-replicated": {POST: wrk_result(1000, 50), GET: wrk_result(800, 40)}}
+    checks = {(t["request"], t["target"]): t for t in figures.targets(cases, [POST, GET])}
+    assert checks[(POST, "(information) swarm / bare-replicated req/s")]["value"] == pytest.approx(0.85)
+    assert checks[(POST, "(information) swarm / bare-replicated req/s")]["met"] is True
+    assert checks[(GET, "(information) swarm p95 / bare-replicated p95")]["value"] == pytest.approx(1.5)
+    # Issue 17's own verdicts stay against the strict bare case.
+    assert checks[(GET, "swarm / bare req/s")]["value"] == pytest.approx(700 / 1200)
 
 
 def test_targets_boundaries_are_inclusive_and_missing_cases_not_measured():
@@ -145,7 +165,8 @@ def result(ok: bool) -> dict:
     meta = {"started": "20270101T000000", "lab": "swarmlab", "command": "swarmlab-ops perf --write-docs",
             "connections": 32, "wrk_threads": 1, "seconds": 20, "workers": 3, "threads": 4,
             "settings_source": "test", "swarm_replicas": 4}
-    return {"meta": meta, "quiet": reading(ok), "cases": CASES, "targets": figures.targets(CASES, [POST, GET])}
+    cases = {**CASES, "bare-replicated": {POST: wrk_result(900, 45), GET: wrk_result(1100, 35)}}
+    return {"meta": meta, "quiet": reading(ok), "cases": cases, "targets": figures.targets(cases, [POST, GET])}
 
 
 def test_render_has_cases_and_verdicts():
@@ -153,6 +174,8 @@ def test_render_has_cases_and_verdicts():
     assert "| bare | POST /api/counter/increment | 1000 | 13.3 | 40.0 | 80.0 | 0 | 9 % | 80 % |" in text
     assert "| POST /api/counter/increment | swarm / bare req/s | 0.85x | >= 0.8x | met |" in text
     assert "| GET /api/counter | 4 / 1 replicas req/s | 1.50x | >= 1.6x | **not met** |" in text
+    assert "| POST /api/counter/increment | (information) swarm / bare-replicated req/s | 0.94x | >= 0.8x | met |" in text
+    assert "| bare-replicated | GET /api/counter | 1100 |" in text
     assert "quiet: yes" in text
 
 
@@ -181,7 +204,7 @@ def test_write_docs_refused_unless_quiet(tmp_path):
         perf.write_docs(result(False), doc)
     assert doc.read_text() == DOC
     partial = result(True)
-    partial["cases"] = {k: v for k, v in CASES.items() if k != "replicas-1"}
+    partial["cases"] = {k: v for k, v in partial["cases"].items() if k != "replicas-1"}
     with pytest.raises(SystemExit, match="cases not measured: replicas-1"):
         perf.write_docs(partial, doc)
     assert doc.read_text() == DOC
@@ -212,12 +235,34 @@ def test_an_unknown_case_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         parsed("--cases", "bare,edge")
     assert exc.value.code == 2
-    assert "unknown 'edge' (known: bare, swarm, sweep)" in capsys.readouterr().err
+    assert "unknown 'edge' (known: bare, bare-replicated, swarm, sweep)" in capsys.readouterr().err
 
 
 def test_total_load_is_bounded():
-    assert perf.planned_seconds(["bare", "swarm", "sweep"], 60) == 480 <= perf.MAX_LOAD_SECONDS
-    assert perf.check_args(parsed("--seconds", "60")) == ["bare", "swarm", "sweep"]
+    every = ["bare", "bare-replicated", "swarm", "sweep"]
+    assert perf.planned_seconds(every, 60) == 600 <= perf.MAX_LOAD_SECONDS
+    assert perf.planned_seconds(every, 20, 3) == (3 * 3 + 2) * 2 * 20  # the sweep runs once
+    assert perf.check_args(parsed()) == every
+    assert perf.check_args(parsed("--seconds", "60", "--rounds", "1")) == every
+    with pytest.raises(SystemExit, match="--seconds or --rounds"):
+        perf.check_args(parsed("--seconds", "60"))
+    with pytest.raises(SystemExit, match="1..9"):
+        perf.check_args(parsed("--rounds", "0"))
+
+
+def test_each_case_is_its_median_round_with_every_round_kept():
+    runs = [{POST: wrk_result(900, 70, errors=1)}, {POST: wrk_result(1200, 50)}, {POST: wrk_result(1000, 60)}]
+    merged = figures.median_round(runs)[POST]
+    assert (merged["rps"], merged["p95_ms"]) == (1000, 60)        # the median round, whole
+    assert merged["rounds_rps"] == [900, 1200, 1000] and merged["rounds_p95_ms"] == [70, 50, 60]
+    assert merged["errors"] == 1                                   # every round's errors count
+    assert figures.median_round(runs[:2])[POST]["rps"] == 900      # even: the lower middle
+    assert figures.median_round(runs[:1])[POST]["rps"] == 900
+    failed = figures.median_round([*runs, {POST: {"error": "wrk: connection refused"}}])[POST]
+    assert failed == {"error": "wrk: connection refused"}
+    rows = figures.case_rows({"bare": figures.median_round(runs)})
+    assert rows[2].endswith("| 900 (70), 1200 (50), 1000 (60) |")
+    assert figures.case_rows({"bare": runs[0]})[2].endswith("| once |")
 
 
 def test_the_bare_case_is_sized_for_the_machine_not_per_replica():
@@ -237,6 +282,81 @@ def test_stack_settings_from_the_checkout_and_the_deployed_service():
 
 @pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("redis-server") is None,
                     reason="needs wrk and redis-server (scripts/setup.sh installs them)")
+def test_the_bare_redis_layout_follows_the_stack():
+    assert settings.redis_from_checkout() == RedisLayout(replicas=2, wait=1, tls=False, aof=True)
+    services = ["web", "edge", "redis-master", "redis-replica-1", "redis-replica-2", "redis-sentinel-1"]
+    master_args = ["server", "--appendonly", "yes", "--replica-read-only", "yes"]
+    lab = settings.redis_from_stack({"REDIS_TLS": "1", "REDIS_WAIT_REPLICAS": "1"}, services, master_args)
+    assert lab == RedisLayout(replicas=2, wait=1, tls=True, aof=True)
+    # REDIS_TLS unset: the URL's scheme says; WAIT never above the replicas there are.
+    other = settings.redis_from_stack({"REDIS_URL": "rediss://redis-master:6379/0", "REDIS_WAIT_REPLICAS": "3"},
+                                      services[:4], ["server", "--appendonly", "no"])
+    assert other == RedisLayout(replicas=1, wait=1, tls=True, aof=False)
+    assert "2 replica(s), WAIT 1, TLS on, AOF on" in lab.describe()
+    assert RedisLayout().describe() == "a lone redis-server"
+    env = app_env(lab, 7000, [7001, 7002], {"ca": Path("/x/ca.pem")})
+    assert env == {"REDIS_URL": "rediss://:loadtest-pw@localhost:7000/0", "REDIS_WAIT_REPLICAS": "1",
+                   "REDIS_REPLICAS": "localhost:7001,localhost:7002", "REDIS_TLS": "1",
+                   "REDIS_TLS_CA_FILE": "/x/ca.pem"}
+    assert app_env(RedisLayout(), 7000, [], None) == {"REDIS_URL": "redis://:loadtest-pw@127.0.0.1:7000/0",
+                                                      "REDIS_WAIT_REPLICAS": "0"}
+
+
+@pytest.mark.parametrize("layout", [RedisLayout(replicas=1, wait=2), RedisLayout(replicas=5, wait=1),
+                                    RedisLayout(wait=-1)])
+def test_an_impossible_bare_redis_layout_is_refused_before_anything_starts(layout):
+    with pytest.raises(SystemExit, match="bare Redis"):
+        BareApp(1, 1, 1, redis=layout)
+
+
+def test_online_replicas_from_info_replication():
+    info = ("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n"
+            "slave0:ip=127.0.0.1,port=1,state=online,offset=1,lag=0\r\n"
+            "slave1:ip=127.0.0.1,port=2,state=wait_bgsave,offset=0,lag=0\r\n"
+            "master_failover_state:no-failover\r\n")
+    assert online_replicas(info) == 1 and online_replicas("") == 0
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("openssl") is None,
+                    reason="needs redis-server and openssl (scripts/setup.sh installs them)")
+def test_the_bare_app_with_the_stacks_redis_is_replicated_encrypted_and_waits():
+    """Real redis-servers and gunicorn on loopback, laid out as the lab's stack: what the
+    bare-replicated case measures is really there (a write on every replica, TLS only)."""
+    layout = RedisLayout(replicas=2, wait=1, tls=True, aof=True)
+    with BareApp(1, 2, 4, redis=layout) as app:
+        conn = http.client.HTTPConnection("127.0.0.1", urlsplit(app.url).port, timeout=10)
+        for _request in range(3):
+            conn.request("POST", "/api/counter/increment")
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            value = json.loads(response.read())["value"]
+        conn.close()
+        ports = re.findall(r"--tls-port', '(\d+)", " ".join(repr(p.args) for p in app.procs[:-1]))
+        ca = str(app.workdir / "ca.pem")
+        cli_tls = ["redis-cli", "-h", "localhost", "--no-auth-warning", "-a", "loadtest-pw",
+                   "--tls", "--cacert", ca]
+        assert len(ports) == 3
+        # WAIT 1 acknowledged each write; all of them reach both replicas.
+        for port in ports:
+            got = ""
+            for _attempt in range(50):
+                got = subprocess.run([*cli_tls, "-p", port, "GET", "loadtest:counter"],
+                                     capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+                if got == str(value):
+                    break
+                time.sleep(0.1)
+            assert got == str(value), (port, got)
+        aof = subprocess.run([*cli_tls, "-p", ports[0], "CONFIG", "GET", "appendonly"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.split()
+        assert aof == ["appendonly", "yes"]
+        # No plaintext port: a client without TLS gets no answer from the master.
+        plain = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", ports[0], "--no-auth-warning",
+                                "-a", "loadtest-pw", "PING"], capture_output=True, text=True, timeout=10,
+                               check=False)
+        assert "PONG" not in plain.stdout
+    assert not app.workdir.exists()
+
+
 def test_smoke_bare_case_on_loopback(tmp_path, monkeypatch, capsys):
     """5 s of wrk (POST) against the bare app on 127.0.0.1: the tool works end to end. The
     figures are not looked at (nor recorded anywhere but the run's own results/ folder)."""
@@ -244,12 +364,13 @@ def test_smoke_bare_case_on_loopback(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(quiet, "WINDOW_S", 0.5)
     monkeypatch.setattr(perf, "REQUESTS", perf.REQUESTS[:1])  # POST only: 5 s of load in all
     ns = parsed("--cases", "bare", "--seconds", "5", "--connections", "4", "--lab", "perf-smoke",
-                "--converge-timeout", "10")
+                "--converge-timeout", "10", "--rounds", "2")
     assert perf.run(ns) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: ")  # the guard's lines come first
     data = json.loads((tmp_path / "perf.json").read_text())
     assert set(data["cases"]["bare"]) == {POST}
+    assert len(data["cases"]["bare"][POST]["rounds_rps"]) == 2 and data["meta"]["rounds"] == 2
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in data["cases"]["bare"].values())
     assert "idle_pct" in data["quiet"] and "quiet" in data["quiet"]
     assert "| bare | POST /api/counter/increment |" in out

@@ -17,12 +17,12 @@ from typing import Any
 
 from ..checkout import ROOT
 from ..report import log
+from .bareredis import RedisLayout, app_env, make_tls, server_args, wait_online
 from .cpu import CpuProfile
 from .stats import parse_locust_stats, saturation_warnings
 
 APP_DIR = ROOT / "app"
 LOCUSTFILE = APP_DIR / "locustfile.py"
-BARE_PASSWORD = "loadtest-pw"
 
 
 def loadavg() -> str:
@@ -134,25 +134,42 @@ def spread_connections(clients: int, workers: int, threads: int) -> int:
 
 class BareApp:
     """redis-server + gunicorn on loopback (the bare case, and `swarmlab-ops bench`), sized for
-    `clients` keep-alive connections (spread_connections)."""
+    `clients` keep-alive connections (spread_connections). `redis`: a lone redis-server by default,
+    or Redis laid out as the stack runs it (bareredis.RedisLayout)."""
 
-    def __init__(self, workers: int, threads: int, clients: int):
+    def __init__(self, workers: int, threads: int, clients: int, redis: RedisLayout | None = None):
         self.workers, self.threads = workers, threads
         self.worker_connections = spread_connections(clients, workers, threads)
+        self.redis = redis or RedisLayout()
+        self.redis.check()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="swarmlab-loadtest-"))
 
+    def _start_redis(self) -> dict[str, str]:
+        tls = make_tls(self.workdir) if self.redis.tls else None
+        ports = [free_port() for _port in range(1 + self.redis.replicas)]
+        for i, port in enumerate(ports):
+            workdir = self.workdir / f"redis-{i}"
+            workdir.mkdir()
+            self.procs.append(subprocess.Popen(server_args(self.redis, port, workdir, tls,
+                                                           master_port=ports[0] if i else None)))
+        wait_online(ports[0], self.redis.replicas, tls)
+        return app_env(self.redis, ports[0], ports[1:], tls)
+
     def __enter__(self) -> "BareApp":
-        redis_port, app_port, metrics_port = free_port(), free_port(), free_port()
-        self.procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-             "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
-             "--requirepass", BARE_PASSWORD, "--logfile", str(self.workdir / "redis.log")]))
+        try:
+            redis_env = self._start_redis()
+        except BaseException:
+            self.__exit__()
+            raise
+        app_port, metrics_port = free_port(), free_port()
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(app_port),
                "GUNICORN_WORKERS": str(self.workers), "GUNICORN_THREADS": str(self.threads),
                "GUNICORN_WORKER_CONNECTIONS": str(self.worker_connections),
-               "REDIS_URL": f"redis://:{BARE_PASSWORD}@127.0.0.1:{redis_port}/0",
+               **redis_env,
                "COUNTER_KEY": "loadtest:counter",
+               # No balancer in front to drain from: stop at once.
+               "SHUTDOWN_DELAY": "0",
                # The app's metrics as in the stack, on a free loopback port (not 0.0.0.0:9102).
                "METRICS_PORT": str(metrics_port), "METRICS_HOST": "127.0.0.1"}
         with open(self.workdir / "gunicorn.log", "wb") as logf:
@@ -162,7 +179,11 @@ class BareApp:
                 cwd=APP_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT))
         self.url = f"http://127.0.0.1:{app_port}"
         self.metrics_address = f"127.0.0.1:{metrics_port}"
-        wait_ready(self.url, 30)
+        try:
+            wait_ready(self.url, 30)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     @property

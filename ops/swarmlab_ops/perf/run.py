@@ -11,13 +11,19 @@ for POST /api/counter/increment and GET /api/counter:
               at its best, the strict baseline). Not the stack's per-replica settings: those
               are tuned for 4 replicas sharing the machine, and a baseline that followed them
               would move whenever the stack is tuned
+  bare-replicated
+              the same bare gunicorn with Redis as the deployed stack runs it (loadtest/bareredis.py):
+              a master and its replicas, AOF, TLS for clients and replication when the stack has
+              it, the app WAITing for as many replicas as the stack's; no Sentinel. Against it, the
+              Swarm's own cost (edge, overlay, containers) apart from what its Redis guarantees cost
   swarm       the stack through its edge (manager's lab address), at the replicas it runs
   replicas-N  web scaled to 1, then 4 (Engine API, N/N by the collection's convergence rule and
               the edge seen spreading over exactly N replicas); restored afterwards, also on failure
 
 Then one table (req/s, p50, p95, p99, errors, generator CPU, machine busy), the targets: swarm /
-bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not, and
-the CPU per request by component, bare against swarm (budget.py).
+bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not (and
+the first two against bare-replicated, for information), and the CPU per request by component,
+bare, bare-replicated and swarm side by side (budget.py).
 Results: results/perf/<time>/perf.json (with the guard's readings). --write-docs rewrites the table
 in docs/performance.md between its markers, and is refused unless the machine was quiet.
 Traffic goes only to 127.0.0.1 and the lab's container addresses; every case is bounded in time.
@@ -45,13 +51,14 @@ from . import budget, figures, settings
 REQUESTS = [("POST /api/counter/increment", "POST", "/api/counter/increment"),
             ("GET /api/counter", "GET", "/api/counter")]
 SWEEP = (1, 4)
-CASES = ("bare", "swarm", "sweep")
-MAX_LOAD_SECONDS = 480  # all cases' wrk runs together
+CASES = ("bare", "bare-replicated", "swarm", "sweep")
+BARE_CASES = ("bare", "bare-replicated")
+MAX_LOAD_SECONDS = 600  # all cases' wrk runs together
 DOCS = ROOT / "docs" / "performance.md"
 
 
-def planned_seconds(cases: list[str], seconds: int) -> int:
-    runs = sum(len(SWEEP) if c == "sweep" else 1 for c in cases)
+def planned_seconds(cases: list[str], seconds: int, rounds: int = 1) -> int:
+    runs = sum(len(SWEEP) if c == "sweep" else rounds for c in cases)
     return runs * len(REQUESTS) * seconds
 
 
@@ -66,10 +73,18 @@ def check_args(args: Any) -> list[str]:
         raise SystemExit("--bare-workers must be 1..16 and --bare-threads 1..64")
     if not 1 <= args.wrk_threads <= args.connections <= 256:
         raise SystemExit("need 1 <= --wrk-threads <= --connections <= 256")
-    if planned_seconds(cases, args.seconds) > MAX_LOAD_SECONDS:
-        raise SystemExit(f"{planned_seconds(cases, args.seconds)} s of load planned, more than "
-                         f"{MAX_LOAD_SECONDS} s: lower --seconds")
-    for tool in ("wrk", "redis-server") if "bare" in cases else ("wrk",):
+    if not 1 <= args.rounds <= 9:
+        raise SystemExit("--rounds must be 1..9")
+    planned = planned_seconds(cases, args.seconds, args.rounds)
+    if planned > MAX_LOAD_SECONDS:
+        raise SystemExit(f"{planned} s of load planned, more than {MAX_LOAD_SECONDS} s: lower "
+                         "--seconds or --rounds")
+    tools = ["wrk"]
+    if set(cases) & set(BARE_CASES):
+        tools += ["redis-server", "redis-cli"]
+    if "bare-replicated" in cases:
+        tools.append("openssl")
+    for tool in tools:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (apt-get install redis-server wrk)")
     return cases
@@ -118,24 +133,29 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         lab = Lab(args.lab)
         swarm = Swarm(lab, args.stack)
         allowed |= {n.address for n in lab.nodes.values()}
-        web = settings.from_service(service_env(swarm.service("web")["Spec"]), web)
+        web_env = service_env(swarm.service("web")["Spec"])
+        web = settings.from_service(web_env, web)
+        layout = settings.redis_from_stack(
+            web_env, list(swarm.replicas()),
+            swarm.service("redis-master")["Spec"]["TaskTemplate"]["ContainerSpec"].get("Args", []))
+    else:
+        layout = settings.redis_from_checkout()
     outdir = results_dir("perf")
     meta: dict[str, Any] = {
         "started": outdir.name, "lab": args.lab, "command": "swarmlab-ops " + " ".join(sys.argv[1:]),
         "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
         "workers": web["workers"], "threads": web["threads"], "settings_source": web["source"],
         "bare_workers": args.bare_workers, "bare_threads": args.bare_threads or settings.image_threads(),
-        "swarm_wait_replicas": web.get("swarm_wait_replicas", 0)}
+        "swarm_wait_replicas": web.get("swarm_wait_replicas", 0),
+        "bare_replicated_redis": layout.describe()}
     meta["bare_worker_connections"] = spread_connections(args.connections, args.bare_workers, meta["bare_threads"])
     cases: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {}
     original = None
     try:
         with as_file(files("swarmlab_ops").joinpath("wrk_report.lua")) as lua_path:
             lua = str(lua_path)
-            if "bare" in cases_wanted:
-                with BareApp(meta["bare_workers"], meta["bare_threads"], args.connections) as bare:
-                    gunicorn = bare.procs[-1].pid
-                    cases["bare"] = load(bare.url, args, lua, allowed, [gunicorn, *children_of(gunicorn)])
+            edge = None
             if swarm is not None:
                 edge = swarm.edge_url()
                 wait_ready(edge, 30)
@@ -143,7 +163,21 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
                 if "swarm" in cases_wanted:
                     meta["swarm_replicas"] = original
                     meta["swarm_spread"] = wait_spread(edge, original, args.converge_timeout)
-                    cases["swarm"] = load(edge, args, lua, allowed, [])
+            # Bare and swarm alternate, round after round: the machine's speed drifts by more
+            # than the differences looked for, so each case is seen at several moments.
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    log(f"round {number} of {args.rounds}")
+                for case in (c for c in ("bare", "bare-replicated") if c in cases_wanted):
+                    layout_of_case = layout if case == "bare-replicated" else None
+                    with BareApp(meta["bare_workers"], meta["bare_threads"], args.connections,
+                                 redis=layout_of_case) as bare:
+                        gunicorn = bare.procs[-1].pid
+                        rounds.setdefault(case, []).append(
+                            load(bare.url, args, lua, allowed, [gunicorn, *children_of(gunicorn)]))
+                if edge is not None and "swarm" in cases_wanted:
+                    rounds.setdefault("swarm", []).append(load(edge, args, lua, allowed, []))
+            if edge is not None:
                 for n in SWEEP if "sweep" in cases_wanted else ():
                     took = swarm.scale("web", n, args.converge_timeout)
                     spread = wait_spread(edge, n, args.converge_timeout)
@@ -152,6 +186,9 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
     finally:
         if swarm is not None and original is not None:
             restore(swarm, original, args.converge_timeout)
+        # Also after a failure: the rounds measured so far are kept and shown.
+        cases = {**{case: figures.median_round(runs) for case, runs in rounds.items()}, **cases}
+        meta["rounds"] = args.rounds
         meta["finished"] = time.strftime("%Y%m%dT%H%M%S")
         quiet.recheck(reading)
         result = {"meta": meta, "quiet": reading, "cases": cases,
@@ -168,7 +205,8 @@ def write_docs(result: dict[str, Any], path: Path = DOCS) -> int:
     """Rewrite the table in docs/performance.md between its markers: only after a quiet start,
     and only with every case measured (SystemExit naming why, the file untouched)."""
     quiet.refuse_unless_quiet(result["quiet"])
-    missing = [c for c in ("bare", "swarm", "replicas-1", "replicas-4") if c not in result["cases"]]
+    missing = [c for c in ("bare", "bare-replicated", "swarm", "replicas-1", "replicas-4")
+               if c not in result["cases"]]
     if missing:
         raise SystemExit("--write-docs refused: cases not measured: " + ", ".join(missing))
     path.write_text(figures.rewrite_between(path.read_text(), figures.render(result)))
@@ -178,8 +216,12 @@ def write_docs(result: dict[str, Any], path: Path = DOCS) -> int:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--cases", type=comma_list(CASES), default=",".join(CASES),
-                        help="comma-separated subset of bare,swarm,sweep (sweep: 1 and 4 replicas)")
+                        help="comma-separated subset of bare,bare-replicated,swarm,sweep (sweep: 1 and 4 "
+                             "replicas)")
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per case and request (5..60)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare, bare-replicated and swarm in turn this many times (1..9); each "
+                             "case's figures are those of its median round (the sweep runs once)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections, every case")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads, every case")
     parser.add_argument("--bare-workers", type=int, default=3, help="gunicorn workers of the bare case")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..checkout import ROOT
+from ..loadtest.bareredis import RedisLayout
 
 
 def dockerfile_env(text: str) -> dict[str, str]:
@@ -57,3 +58,27 @@ def from_service(env: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
     if env.get("REDIS_WAIT_REPLICAS"):
         out["swarm_wait_replicas"] = int(env["REDIS_WAIT_REPLICAS"])
     return out
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def redis_from_checkout(root: Path = ROOT) -> RedisLayout:
+    """The stack role's defaults: replicas, WAIT, TLS (off unless an inventory turns it on), AOF."""
+    defaults = yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
+    return RedisLayout(replicas=int(defaults["stack_redis_replicas"]),
+                       wait=int(defaults["stack_web_redis_wait_replicas"]),
+                       tls=_truthy(defaults["stack_redis_tls"]),
+                       aof=_truthy(defaults["stack_redis_appendonly"]))
+
+
+def redis_from_stack(web_env: dict[str, str], services: list[str], master_args: list[str]) -> RedisLayout:
+    """What the deployed stack runs: its redis-replica-N services, the web service's
+    REDIS_WAIT_REPLICAS and REDIS_TLS (or a rediss:// REDIS_URL), the master's --appendonly."""
+    replicas = sum(1 for name in services if re.fullmatch(r"redis-replica-\d+", name))
+    aof = any(a == "--appendonly" and b == "yes" for a, b in zip(master_args, master_args[1:]))
+    tls = (_truthy(web_env["REDIS_TLS"]) if web_env.get("REDIS_TLS", "").strip()
+           else web_env.get("REDIS_URL", "").startswith("rediss://"))
+    return RedisLayout(replicas=replicas, wait=min(int(web_env.get("REDIS_WAIT_REPLICAS") or 0), replicas),
+                       tls=tls, aof=aof)
