@@ -12,7 +12,8 @@ for POST /api/counter/increment and GET /api/counter:
               are tuned for 4 replicas sharing the machine, and a baseline that followed them
               would move whenever the stack is tuned
   bare-replicated
-              the same bare gunicorn with Redis as the deployed stack runs it (loadtest/bareredis.py):
+              the same bare gunicorn with Redis as the deployed stack runs it (loadtest/bareredis.py;
+              read from the lab when swarm or the sweep runs too, else the stack role's defaults):
               a master and its replicas, AOF, TLS for clients and replication when the stack has
               it, the app WAITing for as many replicas as the stack's; no Sentinel. Against it, the
               Swarm's own cost (edge, overlay, containers) apart from what its Redis guarantees cost
@@ -126,6 +127,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
     needs_lab = "swarm" in cases_wanted or "sweep" in cases_wanted
     web = settings.from_checkout()
     swarm = None
+    web_env: dict[str, str] = {}
     allowed = {"127.0.0.1"}
     if needs_lab:
         from ..lab import Lab, Swarm  # pylint: disable=import-outside-toplevel
@@ -135,11 +137,11 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         allowed |= {n.address for n in lab.nodes.values()}
         web_env = service_env(swarm.service("web")["Spec"])
         web = settings.from_service(web_env, web)
+    layout = settings.redis_from_checkout()
+    if swarm is not None and "bare-replicated" in cases_wanted:
         layout = settings.redis_from_stack(
             web_env, list(swarm.replicas()),
             swarm.service("redis-master")["Spec"]["TaskTemplate"]["ContainerSpec"].get("Args", []))
-    else:
-        layout = settings.redis_from_checkout()
     outdir = results_dir("perf")
     meta: dict[str, Any] = {
         "started": outdir.name, "lab": args.lab, "command": "swarmlab-ops " + " ".join(sys.argv[1:]),
