@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from swarmlab_ops.loadtest.cpu import children_of
+from swarmlab_ops.loadtest import locust
 from swarmlab_ops.loadtest.locust import BareApp, spread_connections
 
 
@@ -72,3 +73,20 @@ def test_the_clients_cannot_pile_into_one_worker():
             for conn in conns:
                 if conn is not None:
                     conn.close()
+
+
+def test_a_failed_start_leaves_nothing_running(monkeypatch):
+    """`with` calls __exit__ only once __enter__ has returned: a start that fails half-way (here
+    the app never answers) must stop the redis-server and gunicorn it already started itself."""
+    assert shutil.which("redis-server"), "redis-server not found: run scripts/setup.sh"
+
+    def never_ready(url: str, timeout: float) -> None:
+        raise RuntimeError(f"{url} not ready after {timeout} s")
+
+    monkeypatch.setattr(locust, "wait_ready", never_ready)
+    app = BareApp(1, 2, 2)
+    with pytest.raises(RuntimeError, match="not ready"):
+        with app:
+            pass
+    assert len(app.procs) == 2 and all(proc.poll() is not None for proc in app.procs)
+    assert not app.workdir.exists()

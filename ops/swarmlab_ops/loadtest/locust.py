@@ -157,11 +157,16 @@ class BareApp:
         return app_env(self.redis, ports[0], ports[1:], tls)
 
     def __enter__(self) -> "BareApp":
+        # `with` calls __exit__ only after __enter__ returned: a failed start stops what it started.
         try:
-            redis_env = self._start_redis()
+            self._start()
         except BaseException:
             self.__exit__()
             raise
+        return self
+
+    def _start(self) -> None:
+        redis_env = self._start_redis()
         app_port, metrics_port = free_port(), free_port()
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(app_port),
                "GUNICORN_WORKERS": str(self.workers), "GUNICORN_THREADS": str(self.threads),
@@ -179,12 +184,7 @@ class BareApp:
                 cwd=APP_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT))
         self.url = f"http://127.0.0.1:{app_port}"
         self.metrics_address = f"127.0.0.1:{metrics_port}"
-        try:
-            wait_ready(self.url, 30)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        wait_ready(self.url, 30)
 
     @property
     def pids(self) -> list[int]:

@@ -170,7 +170,7 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
             for number in range(1, args.rounds + 1):
                 if args.rounds > 1:
                     log(f"round {number} of {args.rounds}")
-                for case in (c for c in ("bare", "bare-replicated") if c in cases_wanted):
+                for case in (c for c in BARE_CASES if c in cases_wanted):
                     layout_of_case = layout if case == "bare-replicated" else None
                     with BareApp(meta["bare_workers"], meta["bare_threads"], args.connections,
                                  redis=layout_of_case) as bare:
