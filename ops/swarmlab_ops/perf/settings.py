@@ -7,6 +7,7 @@ when a lab is given, the deployed web service's environment overrides both (what
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ import yaml
 
 from ..checkout import ROOT
 from ..loadtest.bareredis import RedisLayout
+
+
+@functools.lru_cache(maxsize=4)
+def role_defaults(root: Path = ROOT) -> dict[str, Any]:
+    """roles/stack/defaults/main.yml, read once per run (the web settings and the Redis layout)."""
+    return yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
 
 
 def dockerfile_env(text: str) -> dict[str, str]:
@@ -38,7 +45,7 @@ def image_threads(root: Path = ROOT) -> int:
 
 def from_checkout(root: Path = ROOT) -> dict[str, Any]:
     """{"workers", "threads", "source"} from the stack role's defaults and the app's Dockerfile."""
-    defaults = yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
+    defaults = role_defaults(root)
     extra = defaults.get("stack_web_environment") or {}
     threads = extra.get("GUNICORN_THREADS") or image_threads(root)
     workers = extra.get("GUNICORN_WORKERS", defaults["stack_web_gunicorn_workers"])
@@ -66,7 +73,7 @@ def _truthy(value: object) -> bool:
 
 def redis_from_checkout(root: Path = ROOT) -> RedisLayout:
     """The stack role's defaults: replicas, WAIT, TLS (off unless an inventory turns it on), AOF."""
-    defaults = yaml.safe_load((root / "roles/stack/defaults/main.yml").read_text())
+    defaults = role_defaults(root)
     return RedisLayout(replicas=int(defaults["stack_redis_replicas"]),
                        wait=int(defaults["stack_web_redis_wait_replicas"]),
                        tls=_truthy(defaults["stack_redis_tls"]),
