@@ -7,6 +7,7 @@ pure logic in ``_redis.py``."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import socket
 import time
@@ -19,6 +20,8 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     parse_info,
     parse_replication,
     parse_role,
+    replica_link_ok,
+    resolve_master,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import pairs, reachable_refusal, sentinel_errors
 
@@ -246,9 +249,33 @@ def collect_instance(host: str, port: int, params: dict[str, t.Any], probe_maste
     return record
 
 
-def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+# A replica read right after its master may not have taken in what the master had just sent (its
+# periodic PING, a write): what it receives within this many seconds does not count as lag.
+LAG_SETTLE_SECONDS = 1.0
+
+
+def read_until_caught_up(state: dict[str, t.Any], read: t.Callable[[], dict[str, t.Any] | None],
+                         master_offset: int | None, deadline: float, interval: float = 0.05) -> dict[str, t.Any]:
+    """A replica's state (anything with ``repl``) read again with ``read()`` until its offset
+    reaches ``master_offset`` (read from its master just before) or ``deadline`` (monotonic)
+    passes; the last state read. ``read()`` returning None (the replica not read) ends it."""
+    while True:
+        offset = (state.get('repl') or {}).get('replica_repl_offset')
+        if master_offset is None or offset is None or offset >= master_offset or time.monotonic() >= deadline:
+            return state
+        time.sleep(interval)
+        again = read()
+        if again is None:
+            return state
+        state = again
+
+
+def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any],
+                     settle: bool = False) -> list[dict[str, t.Any]]:
     """Records of every listed instance. A replica's master is probed for its run_id only when
-    its address is not one of the listed instances (an alias), so a dead master costs one try."""
+    its address is not one of the listed instances (an alias), so a dead master costs one try.
+    With ``settle``, a streaming replica behind its master's offset is read again (_settled): for
+    a report of lag, not for the loops that poll while writes are paused."""
     records = [collect_instance(i['host'], i['port'], params, probe_master=False) for i in instances]
     # A replica listed before a master is read again after the last one: read before its master, it
     # would count the writes the master took in between as lag.
@@ -261,7 +288,33 @@ def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]
         if repl.get('role') == 'replica' and repl.get('master_host') and not is_listed(
                 repl['master_host'], repl['master_port'], records):
             record['master_run_id'] = probe_run_id(repl['master_host'], repl['master_port'], params)
-    return records
+    return _settled(instances, records, params) if settle else records
+
+
+def _settled(instances: list[dict[str, t.Any]], records: list[dict[str, t.Any]],
+             params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """Each replica behind the offset its listed master had when read, read again until it has
+    taken that in (LAG_SETTLE_SECONDS at most for all of them)."""
+    deadline = time.monotonic() + LAG_SETTLE_SECONDS
+    by_key = {r['key']: r for r in records}
+    out = []
+    for inst, record in zip(instances, records):
+        streaming = record['repl'].get('role') == 'replica' and replica_link_ok(record['repl'], record['role_state'])
+        master = by_key.get(resolve_master(record, records)[0] or '') if streaming else None
+        mrepl = (master or {}).get('repl') or {}
+        if mrepl.get('role') == 'master':
+            record = read_until_caught_up(record, functools.partial(_reread, inst, record, params),
+                                          mrepl.get('master_repl_offset'), deadline)
+        out.append(record)
+    return out
+
+
+def _reread(inst: dict[str, t.Any], record: dict[str, t.Any], params: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    again = collect_instance(inst['host'], inst['port'], params, probe_master=False)
+    if not again['reachable']:
+        return None
+    again['master_run_id'] = record['master_run_id']
+    return again
 
 
 def wait_until(check: t.Callable[[], t.Any], timeout: float, interval: float = 0.2) -> t.Any:

@@ -172,7 +172,9 @@ master_offset:
 lag_bytes:
   description:
     - Bytes the replica is behind its master (RV(master_offset) minus RV(offset)); null when unknown.
-    - The master is read first, so writes it takes while the module runs do not count.
+    - The master is read first, so writes it takes while the module runs do not count; the replica then
+      gets up to one second to take in what was in flight when the master was read (its periodic PING, a
+      write), so a replica that is keeping up shows V(0).
   returned: success
   type: int
   sample: 0
@@ -198,6 +200,7 @@ masterauth_changed:
   sample: false
 """
 
+import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -213,6 +216,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis import (
     same_server,
 )
 from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client import (
+    LAG_SETTLE_SECONDS,
     RedisModuleError,
     command,
     count_keys,
@@ -220,6 +224,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_client imp
     connect,
     probe_run_id,
     read_state,
+    read_until_caught_up,
     resolve,
     wait_until,
 )
@@ -314,8 +319,11 @@ class ReplicationManager(RedisManager):
         master_offset = self._master_offset(final['repl'])
         if master_offset is not None:
             # The replica is read again, after its master: read before, the writes the master took in
-            # between would count as lag (a caught-up replica showed the 14 bytes of a master PING).
-            final = read_state(self.client, self.where)
+            # between would count as lag (a caught-up replica showed the 14 bytes of a master PING);
+            # and given LAG_SETTLE_SECONDS to take in what was in flight when the master was read.
+            final = read_until_caught_up(read_state(self.client, self.where),
+                                         lambda: read_state(self.client, self.where), master_offset,
+                                         time.monotonic() + LAG_SETTLE_SECONDS)
         return self._result(final, master_offset, changed, current, desired_master, persisted, bool(auth_changes))
 
     def _wait(self, expected_master: str | None) -> None:

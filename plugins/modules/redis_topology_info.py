@@ -198,7 +198,10 @@ instances:
     lag_bytes:
       description:
         - The master's C(master_repl_offset) minus the replica's offset (never negative).
-        - Replicas are read after the masters, so writes taken while the module runs do not count.
+        - Replicas are read after the masters, so writes taken while the module runs do not count; a
+          replica behind the offset its master had when read is read again for up to one second (for all
+          replicas together), so what was in flight then (the master's periodic PING, a write) does not
+          count either.
       type: int
       sample: 0
     last_ack_seconds:
@@ -224,7 +227,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module imp
 
 class TopologyReader(RedisManager):
     def run(self) -> dict[str, t.Any]:
-        records = collect_topology(self.p['instances'], self.p)
+        records = collect_topology(self.p['instances'], self.p, settle=True)
         result = analyze_topology(records)
         result['changed'] = False
         return result

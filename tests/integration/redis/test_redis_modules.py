@@ -82,6 +82,53 @@ def test_lag_is_not_inflated_by_writes_after_the_replica_was_read(topo, monkeypa
     assert result['lag_bytes'] == 0, result
 
 
+# What a replica has not taken in yet when it is read: a write big enough that the replica is still
+# receiving it (16 MiB on loopback) stands for the master's periodic PING (14 bytes) that CI once
+# caught in flight for a caught-up replica (lag_bytes 14 right after a converge).
+IN_FLIGHT = 'x' * (16 << 20)
+
+
+def test_lag_does_not_count_the_stream_in_flight_when_the_master_is_read(topo, monkeypatch, capsys):
+    owner = importlib.import_module(PLUGINS + 'modules.redis_replication')
+    real = owner.connect
+    master = topo.master.client()
+
+    def connect_then_write(host, port, params, *rest, **kw):
+        client = real(host, port, params, *rest, **kw)
+        if port == topo.master.port:  # the module reads the master's offset next
+            master.set('in-flight', IN_FLIGHT)
+        return client
+
+    monkeypatch.setattr(owner, 'connect', connect_then_write)
+    args = conn(topo.replicas[0].port, role='replica', master_host='127.0.0.1', master_port=topo.master.port)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        owner.main()
+    result = json.loads(capsys.readouterr().out)
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is False and result['lag_bytes'] == 0, result
+    assert result['offset'] >= result['master_offset']
+
+
+def test_topology_lag_does_not_count_the_stream_in_flight_when_the_master_is_read(topo, monkeypatch, capsys):
+    owner = importlib.import_module(PLUGINS + 'module_utils._redis_client')
+    real = owner.read_state
+    master = topo.master.client()
+
+    def write_then_read(client, where):
+        if where == topo.master.addr:
+            master.set('in-flight', IN_FLIGHT)
+        return real(client, where)
+
+    monkeypatch.setattr(owner, 'read_state', write_then_read)
+    module = importlib.import_module(PLUGINS + 'modules.redis_topology_info')
+    with patch_module_args(instances_arg(topo)), pytest.raises(SystemExit):
+        module.main()
+    result = json.loads(capsys.readouterr().out)
+    assert not result.get('failed'), result.get('msg')
+    lags = {i['port']: i['lag_bytes'] for i in result['instances'] if i['role'] == 'replica'}
+    assert lags == {r.port: 0 for r in topo.replicas}, result['instances']
+
+
 def test_masterauth_change_is_applied_and_reported(bare):
     r2 = bare.replicas[0]
     r2.client().config_set('masterauth', 'wrong')
