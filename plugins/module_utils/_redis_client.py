@@ -288,29 +288,28 @@ def collect_topology(instances: list[dict[str, t.Any]], params: dict[str, t.Any]
         if repl.get('role') == 'replica' and repl.get('master_host') and not is_listed(
                 repl['master_host'], repl['master_port'], records):
             record['master_run_id'] = probe_run_id(repl['master_host'], repl['master_port'], params)
-    return _settled(instances, records, params) if settle else records
+    return _settled(records, params) if settle else records
 
 
-def _settled(instances: list[dict[str, t.Any]], records: list[dict[str, t.Any]],
-             params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+def _settled(records: list[dict[str, t.Any]], params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     """Each replica behind the offset its listed master had when read, read again until it has
     taken that in (LAG_SETTLE_SECONDS at most for all of them)."""
     deadline = time.monotonic() + LAG_SETTLE_SECONDS
     by_key = {r['key']: r for r in records}
     out = []
-    for inst, record in zip(instances, records):
+    for record in records:
         streaming = record['repl'].get('role') == 'replica' and replica_link_ok(record['repl'], record['role_state'])
         master = by_key.get(resolve_master(record, records)[0] or '') if streaming else None
         mrepl = (master or {}).get('repl') or {}
         if mrepl.get('role') == 'master':
-            record = read_until_caught_up(record, functools.partial(_reread, inst, record, params),
+            record = read_until_caught_up(record, functools.partial(_reread, record, params),
                                           mrepl.get('master_repl_offset'), deadline)
         out.append(record)
     return out
 
 
-def _reread(inst: dict[str, t.Any], record: dict[str, t.Any], params: dict[str, t.Any]) -> dict[str, t.Any] | None:
-    again = collect_instance(inst['host'], inst['port'], params, probe_master=False)
+def _reread(record: dict[str, t.Any], params: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    again = collect_instance(record['host'], record['port'], params, probe_master=False)
     if not again['reachable']:
         return None
     again['master_run_id'] = record['master_run_id']
