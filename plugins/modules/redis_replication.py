@@ -200,6 +200,7 @@ masterauth_changed:
   sample: false
 """
 
+import functools
 import time
 import typing as t
 
@@ -321,9 +322,8 @@ class ReplicationManager(RedisManager):
             # The replica is read again, after its master: read before, the writes the master took in
             # between would count as lag (a caught-up replica showed the 14 bytes of a master PING);
             # and given LAG_SETTLE_SECONDS to take in what was in flight when the master was read.
-            final = read_until_caught_up(read_state(self.client, self.where),
-                                         lambda: read_state(self.client, self.where), master_offset,
-                                         time.monotonic() + LAG_SETTLE_SECONDS)
+            read = functools.partial(read_state, self.client, self.where)
+            final = read_until_caught_up(read(), read, master_offset, time.monotonic() + LAG_SETTLE_SECONDS)
         return self._result(final, master_offset, changed, current, desired_master, persisted, bool(auth_changes))
 
     def _wait(self, expected_master: str | None) -> None:
