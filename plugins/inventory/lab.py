@@ -18,8 +18,8 @@ description:
     C(swarm), C(swarm_managers) and C(swarm_workers) exist even when no node does, so playbooks that
     make the lab (C(playbooks/lab.yml), on localhost) and C(--syntax-check) work before it is up.
   - Sets C(ansible_host) (the container) and C(ansible_connection) on each node, and the variables
-    C(lab_name), C(lab_managers) and C(lab_workers) on the group C(all), so the lab role brings up the
-    lab this inventory lists.
+    C(lab_name), C(lab_managers) and C(lab_workers) (and C(lab_node_suite) when O(lab_node_suite) is
+    given) on the group C(all), so the lab role brings up the lab this inventory lists.
   - With O(connection_type=ssh) the same nodes are reached as real hosts are, over SSH. C(ansible_host)
     is the node's address on the lab network, C(ansible_user) the lab's unprivileged user (O(ssh_user),
     which has passwordless sudo) and C(ansible_ssh_private_key_file) the key pair the lab role made for
@@ -55,6 +55,14 @@ options:
     default: 2
     env:
       - name: SWARMLAB_LAB_WORKERS
+  lab_node_suite:
+    description:
+      - Debian suite of the lab's hosts (the lab role's C(lab_node_suite)), e.g. V(trixie) for Debian 13
+        and its docker.io 26. Empty leaves the role's default, the suite of the runtime images (bookworm).
+    type: str
+    default: ""
+    env:
+      - name: SWARMLAB_LAB_NODE_SUITE
   connection_type:
     description:
       - How Ansible reaches the nodes. V(docker-api) selects P(community.docker.docker_api#connection),
@@ -206,6 +214,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         for name, value in (('lab_name', lab_name), ('lab_managers', self.get_option('lab_managers')),
                             ('lab_workers', self.get_option('lab_workers'))):
             self.inventory.set_variable('all', name, value)
+        if self.get_option('lab_node_suite'):
+            self.inventory.set_variable('all', 'lab_node_suite', self.get_option('lab_node_suite'))
         self.inventory.add_group(PARENT_GROUP)
         for group in NODE_GROUPS:
             self.inventory.add_group(group)

@@ -145,6 +145,10 @@ def test_with_no_lab_up_the_groups_exist_empty_and_localhost_plays_run(tmp_path)
     assert 'manager1' not in done.stdout
     listed = plain(json.loads(inventory(tmp_path, lab, '', '--list', '--export').stdout))
     assert listed['all']['vars']['lab_name'] == lab
+    # No suite given: the lab role's own default (the runtime images' suite) applies.
+    assert 'lab_node_suite' not in listed['all']['vars']
+    trixie = plain(json.loads(inventory(tmp_path, lab, 'lab_node_suite: trixie\n', '--list', '--export').stdout))
+    assert trixie['all']['vars']['lab_node_suite'] == 'trixie'
 
 
 def test_an_unreachable_daemon_fails_the_source_with_the_reason(tmp_path):
