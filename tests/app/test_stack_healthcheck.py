@@ -24,16 +24,21 @@ REPO = Path(__file__).resolve().parents[2]
 RENDER = "tests/integration/redis/playbooks/render_compose.yml"
 
 
-@pytest.fixture(scope="module")
-def web_service(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("render") / "compose.yml"
+def render(out: Path, *extra: str) -> dict:
+    """The compose file the stack role writes, with its defaults and `-e` extra vars."""
+    args = [arg for value in extra for arg in ("-e", value)]
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"compose_out={out}", RENDER],
+         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"compose_out={out}", *args, RENDER],
         cwd=REPO, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=180,
         check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return yaml.safe_load(out.read_text())["services"]["web"]
+    return yaml.safe_load(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def web_service(tmp_path_factory) -> dict:
+    return render(tmp_path_factory.mktemp("render") / "compose.yml")["services"]["web"]
 
 
 def health_check(web_service: dict, port: int, mark: Path):
@@ -93,3 +98,25 @@ def test_stop_grace_period_covers_the_drain_aware_stop(web_service):
     assert deploy["update_config"]["order"] == "start-first"
     assert deploy["update_config"]["failure_action"] == "rollback"
     assert deploy["rollback_config"]["order"] == "start-first"
+
+
+def test_the_checks_pace_follows_the_engines(tmp_path):
+    """Docker 25 runs a start interval: fast checks while a task starts (the rollout's pace), rare
+    ones after. Older engines run none, so the interval stays short there (it paces rollouts). The
+    role turns it on only when every node runs Docker 25 (stack_healthcheck_start_interval_active);
+    the lab on Debian 13's docker.io 26 runs this file (docs/performance.md)."""
+    old = render(tmp_path / "old.yml")
+    assert str(old["version"]) == "3.8"      # the compose format docker 20.10's CLI reads
+    checked = {name: svc["healthcheck"] for name, svc in old["services"].items() if "healthcheck" in svc}
+    assert {"web", "redis-master", "redis-sentinel-1"} <= set(checked)
+    assert all("start_interval" not in check for check in checked.values())
+    assert checked["web"]["interval"] == "5s" and checked["redis-master"]["interval"] == "5s"
+
+    new = render(tmp_path / "new.yml", "stack_healthcheck_start_interval_active=true",
+                 "stack_healthcheck_start_interval=2s", "stack_healthcheck_steady_interval=20s")
+    assert str(new["version"]) == "3.12"     # the first format with start_interval
+    paced = {name: svc["healthcheck"] for name, svc in new["services"].items() if "healthcheck" in svc}
+    assert set(paced) == set(checked)
+    for name, check in paced.items():
+        assert (check["start_interval"], check["interval"]) == ("2s", "20s"), name
+        assert check["start_period"] == checked[name]["start_period"], name
