@@ -4,6 +4,7 @@ redis-server: a known number of requests, health checks among them, is what the 
 No lab; bounded (about 15 s) and self-cleaning."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -14,43 +15,50 @@ import requests
 
 from swarmlab_ops.checker.prometheus import client_counts
 from swarmlab_ops.client.http import CounterClient
-from swarmlab_ops.lab.prometheus import Prometheus, observe
+from swarmlab_ops.lab.prometheus import Prometheus, PrometheusError, observe
 from swarmlab_ops.loadtest.locust import BareApp, free_port
 
 SCRAPE = 1  # seconds
 
 
+@contextlib.contextmanager
+def prometheus_server(tmp_path, config, *args):
+    """A real Prometheus on a free loopback port with `config`, stopped on exit; yields its URL."""
+    assert shutil.which("prometheus"), "prometheus not found: run scripts/setup.sh"
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(config)
+    with open(tmp_path / "prometheus.log", "wb") as logf:
+        proc = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}", *args],
+            stdout=subprocess.DEVNULL, stderr=logf)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
 @pytest.fixture
 def scraped_app(tmp_path):
-    for name in ("prometheus", "redis-server"):
-        assert shutil.which(name), f"{name} not found: run scripts/setup.sh"
-    with BareApp(workers=2, threads=2, clients=4) as app:
-        port = free_port()
-        (tmp_path / "prometheus.yml").write_text(
+    assert shutil.which("redis-server"), "redis-server not found: run scripts/setup.sh"
+    with BareApp(workers=2, threads=2, clients=4) as app, prometheus_server(
+            tmp_path,
             f"global:\n  scrape_interval: {SCRAPE}s\n  evaluation_interval: {SCRAPE}s\n"
             f"scrape_configs:\n  - job_name: web\n    static_configs:\n"
-            f"      - targets: ['{app.metrics_address}']\n")
-        with open(tmp_path / "prometheus.log", "wb") as logf:
-            proc = subprocess.Popen(
-                ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=subprocess.DEVNULL, stderr=logf)
-        try:
-            prom = Prometheus(f"http://127.0.0.1:{port}")
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:  # until the app's target has been scraped once
-                try:
-                    if prom.query('up{job="web"} == 1', time.time()):
-                        break
-                except RuntimeError:
-                    pass
-                time.sleep(0.3)
-            else:
-                pytest.fail("Prometheus did not scrape the app: " + (tmp_path / "prometheus.log").read_text()[-800:])
-            yield app, prom
-        finally:
-            proc.terminate()
-            proc.wait(15)
+            f"      - targets: ['{app.metrics_address}']\n") as url:
+        prom = Prometheus(url)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the app's target has been scraped once
+            try:
+                if prom.query('up{job="web"} == 1', time.time()):
+                    break
+            except RuntimeError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("Prometheus did not scrape the app: " + (tmp_path / "prometheus.log").read_text()[-800:])
+        yield app, prom
 
 
 def test_client_reports_the_requests_prometheus_scraped(scraped_app):
@@ -96,3 +104,31 @@ def test_no_prometheus_answer_is_reported_not_raised():
     view = observe(prom, now - 5, now - 4, None)
     assert view["status"].startswith("no answer") and view["text"].startswith("Prometheus: no answer")
     assert observe(None, now - 5, now - 4)["text"] == "Prometheus: not deployed"
+
+
+def test_an_answer_that_is_not_prometheus_json_is_reported_not_raised(tmp_path):
+    """Prometheus answers plain text while it starts (503 "Service Unavailable", the error CI met in
+    the fixture above) and outside its route prefix (404): a PrometheusError naming the status, and
+    a report saying "no answer", never a JSON decoding error out of observe()."""
+    with prometheus_server(tmp_path, "global:\n  scrape_interval: 1s\n",
+                           "--web.external-url=http://127.0.0.1/prom/") as url:
+        starting = Prometheus(url + "/prom", timeout=2)
+        refusals = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # polled from its start: refused, then 503, then ready
+            try:
+                assert starting.query("vector(1)", time.time())[0]["value"][1] == "1"
+                break
+            except PrometheusError as exc:
+                refusals.append(str(exc))
+            time.sleep(0.005)
+        else:
+            pytest.fail("Prometheus did not become ready: " + (tmp_path / "prometheus.log").read_text()[-800:])
+
+        outside = Prometheus(url, timeout=2)  # the API is under /prom/ only: a plain-text 404
+        with pytest.raises(PrometheusError, match=r"HTTP 404: 404 page not found"):
+            outside.query("vector(1)", time.time())
+        now = time.time()
+        view = observe(outside, now - 5, now - 4, None)
+        assert view["status"].startswith("no answer") and "HTTP 404" in view["status"], view
+        assert view["text"].startswith("Prometheus: no answer")

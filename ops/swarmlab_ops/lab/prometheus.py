@@ -40,10 +40,20 @@ class Prometheus:
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as resp:
                 body = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:  # Prometheus answers a bad query with 400 and a JSON error
-            body = json.loads(exc.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            # A bad query: 400 and a JSON error. Plain text while Prometheus starts (503 "Service
+            # Unavailable") or outside its route prefix (404): said as such, never a decoding error.
+            text = exc.read().decode("utf-8", "replace")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or "status" not in body:
+                raise PrometheusError(f"{url}: HTTP {exc.code}: {text.strip()[:200]}") from exc
         except (OSError, ValueError) as exc:
             raise PrometheusError(f"{url}: {exc}") from exc
+        if not isinstance(body, dict):
+            raise PrometheusError(f"{url}: not Prometheus's API (an answer that is not a JSON object)")
         if body.get("status") != "success":
             raise PrometheusError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
