@@ -36,9 +36,11 @@ class Prometheus:
         self.timeout = timeout
 
     def _get(self, path: str, **params: Any) -> Any:
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        # Errors say the reason first, then the endpoint without the query: reports cut them short.
+        endpoint = f"{self.url}/api/v1/{path}"
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(f"{endpoint}?{urllib.parse.urlencode(params)}",
+                                        timeout=self.timeout) as resp:
                 body = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             # A bad query: 400 and a JSON error. Plain text while Prometheus starts (503 "Service
@@ -49,13 +51,13 @@ class Prometheus:
             except ValueError:
                 body = None
             if not isinstance(body, dict) or "status" not in body:
-                raise PrometheusError(f"{url}: HTTP {exc.code}: {text.strip()[:200]}") from exc
+                raise PrometheusError(f"HTTP {exc.code}: {text.strip()[:200]} ({endpoint})") from exc
         except (OSError, ValueError) as exc:
-            raise PrometheusError(f"{url}: {exc}") from exc
+            raise PrometheusError(f"{exc} ({endpoint})") from exc
         if not isinstance(body, dict):
-            raise PrometheusError(f"{url}: not Prometheus's API (an answer that is not a JSON object)")
+            raise PrometheusError(f"not Prometheus's API, an answer that is not a JSON object ({endpoint})")
         if body.get("status") != "success":
-            raise PrometheusError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+            raise PrometheusError(f"{body.get('errorType')}: {body.get('error')} ({endpoint} {params})")
         return body["data"]
 
     def query(self, query: str, at: float) -> list[dict[str, Any]]:
