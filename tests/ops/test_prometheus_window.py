@@ -39,6 +39,21 @@ def prometheus_server(tmp_path, config, *args):
         proc.wait(15)
 
 
+def first_answer(prom, query, pause, tmp_path):
+    """The first non-empty result of `query`, asked every `pause` s for up to 20 s; refusals (a
+    PrometheusError: not listening yet, 503 while it starts) are waited out."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            result = prom.query(query, time.time())
+            if result:
+                return result
+        except PrometheusError:
+            pass
+        time.sleep(pause)
+    pytest.fail(f"Prometheus gave no answer to {query}: " + (tmp_path / "prometheus.log").read_text()[-800:])
+
+
 @pytest.fixture
 def scraped_app(tmp_path):
     assert shutil.which("redis-server"), "redis-server not found: run scripts/setup.sh"
@@ -48,16 +63,7 @@ def scraped_app(tmp_path):
             f"scrape_configs:\n  - job_name: web\n    static_configs:\n"
             f"      - targets: ['{app.metrics_address}']\n") as url:
         prom = Prometheus(url)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until the app's target has been scraped once
-            try:
-                if prom.query('up{job="web"} == 1', time.time()):
-                    break
-            except RuntimeError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("Prometheus did not scrape the app: " + (tmp_path / "prometheus.log").read_text()[-800:])
+        first_answer(prom, 'up{job="web"} == 1', 0.3, tmp_path)  # the app's target scraped once
         yield app, prom
 
 
@@ -112,18 +118,9 @@ def test_an_answer_that_is_not_prometheus_json_is_reported_not_raised(tmp_path):
     a report saying "no answer", never a JSON decoding error out of observe()."""
     with prometheus_server(tmp_path, "global:\n  scrape_interval: 1s\n",
                            "--web.external-url=http://127.0.0.1/prom/") as url:
+        # Polled from its start (refused, then 503, then ready): any other error fails the test.
         starting = Prometheus(url + "/prom", timeout=2)
-        refusals = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # polled from its start: refused, then 503, then ready
-            try:
-                assert starting.query("vector(1)", time.time())[0]["value"][1] == "1"
-                break
-            except PrometheusError as exc:
-                refusals.append(str(exc))
-            time.sleep(0.005)
-        else:
-            pytest.fail("Prometheus did not become ready: " + (tmp_path / "prometheus.log").read_text()[-800:])
+        assert first_answer(starting, "vector(1)", 0.005, tmp_path)[0]["value"][1] == "1"
 
         outside = Prometheus(url, timeout=2)  # the API is under /prom/ only: a plain-text 404
         with pytest.raises(PrometheusError) as raised:
