@@ -70,11 +70,12 @@ def _raw(response: t.Any, **options: t.Any) -> str:
     return response.decode() if isinstance(response, bytes) else response
 
 
-def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
+def make_client(host: str, port: int, params: dict[str, t.Any], retries: int = 3) -> t.Any:
     """A redis-py client; nothing is sent yet.
 
-    Retry policy: up to 3 retries with exponential backoff (0.1, 0.2, 0.4 s) on connection
-    errors and timeouts. The socket timeouts come from ``connect_timeout``.
+    Retry policy: up to ``retries`` retries with exponential backoff (0.1, 0.2, 0.4 s) on connection
+    errors and timeouts; 0 for a command that must not be sent twice. The socket timeouts come
+    from ``connect_timeout``.
     """
     timeout = float(params.get('connect_timeout') or 5)
     kwargs: dict[str, t.Any] = {
@@ -85,7 +86,7 @@ def make_client(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
         'socket_connect_timeout': timeout,
         'socket_timeout': max(timeout, 5.0),
         'decode_responses': True,
-        'retry': Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        'retry': Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
     }
     if RETRY_ON_ERROR:
         # redis-py before 4.4 (Debian 12 has 4.3.4) ignores `retry` unless retry_on_error is set.
@@ -136,9 +137,9 @@ def describe_error(where: str, exc: Exception, password_option: str = 'login_use
 
 
 def connect(host: str, port: int, params: dict[str, t.Any],
-            password_option: str = 'login_user/login_password') -> t.Any:
+            password_option: str = 'login_user/login_password', retries: int = 3) -> t.Any:
     """A client that answered PING; raises RedisModuleError naming host:port otherwise."""
-    client = make_client(host, port, params)
+    client = make_client(host, port, params, retries)
     try:
         client.ping()
     except Exception as exc:  # redis-py raises many error classes; all are reported the same way
@@ -347,8 +348,8 @@ def sentinel_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
     return out
 
 
-def connect_sentinel(host: str, port: int, params: dict[str, t.Any]) -> t.Any:
-    return connect(host, port, sentinel_params(params), SENTINEL_CREDENTIALS)
+def connect_sentinel(host: str, port: int, params: dict[str, t.Any], retries: int = 3) -> t.Any:
+    return connect(host, port, sentinel_params(params), SENTINEL_CREDENTIALS, retries)
 
 
 def sentinel_command(client: t.Any, where: str, *args: t.Any) -> t.Any:

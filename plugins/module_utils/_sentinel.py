@@ -283,6 +283,23 @@ def failover_in_progress(master: dict[str, str] | None) -> bool:
     return bool(flags(master) & {'failover_in_progress', 'promoted'})
 
 
+def failing_over(views: list[dict[str, t.Any]]) -> list[str]:
+    """The reachable Sentinels running a failover of the master they monitor."""
+    return [v['key'] for v in views if v['reachable'] and failover_in_progress(v.get('master'))]
+
+
+def pause_budget(views: list[dict[str, t.Any]]) -> tuple[float, int]:
+    """Seconds writes may stay paused before SENTINEL FAILOVER, and the down-after-milliseconds it
+    comes from (the smallest among the reachable Sentinels). A paused master holds the hello
+    messages Sentinels PUBLISH to it, and the PINGs they send after them wait behind those: a
+    pause of about down-after-milliseconds makes the Sentinels take the master for down and fail
+    over on their own (seen with 2000 ms: their own failover 4 s into a 5 s pause, none in 3 s)."""
+    values = [_int(v['master'].get('down-after-milliseconds')) for v in views
+              if v['reachable'] and v.get('master')]
+    down_after = min((x for x in values if x > 0), default=30000)
+    return max(down_after / 2000.0, down_after / 1000.0 - 1.0), down_after
+
+
 def unlisted_candidates(view: dict[str, t.Any], records: list[dict[str, t.Any]]) -> list[str]:
     """Replicas Sentinel could promote (priority > 0, not down) that are not listed: the module
     cannot wait for them to catch up, so it must not let Sentinel choose among them."""

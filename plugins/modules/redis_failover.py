@@ -36,7 +36,8 @@ description:
     back the replicas that are not O(target) with C(replica-priority 0) (restored afterwards),
     waits until that Sentinel would promote a candidate (right after C(SENTINEL RESET) or a
     replica's restart it has not read its INFO yet or still flags it down, and C(SENTINEL FAILOVER)
-    would answer C(NOGOODSLAVE)), pauses writes on the master, waits until every replica Sentinel may promote has caught up,
+    would answer C(NOGOODSLAVE)) and until every replica Sentinel may promote is nearly caught up,
+    pauses writes on the master, waits until those replicas have caught up,
     sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
     names the promoted replica (clients ask any of them; one that has not heard yet would send them
     back to the old master; once a majority does, the others get 4 s more, then a warning) and the
@@ -48,6 +49,16 @@ description:
     RV(sentinels_confirmed) lists them. When Sentinel's failover is still under way after
     O(timeout), writes stay paused and the task fails saying so. Unlisted replicas that Sentinel
     could promote are refused.
+  - The write pause before C(SENTINEL FAILOVER) is kept shorter than the Sentinels'
+    C(down-after-milliseconds) less 1 s (half of it at least). A paused master holds the hello
+    messages Sentinels publish to it and the PINGs they send after them, and a longer pause makes
+    the Sentinels take it for down and fail over on their own. When the candidates do not catch up
+    in that time, nothing is promoted and writes resume.
+  - A switchover is refused, before any write is paused, while a listed Sentinel is already
+    failing over the master. When the Sentinel asked answers that a failover is already in progress
+    (one it began meanwhile), the module keeps writes paused and finishes as after its own request,
+    with a warning (only the caught-up candidates can be promoted). C(SENTINEL FAILOVER) is sent once,
+    never retried (a retry after a lost answer would meet the module's own failover).
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -109,6 +120,9 @@ options:
     description:
       - Seconds the switchover may take - the time writes may stay paused while the target catches
         up, and then the time to wait for every replica to be linked to the new master.
+      - With O(sentinels), writes stay paused at most the Sentinels' C(down-after-milliseconds)
+        less 1 s (half of it at least) while the candidates catch up; before the pause the module
+        waits up to O(timeout) until they are within 1 MiB of the master.
       - At least 2; checked before anything changes.
     type: int
     default: 30
@@ -307,8 +321,10 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._redis_module imp
 from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import (
     confirmation,
     decide_master,
+    failing_over,
     failover_in_progress,
     monitored_key,
+    pause_budget,
     promotion_blockers,
     promotion_candidates,
     sentinel_sees_priority_zero,
@@ -318,6 +334,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
 # Seconds the Sentinels outside a majority get to follow it while writes are paused (Sentinels
 # publish hello messages every 2 s).
 MINORITY_GRACE = 4.0
+# Bytes a candidate may still lack when the write pause begins: a local link moves them in
+# milliseconds, a slow one in a fraction of the pause the Sentinels tolerate.
+NEARLY_CAUGHT_UP = 1 << 20
 
 
 class FailoverManager(RedisManager):
@@ -418,33 +437,40 @@ class FailoverManager(RedisManager):
                                'or it was aborted); %s is still the master and writes are unpaused'
                                % (old, new, self.p['timeout'], old))
 
-    def caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> bool:
-        """Every replica in waiting has the old master's whole replication stream."""
+    def caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]], slack: int = 0) -> bool:
+        """Every replica in waiting has the old master's whole replication stream (all but
+        ``slack`` bytes of it)."""
         master = parse_replication(command(old_client, old, 'INFO', 'replication'))
         for client, key in waiting:
             replica = parse_replication(command(client, key, 'INFO', 'replication'))
-            if replica['master_link_status'] != 'up' or (replica['replica_repl_offset'] or 0) < master['master_repl_offset']:
+            if replica['master_link_status'] != 'up' \
+                    or (replica['replica_repl_offset'] or 0) + slack < master['master_repl_offset']:
                 return False
         return True
 
-    def wait_caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]]) -> None:
+    def wait_caught_up(self, old_client: t.Any, old: str, waiting: list[tuple[t.Any, str]],
+                       limit: float | None = None, why: str = '') -> None:
         """Under a write pause on old, wait until the replicas have every write; raise when they
-        have not within the timeout. The pause is renewed and the offsets compared once more before
-        this returns: a check can take longer than the pause (a slow link), and writes taken after
-        the pause ran out must be on the replicas too."""
-        deadline = time.monotonic() + self.p['timeout']
+        have not within ``limit`` seconds (the timeout by default; ``why`` says why it is shorter).
+        The pause is renewed and the offsets compared once more before this returns: a check can
+        take longer than the pause (a slow link), and writes taken after the pause ran out must be
+        on the replicas too."""
+        bounded = limit is not None
+        limit = self.p['timeout'] if limit is None else limit
+        deadline = time.monotonic() + limit
         names = ', '.join(key for client, key in waiting)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not wait_until(lambda: self.caught_up(old_client, old, waiting), remaining, 0.05):
-                raise RedisModuleError('%s: did not catch up with %s within %ss; nothing was promoted and %s takes '
-                                       'writes again' % (names, old, self.p['timeout'], old))
+                raise RedisModuleError('%s: did not catch up with %s within %ss%s; nothing was promoted and %s takes '
+                                       'writes again' % (names, old, round(limit, 1), why, old))
             pause_writes(old_client, old, self.p['timeout'])
             if self.caught_up(old_client, old, waiting):
-                self.wait_acknowledged(old_client, old)
+                # Within a shorter limit: what is left of it, but one ACK period (1 s) at least.
+                self.wait_acknowledged(old_client, old, max(1.1, deadline - time.monotonic()) if bounded else 2.5)
                 return
 
-    def wait_acknowledged(self, old_client: t.Any, old: str) -> None:
+    def wait_acknowledged(self, old_client: t.Any, old: str, limit: float = 2.5) -> None:
         """Wait (a little over two ACK periods at most) until the old master has its replicas'
         acknowledgement of its whole stream. A client's WAIT that was under way when the pause
         began then returns as acknowledged: paused, the master does not ask the replicas for
@@ -455,7 +481,7 @@ class FailoverManager(RedisManager):
             return all(r['offset'] >= info['master_repl_offset'] for r in info['replicas']
                        if r['state'] == 'online')
 
-        wait_until(acknowledged, min(2.5, self.p['timeout']), 0.05)
+        wait_until(acknowledged, min(2.5, limit, self.p['timeout']), 0.05)
 
     def manual(self, old: str, new: str) -> None:
         """Pause writes, wait for the target, demote the old master, promote the target.
@@ -544,6 +570,11 @@ class FailoverManager(RedisManager):
         """
         records = list(self.records.values())
         views = self.sentinel_views()
+        busy = failing_over(views)
+        if busy:
+            raise RedisModuleError('Sentinel %s is already failing over %s (a failover it began itself, or one '
+                                   'another run asked for); run again once it has ended; nothing was changed'
+                                   % (', '.join(busy), self.p['sentinel_master_name']))
         decision = decide_master(views, records)
         if not decision['master']:
             raise RedisModuleError('%s; nothing was changed' % decision['error'])
@@ -589,7 +620,7 @@ class FailoverManager(RedisManager):
             if held:
                 self.hold_back(leader, held, saved)
             self.wait_promotable(leader, candidates)
-            new, confirmed = self.sentinel_promote(leader, old, candidates)
+            new, confirmed = self.sentinel_promote(leader, old, candidates, pause_budget(views))
         finally:
             for key, value in saved.items():
                 try:
@@ -690,17 +721,44 @@ class FailoverManager(RedisManager):
             except RedisModuleError as exc:
                 self.warnings.append('%s: %s failed (%s)' % (old, ' '.join(step[:2]), exc))
 
-    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str]) -> tuple[str, list[str]]:
+    def ask_failover(self, asker: t.Any, sentinel: t.Any, where: str) -> None:
+        """SENTINEL FAILOVER, sent once. A failover already under way (INPROG: one Sentinel began
+        itself meanwhile) or one under way after a lost answer is waited for as the module's own:
+        Sentinel can only promote a candidate, and the candidates have every write."""
+        name = self.p['sentinel_master_name']
+        try:
+            sentinel_command(asker, where, 'SENTINEL', 'FAILOVER', name)
+            return
+        except RedisModuleError as exc:
+            if 'INPROG' in str(exc):
+                self.warnings.append('Sentinel %s was already failing over %s when asked (%s); writes stayed paused '
+                                     'and the module waited for that failover as for its own' % (where, name, exc))
+                return
+            if error_kind(exc) != 'connection' or not failover_in_progress(sentinel_master(sentinel, where, name)):
+                raise
+            self.warnings.append('the answer of Sentinel %s to SENTINEL FAILOVER was lost (%s), and it is failing over '
+                                 '%s; the module waited for that failover' % (where, exc, name))
+
+    def sentinel_promote(self, leader: dict[str, t.Any], old: str, candidates: list[str],
+                         budget: tuple[float, int]) -> tuple[str, list[str]]:
         name = self.p['sentinel_master_name']
         old_client = self.client(old)
         waiting = [(self.client(k), k) for k in candidates]
         sentinel = connect_sentinel(leader['host'], leader['port'], self.p)
+        # Sent once: a retry after a lost answer would meet the failover the first one began.
+        asker = connect_sentinel(leader['host'], leader['port'], self.p, retries=0)
+        # Nearly caught up before the pause, so that the paused wait is short (see pause_budget).
+        if not wait_until(lambda: self.caught_up(old_client, old, waiting, NEARLY_CAUGHT_UP), self.p['timeout'], 0.05):
+            raise RedisModuleError('%s: not within %d bytes of %s after %ss; nothing was paused or promoted'
+                                   % (', '.join(candidates), NEARLY_CAUGHT_UP, old, self.p['timeout']))
         promoted = None
         keep_paused = False
         pause_writes(old_client, old, self.p['timeout'])
         try:
-            self.wait_caught_up(old_client, old, waiting)
-            sentinel_command(sentinel, leader['key'], 'SENTINEL', 'FAILOVER', name)
+            self.wait_caught_up(old_client, old, waiting, min(budget[0], self.p['timeout']),
+                                " of paused writes (the Sentinels' down-after-milliseconds, %d, less 1 s: a longer "
+                                'pause makes them take the master for down)' % budget[1])
+            self.ask_failover(asker, sentinel, leader['key'])
 
             def find_promoted() -> str | None:
                 pause_writes(old_client, old, self.p['timeout'])  # never let the pause run out meanwhile
@@ -737,6 +795,16 @@ class FailoverManager(RedisManager):
             finally:
                 self.demote(old_client, old, promoted)
         except Exception as exc:
+            if not keep_paused and promoted is None:
+                # A failover Sentinel runs now would demote the old master: writes it took after
+                # unpausing would be lost.
+                busy = failing_over(collect_sentinels(self.p['sentinels'], self.p, name))
+                if busy:
+                    pause_writes(old_client, old, self.p['timeout'])
+                    reason = str(exc).split('; nothing was promoted', maxsplit=1)[0]
+                    raise RedisModuleError('%s; but Sentinel %s is failing over %s meanwhile: writes on %s stay paused '
+                                           'for %ss so none is lost when it is demoted'
+                                           % (reason, ', '.join(busy), name, old, self.p['timeout'])) from exc
             if not keep_paused:
                 self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
             raise

@@ -81,7 +81,8 @@ class Server:
         if self.tls:
             for key, value in self.tls.client_kwargs().items():
                 kw.setdefault(key, value)
-        return redis.Redis(host='127.0.0.1', port=self.port, decode_responses=True, socket_timeout=5, **kw)
+        kw.setdefault('socket_timeout', 5)
+        return redis.Redis(host='127.0.0.1', port=self.port, decode_responses=True, **kw)
 
     def command_line(self) -> list[str]:
         if self.config_file:

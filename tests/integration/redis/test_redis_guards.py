@@ -52,6 +52,10 @@ class Writer(threading.Thread):
         self.acked: list[tuple[int, int]] = []  # (port, value)
         self.errors = 0
         self.stop_flag = threading.Event()
+        # When the INCR under way was sent (None between INCRs), and the longest one took:
+        # a write pause shows as an INCR that does not come back.
+        self.sent_at: float | None = None
+        self.longest_wait = 0.0
 
     def master(self):
         for s in self.topo.servers:
@@ -66,13 +70,25 @@ class Writer(threading.Thread):
         server = self.topo.master
         client = server.client()
         while not self.stop_flag.is_set():
+            self.sent_at = time.monotonic()
             try:
-                self.acked.append((server.port, client.incr('counter')))
+                value = client.incr('counter')
             except redis.exceptions.RedisError:
-                self.errors += 1
-                time.sleep(0.01)
-                server = self.master() or server
-                client = server.client()
+                value = None
+            self.longest_wait = max(self.longest_wait, time.monotonic() - self.sent_at)
+            self.sent_at = None
+            if value is not None:
+                self.acked.append((server.port, value))
+                continue
+            self.errors += 1
+            time.sleep(0.01)
+            server = self.master() or server
+            client = server.client()
+
+    def waiting(self) -> float:
+        """For how long the INCR under way has been waiting for its answer (0 when none is)."""
+        sent = self.sent_at
+        return time.monotonic() - sent if sent is not None else 0.0
 
     def finish(self) -> list[int]:
         self.stop_flag.set()

@@ -7,8 +7,11 @@ Run from the checkout:  .venv/bin/pytest tests/integration/redis/test_redis_sent
 from __future__ import annotations
 
 import re
+import signal
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +113,237 @@ def test_sentinel_switchover_right_after_a_reset_waits_for_a_good_replica(topo, 
     assert len(new) == 1 and new[0] is not topo.master and result['new_master'] == new[0].addr
     if with_target:
         assert new[0] is topo.replicas[1]
+
+
+# --- a failover the Sentinels run themselves --------------------------------------------------------
+# CI once failed with "INPROG Failover already in progress" from the module's own SENTINEL FAILOVER.
+# A write pause blocks the hello messages Sentinels PUBLISH to the master, and their PINGs queue
+# behind them on the same connection: a pause of about down-after-milliseconds makes the Sentinels
+# take the master for down and fail over on their own (seen here with down-after 2000 ms: SDOWN,
+# ODOWN and their own failover 4 s into a 5 s pause).
+
+def stuck_failover(sentinel) -> None:
+    """A failover that stays under way on ``sentinel`` (its failover-timeout, 20 s here): the
+    REPLICAOF it sends the chosen replica is renamed to a command that does not exist."""
+    client = sentinel.client()
+    client.execute_command('SENTINEL', 'SET', 'mymaster', 'rename-command', 'SLAVEOF', 'NO-SUCH-COMMAND')
+    client.execute_command('SENTINEL', 'FAILOVER', 'mymaster')
+
+
+@pytest.mark.parametrize('runs_it', [0, 1], ids=['on-the-sentinel-asked', 'on-another-sentinel'])
+def test_sentinel_switchover_while_a_failover_is_under_way_is_refused_before_any_pause(topo, runs_it):
+    # Before: the module paused writes and asked the first Sentinel anyway: INPROG from that one;
+    # from another one, a second failover of the same master ran beside the first.
+    topo.start_sentinels()
+    stuck_failover(topo.sentinels[runs_it])
+    writer = Writer(topo)
+    writer.start()
+    result = sentinel_switchover(topo, topo.replicas[0])
+    values = writer.finish()
+    assert result.get('failed'), result
+    assert 'already failing over mymaster' in result['msg'] and topo.sentinels[runs_it].addr in result['msg']
+    assert result['msg'].endswith('nothing was changed')
+    assert masters(topo) == [topo.master]
+    assert writer.longest_wait < 0.5, 'writes were held %.1f s' % writer.longest_wait
+    assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
+
+
+def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(topo):
+    # The Sentinel the module asks begins a failover of its own while the module holds the writes
+    # (here the test asks for it the moment the writes stop; in CI the pause itself made the
+    # Sentinels take the master for down). Its SENTINEL FAILOVER then answers INPROG: the module
+    # failed and unpaused the old master while Sentinel was about to promote a replica. It now
+    # keeps the pause and finishes as after its own request.
+    topo.start_sentinels()
+    held = topo.replicas[1]
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+    begun = {}
+
+    def begin_when_paused():
+        # The held-back replica is frozen once the Sentinel sees its priority 0, so the paused
+        # master waits for its acknowledgement for a while (the window to begin a failover in).
+        wait_for(lambda: held.client().config_get('replica-priority')['replica-priority'] == '0', 30, 0.02)
+        wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
+                             for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.1)
+        held.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: writer.waiting() > 0.1, 30, 0.01)
+            begun['answer'] = topo.sentinels[0].client().execute_command('SENTINEL', 'FAILOVER', 'mymaster')
+        finally:
+            held.proc.send_signal(signal.SIGCONT)
+
+    trigger = threading.Thread(target=begin_when_paused, daemon=True)
+    trigger.start()
+    result = sentinel_switchover(topo, topo.replicas[0])
+    trigger.join(5)
+    assert begun.get('answer') == 'OK', 'the failover was not begun during the pause (%s)' % begun
+    assert not result.get('failed'), result.get('msg')
+    assert result['new_master'] == topo.replicas[0].addr and masters(topo) == [topo.replicas[0]]
+    assert any('already failing over' in w for w in result.get('warnings', [])), result.get('warnings')
+    wait_for(lambda: any(port == topo.replicas[0].port for port, value in writer.acked))
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(topo.replicas[0].client().get('counter')))
+
+
+def lag_the_target(topo: Topology) -> None:
+    """Once the module has held replicas[1] back (the Sentinel it asks sees its priority 0), the
+    target, replicas[0], stops applying the master's stream for 6 s (its link stays up), so it
+    cannot catch up under the module's write pause."""
+    held = topo.replicas[1]
+    wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
+                         for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.05)
+    topo.replicas[0].client().execute_command('CLIENT', 'PAUSE', '6000', 'WRITE')
+
+
+def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate(topo):
+    # The root of CI's INPROG: the module held writes while the target caught up, for up to its
+    # timeout (30 s), and the Sentinels took the paused master for down and began their own
+    # failover. It now waits for the target without a pause first, and gives up the paused wait
+    # after down-after-milliseconds less 1 s (1 s here, the floor of half of 2000 ms).
+    topo.start_sentinels()
+    target = topo.replicas[0]
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+    flagged: set[str] = set()
+    done = threading.Event()
+
+    def watch_flags():
+        while not done.is_set():
+            for s in topo.sentinels:
+                flagged.update(s.client().sentinel_master('mymaster')['flags'].split(','))
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (watch_flags, lambda: lag_the_target(topo))]
+    for thread in threads:
+        thread.start()
+    result = sentinel_switchover(topo, target)
+    done.set()
+    for thread in threads:
+        thread.join(5)
+    assert result.get('failed'), result
+    assert 'did not catch up' in result['msg'] and 'of paused writes' in result['msg'], result['msg']
+    assert result['msg'].endswith('takes writes again')
+    assert writer.longest_wait < 3, 'writes were held %.1f s' % writer.longest_wait
+    assert not flagged & {'s_down', 'o_down', 'failover_in_progress'}, flagged
+    assert masters(topo) == [topo.master]
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
+
+
+def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fails_over(topo):
+    # The target does not catch up under the pause, and meanwhile another Sentinel has begun a
+    # failover (one that stays under way here). Before: the module unpaused the old master, whose
+    # new writes that failover would lose when it demotes it. Now they stay paused.
+    topo.start_sentinels()
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+
+    def fail_over_when_paused():
+        lag_the_target(topo)
+        wait_for(lambda: writer.waiting() > 0.1, 30, 0.01)
+        stuck_failover(topo.sentinels[1])
+
+    trigger = threading.Thread(target=fail_over_when_paused, daemon=True)
+    trigger.start()
+    result = sentinel_switchover(topo, topo.replicas[0])
+    trigger.join(5)
+    assert result.get('failed'), result
+    assert 'did not catch up' in result['msg'] and 'takes writes again' not in result['msg'], result['msg']
+    assert ('but Sentinel %s is failing over mymaster meanwhile: writes on %s stay paused'
+            % (topo.sentinels[1].addr, topo.master.addr)) in result['msg'], result['msg']
+    held_since = len(writer.acked)
+    with pytest.raises(redis.exceptions.TimeoutError):
+        topo.master.client(socket_timeout=1).incr('counter')
+    assert len(writer.acked) == held_since and writer.waiting() > 1
+    topo.master.client().execute_command('CLIENT', 'UNPAUSE')
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
+
+
+class LosingProxy:
+    """A loopback TCP proxy to a Sentinel that passes everything through, except that it closes the
+    client's connection right after passing on the first SENTINEL FAILOVER: the Sentinel runs the
+    command, its answer is lost on the way back."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.failovers = 0
+        self.done = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                client, peer = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(('127.0.0.1', self.upstream_port))
+            lost = threading.Event()
+            threading.Thread(target=self.pump, args=(client, upstream, lost, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, client, lost, False), daemon=True).start()
+
+    def pump(self, source: socket.socket, sink: socket.socket, lost: threading.Event, from_client: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data or lost.is_set():
+                    break
+                if from_client and b'FAILOVER' in data.upper():
+                    self.failovers += 1
+                    if self.failovers == 1:
+                        lost.set()  # before the Sentinel can answer: the answer is dropped
+                        sink.sendall(data)
+                        time.sleep(0.2)
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.listener.close()
+
+
+def test_sentinel_switchover_whose_answer_is_lost_is_sent_once_and_finished(topo):
+    # The other way to CI's INPROG: redis-py sends a command again after a connection error, and
+    # SENTINEL FAILOVER sent again meets the failover the first one began. Before: the task failed
+    # with "INPROG Failover already in progress" while that failover went on. Now the command is
+    # sent once; on a lost answer the module asks the Sentinel whether it is failing over, and
+    # finishes as after any answer.
+    topo.start_sentinels()
+    proxy = LosingProxy(topo.sentinels[0].port)
+    try:
+        writer = Writer(topo)
+        writer.start()
+        wait_for(lambda: len(writer.acked) > 200)
+        args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD, 'timeout': 30,
+                'sentinels': [{'host': '127.0.0.1', 'port': proxy.port}] + sentinel_list(topo)[1:],
+                'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}}
+        result = run_module('redis_failover', args)
+    finally:
+        proxy.close()
+    assert proxy.failovers == 1, result.get('msg')
+    assert not result.get('failed'), result.get('msg')
+    assert result['new_master'] == topo.replicas[0].addr and masters(topo) == [topo.replicas[0]]
+    assert any('answer' in w and 'lost' in w for w in result.get('warnings', [])), result.get('warnings')
+    wait_for(lambda: any(port == topo.replicas[0].port for port, value in writer.acked))
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(topo.replicas[0].client().get('counter')))
 
 
 # --- redis_sentinel ------------------------------------------------------------------------------

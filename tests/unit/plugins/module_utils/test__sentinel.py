@@ -8,10 +8,12 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     ckquorum_ok,
     confirmation,
     decide_master,
+    failing_over,
     failover_in_progress,
     majority,
     monitored_key,
     pairs,
+    pause_budget,
     plan_sentinel,
     promotion_blockers,
     promotion_candidates,
@@ -243,6 +245,23 @@ def test_promotion_blockers_mirror_sentinels_choice():
 def test_failover_in_progress():
     assert failover_in_progress({'flags': 'master,failover_in_progress'})
     assert not failover_in_progress({'flags': 'master'}) and not failover_in_progress(None)
+
+
+def test_failing_over_names_the_sentinels_running_a_failover():
+    views = [view('s1', '10.0.0.11:6379'), view('s2', '10.0.0.11:6379', flags='master,failover_in_progress'),
+             view('s3', reachable=False), view('s4')]
+    assert failing_over(views) == ['s2:26379']
+    assert failing_over(views[:1]) == []
+
+
+def test_pause_budget_stays_under_the_smallest_down_after():
+    # down-after less 1 s, half of it at least; the smallest among the reachable Sentinels.
+    assert pause_budget([view('s1', '10.0.0.11:6379')]) == (4.0, 5000)
+    assert pause_budget([view('s1', '10.0.0.11:6379'), view('s2', '10.0.0.11:6379', **{'down-after-milliseconds': '2000'}),
+                         view('s3', reachable=False)]) == (1.0, 2000)
+    assert pause_budget([view('s1', '10.0.0.11:6379', **{'down-after-milliseconds': '1000'})]) == (0.5, 1000)
+    # Nothing to read it from: Sentinel's own default, 30 s.
+    assert pause_budget([view('s1'), view('s2', reachable=False)]) == (29.0, 30000)
 
 
 def test_confirmation_of_a_new_master():
