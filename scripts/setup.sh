@@ -72,4 +72,4 @@ if ! "$venv/bin/python" -c "import swarmlab_ops, sys; sys.exit(not swarmlab_ops.
     log "installing the ops tooling (ops/) into $venv, editable"
     "$venv/bin/pip" install -q --no-deps -e "$here/ops"
 fi
-log "set-up done: $(docker version --format 'docker {{.Server.Version}}'), $("$venv/bin/ansible" --version | head -1)"
+log "set-up done: $(docker version --format 'docker {{.Server.Version}}'), $("$venv/bin/ansible" --version | sed -n 1p)"
