@@ -58,7 +58,8 @@ description:
     failing over the master. When the Sentinel asked answers that a failover is already in progress
     (one it began meanwhile), the module keeps writes paused and finishes as after its own request,
     with a warning (only the caught-up candidates can be promoted). C(SENTINEL FAILOVER) is sent once,
-    never retried (a retry after a lost answer would meet the module's own failover).
+    never retried (a retry after a lost answer would meet the module's own failover); after a lost
+    answer the module asks that Sentinel whether it is failing over, and if so waits as above.
   - Why not M(community.general.redis)? It can set C(REPLICAOF) on one host, but promotes without
     any safety check, has no view of the whole topology, does not repoint the other replicas, has no
     C(masterauth) and never checks that replication works afterwards.
@@ -756,7 +757,7 @@ class FailoverManager(RedisManager):
         pause_writes(old_client, old, self.p['timeout'])
         try:
             self.wait_caught_up(old_client, old, waiting, min(budget[0], self.p['timeout']),
-                                " of paused writes (the Sentinels' down-after-milliseconds, %d, less 1 s: a longer "
+                                " of paused writes (kept under the Sentinels' down-after-milliseconds, %d: a longer "
                                 'pause makes them take the master for down)' % budget[1])
             self.ask_failover(asker, sentinel, leader['key'])
 
