@@ -39,6 +39,14 @@ def sentinel_switchover(topo: Topology, target=None) -> dict:
     return run_module('redis_failover', args)
 
 
+def writing(topo: Topology) -> Writer:
+    """A Writer INCRementing on the master, once it has 200 acknowledged writes."""
+    writer = Writer(topo)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 200)
+    return writer
+
+
 # --- defect 5: SENTINEL FAILOVER without a write pause ------------------------------------------
 
 @pytest.mark.parametrize('with_target', [True, False])
@@ -46,9 +54,7 @@ def test_sentinel_switchover_loses_no_acknowledged_write(topo, with_target):
     # Before the fix the module sent SENTINEL FAILOVER while the old master took writes: the INCRs
     # it acknowledged until Sentinel demoted it (seconds later) were lost.
     topo.start_sentinels()
-    writer = Writer(topo)
-    writer.start()
-    wait_for(lambda: len(writer.acked) > 200)
+    writer = writing(topo)
     result = sentinel_switchover(topo, topo.replicas[1] if with_target else None)
     assert not result.get('failed'), result.get('msg')
     assert result['method'] == 'sentinel' and result['old_master'] == topo.master.addr
@@ -148,6 +154,14 @@ def test_sentinel_switchover_while_a_failover_is_under_way_is_refused_before_any
     assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
 
 
+def wait_held_back(topo: Topology) -> None:
+    """Until the module's hold-back of replicas[1] is done: the Sentinel it asks (the first) sees
+    that replica's priority 0."""
+    held = topo.replicas[1]
+    wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
+                         for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.05)
+
+
 def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(topo):
     # The Sentinel the module asks begins a failover of its own while the module holds the writes
     # (here the test asks for it the moment the writes stop; in CI the pause itself made the
@@ -156,17 +170,13 @@ def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(
     # keeps the pause and finishes as after its own request.
     topo.start_sentinels()
     held = topo.replicas[1]
-    writer = Writer(topo)
-    writer.start()
-    wait_for(lambda: len(writer.acked) > 200)
+    writer = writing(topo)
     begun = {}
 
     def begin_when_paused():
         # The held-back replica is frozen once the Sentinel sees its priority 0, so the paused
         # master waits for its acknowledgement for a while (the window to begin a failover in).
-        wait_for(lambda: held.client().config_get('replica-priority')['replica-priority'] == '0', 30, 0.02)
-        wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
-                             for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.1)
+        wait_held_back(topo)
         held.proc.send_signal(signal.SIGSTOP)
         try:
             wait_for(lambda: writer.waiting() > 0.1, 30, 0.01)
@@ -188,12 +198,10 @@ def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(
 
 
 def lag_the_target(topo: Topology) -> None:
-    """Once the module has held replicas[1] back (the Sentinel it asks sees its priority 0), the
-    target, replicas[0], stops applying the master's stream for 6 s (its link stays up), so it
-    cannot catch up under the module's write pause."""
-    held = topo.replicas[1]
-    wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
-                         for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.05)
+    """Once the module has held replicas[1] back, the target, replicas[0], stops applying the
+    master's stream for 6 s (its link stays up), so it cannot catch up under the module's write
+    pause."""
+    wait_held_back(topo)
     topo.replicas[0].client().execute_command('CLIENT', 'PAUSE', '6000', 'WRITE')
 
 
@@ -204,9 +212,7 @@ def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate
     # after down-after-milliseconds less 1 s (1 s here, the floor of half of 2000 ms).
     topo.start_sentinels()
     target = topo.replicas[0]
-    writer = Writer(topo)
-    writer.start()
-    wait_for(lambda: len(writer.acked) > 200)
+    writer = writing(topo)
     flagged: set[str] = set()
     done = threading.Event()
 
@@ -238,9 +244,7 @@ def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fai
     # failover (one that stays under way here). Before: the module unpaused the old master, whose
     # new writes that failover would lose when it demotes it. Now they stay paused.
     topo.start_sentinels()
-    writer = Writer(topo)
-    writer.start()
-    wait_for(lambda: len(writer.acked) > 200)
+    writer = writing(topo)
 
     def fail_over_when_paused():
         lag_the_target(topo)
@@ -328,9 +332,7 @@ def test_sentinel_switchover_whose_answer_is_lost_is_sent_once_and_finished(topo
     topo.start_sentinels()
     proxy = LosingProxy(topo.sentinels[0].port)
     try:
-        writer = Writer(topo)
-        writer.start()
-        wait_for(lambda: len(writer.acked) > 200)
+        writer = writing(topo)
         args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD, 'timeout': 30,
                 'sentinels': [{'host': '127.0.0.1', 'port': proxy.port}] + sentinel_list(topo)[1:],
                 'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}}
