@@ -753,7 +753,6 @@ class FailoverManager(RedisManager):
             raise RedisModuleError('%s: not within %d bytes of %s after %ss; nothing was paused or promoted'
                                    % (', '.join(candidates), NEARLY_CAUGHT_UP, old, self.p['timeout']))
         promoted = None
-        keep_paused = False
         pause_writes(old_client, old, self.p['timeout'])
         try:
             self.wait_caught_up(old_client, old, waiting, min(budget[0], self.p['timeout']),
@@ -775,11 +774,6 @@ class FailoverManager(RedisManager):
 
             promoted = wait_until(find_promoted, self.p['timeout'], 0.05)
             if promoted is None:
-                if failover_in_progress(sentinel_master(sentinel, leader['key'], name)):
-                    keep_paused = True
-                    raise RedisModuleError('Sentinel %s has not promoted a replica within %ss and its failover is still '
-                                           'under way: writes on %s stay paused for %ss so they are not lost'
-                                           % (leader['key'], self.p['timeout'], old, self.p['timeout']))
                 raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
                                        'takes writes again' % (leader['key'], ', '.join(candidates),
                                                                self.p['timeout'], old))
@@ -796,9 +790,9 @@ class FailoverManager(RedisManager):
             finally:
                 self.demote(old_client, old, promoted)
         except Exception as exc:
-            if not keep_paused and promoted is None:
-                # A failover Sentinel runs now would demote the old master: writes it took after
-                # unpausing would be lost.
+            if promoted is None:
+                # A failover a Sentinel runs now (the one asked, still under way after `timeout`, or
+                # another's) would demote the old master: writes it took after unpausing would be lost.
                 busy = failing_over(collect_sentinels(self.p['sentinels'], self.p, name))
                 if busy:
                     pause_writes(old_client, old, self.p['timeout'])
@@ -806,8 +800,7 @@ class FailoverManager(RedisManager):
                     raise RedisModuleError('%s; but Sentinel %s is failing over %s meanwhile: writes on %s stay paused '
                                            'for %ss so none is lost when it is demoted'
                                            % (reason, ', '.join(busy), name, old, self.p['timeout'])) from exc
-            if not keep_paused:
-                self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
+            self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
             raise
         self.unpause_if_one_master(old_client, old, [promoted])
         return promoted, confirmed

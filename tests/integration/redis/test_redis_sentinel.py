@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
@@ -30,10 +32,10 @@ def sentinel_list(topo: Topology) -> list[dict]:
     return [{'host': '127.0.0.1', 'port': s.port} for s in topo.sentinels]
 
 
-def sentinel_switchover(topo: Topology, target=None) -> dict:
+def sentinel_switchover(topo: Topology, target=None, timeout: int = 30) -> dict:
     """redis_failover through the Sentinels, to ``target`` (a server) or Sentinel's choice."""
     args = {'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
-            'sentinels': sentinel_list(topo), 'timeout': 30}
+            'sentinels': sentinel_list(topo), 'timeout': timeout}
     if target is not None:
         args['target'] = {'host': '127.0.0.1', 'port': target.port}
     return run_module('redis_failover', args)
@@ -239,6 +241,19 @@ def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate
     assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
 
 
+def assert_master_still_paused(topo: Topology, writer: Writer) -> None:
+    """The old master holds writes (the module's pause), then takes them again once unpaused here,
+    and no acknowledged write is lost."""
+    held_since = len(writer.acked)
+    # Sent once: redis-py's default retries would queue more INCRs and wait out a short pause.
+    with pytest.raises(redis.exceptions.TimeoutError):
+        topo.master.client(socket_timeout=1, retry=Retry(NoBackoff(), 0)).incr('counter')
+    assert len(writer.acked) == held_since and writer.waiting() > 1
+    topo.master.client().execute_command('CLIENT', 'UNPAUSE')
+    values = writer.finish()
+    assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
+
+
 def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fails_over(topo):
     # The target does not catch up under the pause, and meanwhile another Sentinel has begun a
     # failover (one that stays under way here). Before: the module unpaused the old master, whose
@@ -259,13 +274,24 @@ def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fai
     assert 'did not catch up' in result['msg'] and 'takes writes again' not in result['msg'], result['msg']
     assert ('but Sentinel %s is failing over mymaster meanwhile: writes on %s stay paused'
             % (topo.sentinels[1].addr, topo.master.addr)) in result['msg'], result['msg']
-    held_since = len(writer.acked)
-    with pytest.raises(redis.exceptions.TimeoutError):
-        topo.master.client(socket_timeout=1).incr('counter')
-    assert len(writer.acked) == held_since and writer.waiting() > 1
-    topo.master.client().execute_command('CLIENT', 'UNPAUSE')
-    values = writer.finish()
-    assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
+    assert_master_still_paused(topo, writer)
+
+
+def test_sentinel_switchover_whose_own_failover_stalls_keeps_writes_paused(topo):
+    # The Sentinel the module asks begins the failover but promotes nothing within the module's
+    # timeout (the REPLICAOF NO ONE it sends is renamed away; its failover-timeout is 20 s): the
+    # old master must not take writes again, which that failover would lose when it demotes it.
+    topo.start_sentinels()
+    asked = topo.sentinels[0]
+    asked.client().execute_command('SENTINEL', 'SET', 'mymaster', 'rename-command', 'SLAVEOF', 'NO-SUCH-COMMAND')
+    writer = writing(topo)
+    result = sentinel_switchover(topo, topo.replicas[0], timeout=8)
+    assert result.get('failed'), result
+    assert result['msg'].startswith('Sentinel %s did not promote any of %s within 8s' % (asked.addr, topo.replicas[0].addr))
+    assert ('but Sentinel %s is failing over mymaster meanwhile: writes on %s stay paused'
+            % (asked.addr, topo.master.addr)) in result['msg'], result['msg']
+    assert masters(topo) == [topo.master]
+    assert_master_still_paused(topo, writer)
 
 
 class LosingProxy:
