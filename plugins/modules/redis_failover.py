@@ -46,9 +46,9 @@ description:
     rewrites its config and closes its clients' connections (so Sentinel-aware clients retry their
     held writes on the new master), and only then unpauses. It fails when no majority of the
     Sentinels names the new master within O(timeout) (the old master is demoted all the same);
-    RV(sentinels_confirmed) lists them. When Sentinel's failover is still under way after
-    O(timeout), writes stay paused and the task fails saying so. Unlisted replicas that Sentinel
-    could promote are refused.
+    RV(sentinels_confirmed) lists them. When nothing was promoted within O(timeout) and a listed
+    Sentinel (the one asked or another) is still failing over, writes stay paused and the task
+    fails saying so. Unlisted replicas that Sentinel could promote are refused.
   - The write pause before C(SENTINEL FAILOVER) is kept shorter than the Sentinels'
     C(down-after-milliseconds) less 1 s (half of it at least). A paused master holds the hello
     messages Sentinels publish to it and the PINGs they send after them, and a longer pause makes
