@@ -10,6 +10,11 @@ class ConfigError(ValueError):
     """An environment variable holds a value the app cannot use."""
 
 
+# How much sooner than the socket timeout a WAIT must answer: the round trip, and a busy server's
+# timer (Redis checks WAIT timeouts 10 times a second).
+WAIT_MARGIN_MS = 250
+
+
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float] = int,
             minimum: int = 0) -> int | float:
     """The variable as ``kind`` (int or float), at least ``minimum``; ``default`` when unset or blank."""
@@ -107,7 +112,7 @@ class Settings:
         env = os.environ if env is None else env
         redis_url = env.get("REDIS_URL", "").strip() or cls.redis_url
         tls = _tls(env, redis_url)
-        return cls(
+        settings = cls(
             redis_url=redis_url,
             redis_password=_secret(env, "REDIS_PASSWORD"),
             replicas=parse_hostports(env.get("REDIS_REPLICAS", ""), "REDIS_REPLICAS"),
@@ -128,3 +133,12 @@ class Settings:
             wait_timeout_ms=_number(env, "REDIS_WAIT_TIMEOUT_MS", cls.wait_timeout_ms, minimum=1),
             max_body_bytes=_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
         )
+        # A WAIT that outlasts the socket timeout makes redis-py take the write for unanswered and
+        # send it again: a write the replicas do not acknowledge would be applied 1 + REDIS_RETRIES
+        # times, and answered 503 all the same.
+        if settings.wait_replicas and settings.wait_timeout_ms + WAIT_MARGIN_MS > settings.socket_timeout * 1000:
+            raise ConfigError(
+                f"REDIS_WAIT_TIMEOUT_MS ({settings.wait_timeout_ms}) must be at least {WAIT_MARGIN_MS} ms below "
+                f"REDIS_SOCKET_TIMEOUT ({settings.socket_timeout:g} s) when REDIS_WAIT_REPLICAS is set: a WAIT that "
+                "outlasts the socket timeout makes the client send the write again")
+        return settings

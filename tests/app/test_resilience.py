@@ -103,7 +103,7 @@ def test_500_concurrent_increments_are_exact(gunicorn_factory, redis_pair, count
 
 def test_wait_mode_acknowledged_by_replica(make_client, redis_pair, counter_key):
     master, replica = redis_pair
-    client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="1")
+    client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="500")
     resp = client.post("/api/counter/increment", json={"by": 2})
     assert resp.status_code == 200 and resp.get_json() == {"value": 2}
     # Acknowledged means the replica already has it, with no further waiting.
@@ -134,6 +134,23 @@ def test_wait_mode_is_503_when_fewer_replicas_than_required(make_client, redis_p
     resp = client.post("/api/counter/decrement")
     assert resp.status_code == 503
     assert resp.get_json()["acknowledged"] == 1
+
+
+def test_wait_mode_refuses_a_wait_timeout_the_socket_timeout_would_cut(make_client, lone_redis, counter_key):
+    # A WAIT longer than the socket timeout (1.5 s against FAST_RETRY_ENV's 1 s) made redis-py time
+    # out after the master had applied the write, and send it again: one request, no replica to
+    # acknowledge it, was applied 3 times (1 + REDIS_RETRIES) and answered 503.
+    from counter.config import ConfigError
+
+    for wait_ms in ("1500", "1000", "800"):
+        with pytest.raises(ConfigError, match="REDIS_WAIT_TIMEOUT_MS .*REDIS_SOCKET_TIMEOUT"):
+            make_client(REDIS_URL=redis_url(lone_redis), REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS=wait_ms)
+    assert lone_redis.client().get(counter_key) is None
+    # Without WAIT the timeout is not used, and with room to answer the write is applied once.
+    make_client(REDIS_URL=redis_url(lone_redis), REDIS_WAIT_TIMEOUT_MS="1500")
+    client = make_client(REDIS_URL=redis_url(lone_redis), REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="750")
+    assert client.post("/api/counter/increment").status_code == 503
+    assert lone_redis.client().get(counter_key) == "1"
 
 
 # --- Sentinel ---------------------------------------------------------------------------------
