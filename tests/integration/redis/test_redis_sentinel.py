@@ -677,12 +677,14 @@ class AppWriters:
             'REDIS_WAIT_REPLICAS': '1'}))
         self.acked = 0
         self.failures: list[str] = []
+        self.longest = 0.0  # seconds, the slowest acknowledged increment
         self.lock = threading.Lock()
         self.stop_flag = threading.Event()
         self.threads = [threading.Thread(target=self.run, daemon=True) for index in range(threads)]
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
+            start = time.monotonic()
             try:
                 self.store.increment(1)
             except Exception as exc:  # what the app turns into a 503
@@ -691,6 +693,7 @@ class AppWriters:
             else:
                 with self.lock:
                     self.acked += 1
+                    self.longest = max(self.longest, time.monotonic() - start)
 
     def __enter__(self) -> 'AppWriters':
         for thread in self.threads:
@@ -720,5 +723,31 @@ def test_switchover_fails_no_app_write_and_loses_none(topo):
         assert not result.get('failed'), result.get('msg')
         done = writers.acked
         wait_for(lambda: writers.acked > done + 200)
+    assert writers.failures == []
+    assert int(topo.replicas[0].client().get('counter')) == writers.acked
+
+
+def test_switchover_whose_paused_wait_outlasts_the_apps_socket_timeout_counts_each_write_once(topo):
+    # With the stack's down-after-milliseconds (5000) the module may hold writes for up to 4 s
+    # while the target catches up, twice the app's socket timeout (2 s): the app's writes time out
+    # under the pause and redis-py sends them again. None may fail, and none may count twice. (Here
+    # the target stops applying the stream for 2.5 s once the module has held the other back.)
+    topo.start_sentinels()
+    for s in topo.sentinels:
+        s.client().execute_command('SENTINEL', 'SET', 'mymaster', 'down-after-milliseconds', '5000')
+    with AppWriters(topo) as writers:
+        lagging = threading.Thread(target=lambda: (wait_held_back(topo), topo.replicas[0].client().execute_command(
+            'CLIENT', 'PAUSE', '2500', 'WRITE')), daemon=True)
+        lagging.start()
+        result = run_module('redis_failover', {
+            'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+            'sentinels': sentinel_list(topo), 'timeout': 30,
+            'target': {'host': '127.0.0.1', 'port': topo.replicas[0].port}})
+        lagging.join(5)
+        assert not result.get('failed'), result.get('msg')
+        done = writers.acked
+        wait_for(lambda: writers.acked > done + 200)
+    timeout = writers.store.settings.socket_timeout
+    assert writers.longest > timeout, 'no write outlasted the socket timeout (%.1f s): the case did not arise' % writers.longest
     assert writers.failures == []
     assert int(topo.replicas[0].client().get('counter')) == writers.acked
