@@ -54,6 +54,13 @@ PY
 )
     passed=$((passed + p)); failed=$((failed + f))
 }
+# A CI log shows only its tail, where destroy's long output buries the failure: the failed tasks
+# (the last ones, as the rescued failures of bad-input checks come first) are printed again at the end.
+failed_tasks() {
+    echo "---- failed tasks in $1 ----"
+    sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E -A 12 '(fatal|failed): \[|FAILED!|^ERROR!|ERROR +Ansible return code' \
+        | cut -c1-300 | tail -n 150 || true
+}
 run_scenario() {
     local s=$1 log="$results/molecule-$1.log"
     step "molecule test -s $s"
@@ -68,6 +75,7 @@ run_scenario() {
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
+        failed_tasks "$log" >&2
         echo "molecule scenario $s FAILED" >&2
         exit 1
     fi
