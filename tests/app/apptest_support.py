@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ PASSWORD = "s3cret-test-pw"
 SENTINEL_PASSWORD = "sentinel-test-pw"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,

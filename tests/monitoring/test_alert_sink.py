@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from monitoringtest_support import ROOT, free_port, stop, wait_for_port
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from monitoringtest_support import ROOT, stop, wait_for_port
 
 SINK = ROOT / "roles/monitoring/files/alert_sink.py"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoringtest_support import (PLACEHOLDER_REDIS_PASSWORD, PLACEHOLDER_SENTINEL_PASSWORD, free_port,
-                                    make_ca, make_cert, metric_names_in_rules, parse_metrics, stop, tool,
-                                    value, wait_for_port)
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from monitoringtest_support import (PLACEHOLDER_REDIS_PASSWORD, PLACEHOLDER_SENTINEL_PASSWORD, make_ca, make_cert,
+                                    metric_names_in_rules, parse_metrics, stop, tool, value, wait_for_port)
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ import requests
 from swarmlab_ops.checker.prometheus import client_counts
 from swarmlab_ops.client.http import CounterClient
 from swarmlab_ops.lab.prometheus import Prometheus, PrometheusError, observe
-from swarmlab_ops.loadtest.locust import BareApp, free_port
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from swarmlab_ops.loadtest.locust import BareApp
 
 SCRAPE = 1  # seconds
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import redis
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,12 +43,6 @@ def server_base(prefix: str = 'set-') -> Path:
     """A fresh directory for one test's servers (outside /tmp; see the module docstring)."""
     SERVER_DIRS.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=SERVER_DIRS))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -100,12 +95,17 @@ class Server:
         deadline = time.monotonic() + 10
         while True:
             try:
-                self.client().ping()
-                return
+                pid = self.client().info('server')['process_id']
+                break
             except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError('%s did not start: %s' % (self.name, (self.dir / 'log').read_text()))
                 time.sleep(0.05)
+        # Another test's server on this port answers the same password; say so rather than let the
+        # test run on it.
+        if pid != self.proc.pid:
+            self.stop()
+            raise RuntimeError('%s: port %d is served by process %s, not ours' % (self.name, self.port, pid))
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -151,16 +151,21 @@ class Topology:
                 r.client().replicaof('127.0.0.1', self.master.port)
             self.wait_synced()
 
-    def wait_synced(self, master: Server | None = None, timeout: float = 15) -> None:
+    def wait_synced(self, master: Server | None = None, timeout: float = 30) -> None:
         master = master or self.master
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            infos = [r.client().info('replication') for r in self.servers if r is not master]
+        while True:
+            infos = {r.addr: r.client().info('replication') for r in self.servers if r is not master}
             if all(i['role'] == 'slave' and i['master_link_status'] == 'up' and i['master_port'] == master.port
-                   for i in infos):
+                   for i in infos.values()):
                 return
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.1)
-        raise RuntimeError('replicas did not sync to %s' % master.addr)
+        # What each one reports, to tell a slow sync from a server something else reconfigured.
+        seen = {addr: {k: i.get(k) for k in ('role', 'master_port', 'master_link_status', 'master_sync_in_progress')}
+                for addr, i in infos.items()}
+        raise RuntimeError('replicas did not sync to %s in %ss: %s' % (master.addr, timeout, seen))
 
     def new_sentinel(self, name: str, monitor: bool = True, password: str | None = None) -> Server:
         """A Sentinel (not started). monitor=False: a bare one that monitors nothing yet."""

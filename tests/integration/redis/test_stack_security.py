@@ -24,7 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redis_harness import run_playbook, server_base
+from redis_harness import free_port, run_playbook, server_base
 from test_redis_guards import wait_for
 from test_stack_boot import BOOT, NAME, Boot, Cluster, render
 
@@ -148,12 +148,6 @@ def _pings(cl: redis.Redis) -> bool:
 
 # --- the edge: a real HAProxy on loopback with the rendered configuration -----------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 class _App(http.server.BaseHTTPRequestHandler):
     """Stands in for web (the edge's checks need a /readyz that answers); counts what reaches it."""
     seen: list[str] = []
@@ -204,7 +198,7 @@ class Edge:
         out = tmp / ('haproxy-%d.cfg' % time.monotonic_ns())
         proc = run_playbook('tests/integration/redis/playbooks/render_haproxy.yml', {'haproxy_out': str(out), **extra})
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        self.http, self.https, metrics, dns = _free_port(), _free_port(), _free_port(), _free_port()
+        self.http, self.https, metrics, dns = free_port(), free_port(), free_port(), free_port()
         config = out.read_text()
         self.rendered = config
         tls_bind = '    bind :8443 ssl crt /run/secrets/edge_tls.pem'
@@ -353,7 +347,7 @@ def test_the_roles_edge_certificate_names_the_manager_and_haproxy_serves_it(serv
     assert pem.stat().st_mode & 0o777 == 0o600
     assert 'BEGIN CERTIFICATE' in pem.read_text() and 'PRIVATE KEY' in pem.read_text()
     # HAProxy takes the PEM as it is, and a client with the role's CA verifies the server by name.
-    port = _free_port()
+    port = free_port()
     cfg = server_dir / 'tls-only.cfg'
     cfg.write_text('defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n'
                    'frontend https\n    bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.2\n'
