@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from swarmlab_ops.checker.counter import check
 from swarmlab_ops.checker.timeline import summarize
 from swarmlab_ops.client.http import CounterClient, classify_increment
@@ -104,9 +105,7 @@ def test_load_stops_at_its_time_bound(app_double):
 
 
 def test_refused_connect_is_fail():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     op = CounterClient("http://127.0.0.1:%d" % port, "http-0", timeout=1).invoke("incr")
     assert op.outcome == "fail" and op.value is None
 
@@ -116,9 +115,7 @@ def test_refused_connect_is_fail():
 def redis_server(tmp_path):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     (tmp_path / "pw").write_text("writer-test-pw\n")
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--dir", str(tmp_path), "--requirepass", "writer-test-pw"],
