@@ -62,7 +62,9 @@ failed_tasks() {
         | cut -c1-300 | tail -n 150 || true
 }
 run_scenario() {
-    local s=$1 log="$results/molecule-$1.log"
+    local s=$1 log="$results/molecule-$1.log" last
+    last=$log
+    rm -f "$log.retry"
     step "molecule test -s $s"
     if molecule test -s "$s" 2>&1 | stamp | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
         passed=$((passed + 1))
@@ -71,11 +73,12 @@ run_scenario() {
     # again once, from destroy, and says so; any other failure, or a second one, fails.
     elif grep -q "failed to resolve remote temporary directory" "$log" \
             && echo "molecule scenario $s: lost docker exec output (community.docker#644); running it once more" >&2 \
-            && molecule test -s "$s"; then
+            && last=$log.retry \
+            && { molecule test -s "$s" 2>&1 | stamp | tee "$last"; [ "${PIPESTATUS[0]}" -eq 0 ]; }; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
-        failed_tasks "$log" >&2
+        failed_tasks "$last" >&2
         echo "molecule scenario $s FAILED" >&2
         exit 1
     fi
