@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 import requests
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from swarmlab_ops.checker.prometheus import client_counts
 from swarmlab_ops.client.http import CounterClient
 from swarmlab_ops.lab.prometheus import Prometheus, PrometheusError, observe
-from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from swarmlab_ops.loadtest.locust import BareApp
 
 SCRAPE = 1  # seconds
