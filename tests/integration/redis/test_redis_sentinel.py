@@ -669,7 +669,7 @@ class AppWriters:
     """Threads that increment through the counter app's own store (Sentinel discovery, WAIT 1,
     the app's default retries), as the web tasks do; every outcome is kept."""
 
-    def __init__(self, topo: Topology, threads: int = 4) -> None:
+    def __init__(self, topo: Topology, threads: int = 4, sentinels: list | None = None) -> None:
         app_dir = str(Path(__file__).resolve().parents[3] / 'app')  # the app's source tree
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
@@ -677,7 +677,7 @@ class AppWriters:
         from counter.store import CounterStore
         self.store = CounterStore(Settings.from_env({
             'REDIS_URL': 'redis://:%s@127.0.0.1:1/0' % PASSWORD,
-            'REDIS_SENTINELS': ','.join(s.addr for s in topo.sentinels),
+            'REDIS_SENTINELS': ','.join(s.addr for s in sentinels or topo.sentinels),
             'REDIS_SENTINEL_MASTER': 'mymaster',
             'REDIS_WAIT_REPLICAS': '1'}))
         self.acked = 0
@@ -756,3 +756,84 @@ def test_switchover_whose_paused_wait_outlasts_the_apps_socket_timeout_counts_ea
     assert writers.longest > timeout, 'no write outlasted the socket timeout (%.1f s): the case did not arise' % writers.longest
     assert writers.failures == []
     assert int(topo.replicas[0].client().get('counter')) == writers.acked
+
+
+class DeafSentinel:
+    """Keeps one Sentinel from hearing the hello messages through which the others announce a
+    failover, while it answers clients at once: a Sentinel that lags and names the old master.
+    Hellos reach it two ways, both closed: through the servers (its links log in as an ACL user
+    refused every Pub/Sub channel) and from its peers' PUBLISH to itself (refused by its own ACL).
+    ``hear()`` opens both again (Sentinel subscribes again within a second)."""
+
+    USER = 'deaf-sentinel'
+
+    def __init__(self, topo: Topology, sentinel) -> None:
+        self.topo = topo
+        self.sentinel = sentinel
+        # Sentinel names its links to a server sentinel-<first 8 characters of its ID>-cmd/-pubsub.
+        self.prefix = 'sentinel-%s-' % sentinel.client().execute_command('SENTINEL', 'MYID')[:8]
+
+    def links(self, server) -> dict[str, dict]:
+        return {e['name'][len(self.prefix):]: e for e in server.client().client_list()
+                if e.get('name', '').startswith(self.prefix)}
+
+    def subscribed(self) -> list[bool]:
+        """Per server: the Sentinel's hello subscription there is up, as the ACL user."""
+        return [self.links(s).get('pubsub', {}).get('user') == self.USER
+                and self.links(s).get('pubsub', {}).get('sub') == '1' for s in self.topo.servers]
+
+    def deafen(self) -> None:
+        for server in self.topo.servers:
+            server.client().execute_command('ACL', 'SETUSER', self.USER, 'on', '>' + PASSWORD, '~*', '+@all',
+                                            'resetchannels')
+        self.sentinel.client().execute_command('ACL', 'SETUSER', 'default', '-publish')
+        # Sentinel logs in again as that user at once; its SUBSCRIBE is then refused.
+        self.sentinel.client().execute_command('SENTINEL', 'SET', 'mymaster', 'auth-user', self.USER)
+        wait_for(lambda: all(self.links(s).get('cmd', {}).get('user') == self.USER and 'pubsub' not in self.links(s)
+                             for s in self.topo.servers))
+
+    def hear(self) -> None:
+        for server in self.topo.servers:
+            server.client().execute_command('ACL', 'SETUSER', self.USER, 'allchannels')
+        self.sentinel.client().execute_command('ACL', 'SETUSER', 'default', '+publish')
+        wait_for(lambda: all(self.subscribed()))
+
+    def names(self) -> int:
+        return int(self.sentinel.client().sentinel_get_master_addr_by_name('mymaster')[1])
+
+
+def test_switchover_while_a_sentinel_lags_fails_no_app_write_and_holds_writes_only_for_a_majority(topo):
+    # The master-drain drill failed 2 requests: one Sentinel named the old master for seconds after
+    # the failover; the module held writes while it waited for it (4 s more once two of three named
+    # the new master), longer than the drill client's 5-s timeout, then demoted the old master all
+    # the same, and a client that asked that Sentinel was sent to a replica (READONLY). Here the
+    # Sentinel the app asks first hears nothing until writes flow on the new master again: they
+    # must flow without it, fail none, and once it hears, the module must see it name the new one.
+    topo.start_sentinels()
+    deaf = DeafSentinel(topo, topo.sentinels[2])  # not the one the module asks for the failover
+    old, target = topo.master, topo.replicas[0]
+    with AppWriters(topo, sentinels=[topo.sentinels[2]] + topo.sentinels[:2]) as writers:
+        deaf.deafen()
+        stale_while_writing: list[bool] = []
+
+        def hear_once_writes_flow() -> None:
+            wait_for(lambda: target.client().execute_command('ROLE')[0] == 'master', 30, 0.05)
+            promoted_at = writers.acked
+            wait_for(lambda: writers.acked > promoted_at + 100, 60, 0.05)
+            stale_while_writing.append(deaf.names() == old.port)
+            deaf.hear()
+
+        healer = threading.Thread(target=hear_once_writes_flow, daemon=True)
+        healer.start()
+        result = run_module('redis_failover', {
+            'instances': topo.instances, 'login_password': PASSWORD, 'master_auth': PASSWORD,
+            'sentinels': sentinel_list(topo), 'timeout': 30,
+            'target': {'host': '127.0.0.1', 'port': target.port}})
+        healer.join(60)
+        assert not result.get('failed'), result.get('msg')
+        done = writers.acked
+        wait_for(lambda: writers.acked > done + 200)
+    assert stale_while_writing == [True], 'the lagging Sentinel named the new master before writes flowed again'
+    assert writers.failures == []
+    assert int(target.client().get('counter')) == writers.acked
+    assert result['sentinels_confirmed'] == sorted(s.addr for s in topo.sentinels), result.get('warnings')
