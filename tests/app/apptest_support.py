@@ -125,8 +125,15 @@ class RedisProcess:
         def synced() -> bool:
             info = self.client().info("replication")
             offset = master.client().info("replication")["master_repl_offset"]
-            return (info.get("master_link_status") == "up"
-                    and info.get("slave_repl_offset", -1) >= offset)
+            if not (info.get("master_link_status") == "up" and info.get("slave_repl_offset", -1) >= offset):
+                return False
+            # After a diskless sync Redis 7 sends the replica no write until its first ACK (a
+            # second later): a WAIT until then times out. A PUBLISH (replicated, no key) it acknowledges
+            # says the stream flows.
+            pipe = master.client().pipeline(transaction=False)
+            pipe.publish("__apptest_sync__", "")
+            pipe.wait(1, 200)
+            return pipe.execute()[1] >= 1
         wait_for(synced, 15, f"{self.name} in sync with {master.name}")
 
 

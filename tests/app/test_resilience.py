@@ -105,7 +105,7 @@ def test_wait_mode_acknowledged_by_replica(make_client, redis_pair, counter_key)
     master, replica = redis_pair
     client = make_client(REDIS_URL=redis_url(master), REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="500")
     resp = client.post("/api/counter/increment", json={"by": 2})
-    assert resp.status_code == 200 and resp.get_json() == {"value": 2}
+    assert resp.status_code == 200 and resp.get_json() == {"value": 2}, resp.get_json()
     # Acknowledged means the replica already has it, with no further waiting.
     assert replica.client().get(counter_key) == "2"
     assert client.post("/api/counter/reset").get_json() == {"value": 0}
