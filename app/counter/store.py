@@ -82,13 +82,57 @@ class CounterOverflow(Exception):
     """INCRBY/DECRBY would leave the 64-bit range Redis allows."""
 
 
+class _VerifyingSentinel(Sentinel):
+    """Sentinel discovery that does not trust one Sentinel's answer alone.
+
+    A Sentinel that has not yet heard of a failover (hello messages travel every 2 s, or it is cut
+    off for a while) still names the old master. redis-py takes the first answer and keeps asking
+    that Sentinel first, so every write went to the demoted master and failed with READONLY until
+    that Sentinel caught up. The Sentinel client guidelines say to check the role of the instance a
+    Sentinel names; _RediscoveringConnection does, and asks the next Sentinel when it is no master.
+    """
+
+    def master_candidates(self, service_name: str):
+        """(sentinel, address) for each Sentinel that names a master in good state, in the order
+        they are asked (the one whose answer was last confirmed first); each address once."""
+        seen: set[tuple[str, int]] = set()
+        errors: list[str] = []
+        for sentinel in list(self.sentinels):
+            try:
+                masters = sentinel.sentinel_masters()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                errors.append(f"{sentinel}: {exc!r}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                address = (state["ip"], int(state["port"]))
+                if address not in seen:
+                    seen.add(address)
+                    yield sentinel, address
+        if not seen:
+            detail = f": {', '.join(errors)}" if errors else ""
+            raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
+
+    def confirmed(self, sentinel: Any) -> None:
+        """Ask this Sentinel first from now on (as redis-py does with the first that answers)."""
+        index = self.sentinels.index(sentinel)
+        self.sentinels[0], self.sentinels[index] = self.sentinels[index], self.sentinels[0]
+
+
+def _role(reply: Any) -> str:
+    first = reply[0] if isinstance(reply, (list, tuple)) and reply else reply
+    return first.decode() if isinstance(first, bytes) else str(first)
+
+
 class _RediscoveringConnection(SentinelManagedConnection):
-    """Reconnects through Sentinel every time, not only in connect().
+    """Reconnects through Sentinel every time, not only in connect(), and to a verified master.
 
     redis-py 8.1 sends a command on a closed connection through connect_check_health(), which
     skips SentinelManagedConnection.connect() and so reconnects to the address it had: after a
     switchover the retries of a write all go back to the demoted master, get READONLY and fail
     (redis/redis-py#3874, open). Here a connection that is not connected asks Sentinel first.
+    And the master a Sentinel names must answer ROLE as a master (see _VerifyingSentinel), or the
+    next Sentinel's answer is tried.
     """
 
     _connecting_to = False
@@ -107,6 +151,45 @@ class _RediscoveringConnection(SentinelManagedConnection):
                                          retry_socket_connect=retry_socket_connect)
             return
         self._connect_retry()
+
+    def _connect_retry(self) -> None:
+        pool = self.connection_pool
+        manager = pool.sentinel_manager
+        if self._sock or not pool.is_master or not isinstance(manager, _VerifyingSentinel):
+            super()._connect_retry()
+            return
+        rejected: list[str] = []
+        for sentinel, address in manager.master_candidates(pool.service_name):
+            try:
+                self.connect_to(address)
+                self.send_command("ROLE")
+                role = _role(self.read_response())
+            except AuthenticationError:
+                raise  # wrong credentials, not a stale Sentinel: the next address would not help
+            except ResponseError:
+                role = "master"  # a user without ROLE: the Sentinel's answer has to do
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.disconnect()
+                rejected.append(f"{address[0]}:{address[1]} ({_describe(exc)})")
+                continue
+            if role == "master":
+                manager.confirmed(sentinel)
+                self._follow(address)
+                return
+            self.disconnect()
+            rejected.append(f"{address[0]}:{address[1]} is a {role}")
+        raise MasterNotFoundError(f"No master found for {pool.service_name!r}: the Sentinels name "
+                                  f"{'; '.join(rejected)}")
+
+    def _follow(self, address: tuple[str, int]) -> None:
+        """What redis-py's get_master_address does on a new master: the pool's idle connections
+        are closed, so they too reconnect to it."""
+        pool = self.connection_pool
+        if pool.master_address != address:
+            pool.master_address = address
+            owner = pool.connection_pool_ref()
+            if owner is not None:
+                owner.disconnect(inuse_connections=False)
 
 
 class _RediscoveringSSLConnection(_RediscoveringConnection, SSLConnection):
@@ -154,7 +237,7 @@ class CounterStore:
         self._lock = threading.Lock()
         self.sentinel: Sentinel | None = None
         if settings.sentinels:
-            self.sentinel = Sentinel(
+            self.sentinel = _VerifyingSentinel(
                 settings.sentinels,
                 sentinel_kwargs={
                     "password": settings.sentinel_password,
