@@ -38,13 +38,16 @@ description:
     replica's restart it has not read its INFO yet or still flags it down, and C(SENTINEL FAILOVER)
     would answer C(NOGOODSLAVE)) and until every replica Sentinel may promote is nearly caught up,
     pauses writes on the master, waits until those replicas have caught up,
-    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until every reachable Sentinel
-    names the promoted replica (clients ask any of them; one that has not heard yet would send them
-    back to the old master; once a majority does, the others get 4 s more, then a warning) and the
+    sends C(SENTINEL FAILOVER) to a Sentinel of that majority, waits until a majority of the listed
+    Sentinels names the promoted replica (clients ask any of them) and the
     other replicas have linked to it (so the first writes there can be acknowledged by a replica),
     demotes the old master itself (Sentinel would only do it seconds later) and, as Sentinel does,
     rewrites its config and closes its clients' connections (so Sentinel-aware clients retry their
-    held writes on the new master), and only then unpauses. It fails when no majority of the
+    held writes on the new master), and only then unpauses. Then, writes flowing, it waits until
+    every reachable Sentinel names the new master (a warning when one does not within O(timeout)).
+    A Sentinel that has not heard of the failover yet still names the old master: clients must
+    check the role of the instance a Sentinel names (C(ROLE), as the Sentinel client guidelines
+    say, and the counter app does) and ask another when it is a replica. It fails when no majority of the
     Sentinels names the new master within O(timeout) (the old master is demoted all the same);
     RV(sentinels_confirmed) lists them. When nothing was promoted within O(timeout) and a listed
     Sentinel (the one asked or another) is still failing over, writes stay paused and the task
@@ -236,6 +239,14 @@ elapsed:
   returned: success
   type: float
   sample: 1.42
+writes_paused:
+  description:
+    - Seconds the module held writes on the old master (C(CLIENT PAUSE WRITE)) in a planned switchover
+      with O(method=manual) or through Sentinel, from the pause to the unpause: about as long as the
+      slowest write waited. Null when the module paused nothing (C(FAILOVER) pauses writes itself).
+  returned: success
+  type: float
+  sample: 1.7
 repointed:
   description: Instances the module made replicas of the new master.
   returned: success
@@ -245,8 +256,9 @@ repointed:
 sentinels_confirmed:
   description:
     - With O(sentinels), after a switchover through Sentinel, the Sentinels that name the new master.
-      The module waits (up to O(timeout)) until every reachable one does, and fails when no majority
-      of the listed Sentinels does; empty without Sentinels, in check mode and when nothing changed.
+      The module waits (up to O(timeout), writes flowing once a majority does) until every reachable
+      one does, and fails when no majority of the listed Sentinels does; empty without Sentinels, in
+      check mode and when nothing changed.
   returned: always
   type: list
   elements: str
@@ -334,7 +346,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
 
 # Seconds the Sentinels outside a majority get to follow it while writes are paused (Sentinels
 # publish hello messages every 2 s).
-MINORITY_GRACE = 4.0
 # Bytes a candidate may still lack when the write pause begins: a local link moves them in
 # milliseconds, a slow one in a fraction of the pause the Sentinels tolerate.
 NEARLY_CAUGHT_UP = 1 << 20
@@ -349,6 +360,7 @@ class FailoverManager(RedisManager):
         self.persisted: list[str] = []
         self.touched: set[str] = set()
         self.records: dict[str, dict[str, t.Any]] = {}
+        self.writes_paused: float | None = None
         self.target = address(self.p['target']['host'], self.p['target']['port']) if self.p['target'] else None
 
     # -- reading -------------------------------------------------------------------------------
@@ -494,6 +506,7 @@ class FailoverManager(RedisManager):
         old_client = self.client(old)
         new_client = self.client(new)
         target = self.new_master_address(old, new)
+        paused_at = time.monotonic()
         pause_writes(old_client, old, self.p['timeout'])
         try:
             self.wait_caught_up(old_client, old, [(new_client, new)])
@@ -510,6 +523,7 @@ class FailoverManager(RedisManager):
             self.unpause_if_one_master(old_client, old, [new], exc)
             raise
         self.unpause_if_one_master(old_client, old, [new])
+        self.writes_paused = round(time.monotonic() - paused_at, 3)
 
     def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
         """The target was not promoted after the old master was demoted: make the old master master
@@ -633,35 +647,32 @@ class FailoverManager(RedisManager):
                 'sentinels_confirmed': confirmed}
 
     def wait_sentinels_confirm(self, new: str, paused: tuple[t.Any, str] | None = None) -> list[str]:
-        """Wait until every reachable Sentinel names the new master (the leader knows at once, the
-        others from its hello messages, within seconds): clients ask any of them for the master.
-        Fails when no majority of the listed Sentinels names it within the timeout; warns when
-        a reachable one still names another. ``paused``: (client, key) of the old master, whose
-        write pause is renewed meanwhile; once a majority names the new master, the others get
-        MINORITY_GRACE seconds more (two hello periods), so a Sentinel that does not follow
-        does not hold the writes for the whole timeout."""
+        """Wait until Sentinels name the new master: clients ask any of them for the master.
+        ``paused``: (client, key) of the old master, whose write pause is renewed meanwhile; then
+        a majority of the listed Sentinels is enough (the others hear of the failover from the
+        leader's hello messages within seconds, and holding writes for one that lags made requests
+        outlast their clients). Without it, every reachable one, with a warning when one does not
+        within the timeout. Fails when no majority names it within the timeout."""
         records = list(self.records.values())
         seen: dict[str, t.Any] = {}
-        majority_since: list[float] = []
 
         def agreed() -> bool:
             if paused:
                 pause_writes(paused[0], paused[1], self.p['timeout'])
             views = collect_sentinels(self.p['sentinels'], self.p, self.p['sentinel_master_name'])
             seen.update(confirmation(views, records, new))
-            if seen['majority'] and not majority_since:
-                majority_since.append(time.monotonic())
-            return seen['all'] or bool(paused and majority_since
-                                       and time.monotonic() - majority_since[0] >= MINORITY_GRACE)
+            return seen['majority'] if paused else seen['all']
 
-        if not wait_until(agreed, self.p['timeout'], 0.2) or not seen['all']:
-            if not seen['majority']:
-                raise RedisModuleError('%s was promoted, but after %ss only %d of the %d Sentinels name it the master '
-                                       '(%s): clients that ask the others may still be sent to the old master'
-                                       % (new, self.p['timeout'], len(seen['confirmed']), len(self.p['sentinels']),
-                                          '; '.join(seen['others']) or 'the others do not answer'))
-            self.warnings.append('%s is the master for a majority of the Sentinels (%s), not yet for %s'
-                                 % (new, ', '.join(seen['confirmed']), '; '.join(seen['others'])))
+        # Polled faster while writes are paused: each round trip is paused time.
+        wait_until(agreed, self.p['timeout'], 0.1 if paused else 0.25)
+        if not seen['majority']:
+            raise RedisModuleError('%s was promoted, but after %ss only %d of the %d Sentinels name it the master '
+                                   '(%s): clients that ask the others may still be sent to the old master'
+                                   % (new, self.p['timeout'], len(seen['confirmed']), len(self.p['sentinels']),
+                                      '; '.join(seen['others']) or 'the others do not answer'))
+        if not paused and not seen['all']:
+            self.warnings.append('%s is the master for a majority of the Sentinels (%s), not yet after %ss for %s'
+                                 % (new, ', '.join(seen['confirmed']), self.p['timeout'], '; '.join(seen['others'])))
         return seen['confirmed']
 
     def hold_back(self, leader: dict[str, t.Any], held: list[str], saved: dict[str, str]) -> None:
@@ -753,6 +764,7 @@ class FailoverManager(RedisManager):
             raise RedisModuleError('%s: not within %d bytes of %s after %ss; nothing was paused or promoted'
                                    % (', '.join(candidates), NEARLY_CAUGHT_UP, old, self.p['timeout']))
         promoted = None
+        paused_at = time.monotonic()
         pause_writes(old_client, old, self.p['timeout'])
         try:
             self.wait_caught_up(old_client, old, waiting, min(budget[0], self.p['timeout']),
@@ -777,13 +789,13 @@ class FailoverManager(RedisManager):
                 raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
                                        'takes writes again' % (leader['key'], ', '.join(candidates),
                                                                self.p['timeout'], old))
-            # Before the old master is demoted and its clients' connections are closed, every
-            # Sentinel must name the new master: a client that reconnects asks any of them, and one
-            # that has not heard of the promotion yet would send it back to the old master, which
-            # answers READONLY at once once demoted (a replica does not hold writes for a pause), so
-            # the client's retries run out. Until then the old master holds the writes (paused).
+            # Before the old master is demoted and its clients' connections are closed, a majority
+            # of the Sentinels must name the new master: a client that reconnects asks one of them
+            # (and should check the ROLE of the one it is sent to, as the counter app does: one that
+            # has not heard yet sends it back to the old master). Until then the old master holds
+            # the writes (paused).
             try:
-                confirmed = self.wait_sentinels_confirm(promoted, (old_client, old))
+                self.wait_sentinels_confirm(promoted, (old_client, old))
                 # And the replicas Sentinel repoints must have linked to the new master, or the
                 # first writes there find no replica to acknowledge them (WAIT).
                 self.wait_converged(promoted, ignore=(old,), paused=(old_client, old))
@@ -803,7 +815,9 @@ class FailoverManager(RedisManager):
             self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
             raise
         self.unpause_if_one_master(old_client, old, [promoted])
-        return promoted, confirmed
+        self.writes_paused = round(time.monotonic() - paused_at, 3)
+        # Writes flow again; the rest of the Sentinels are waited for without holding them.
+        return promoted, self.wait_sentinels_confirm(promoted)
 
     # -- main flow -----------------------------------------------------------------------------
 
@@ -878,6 +892,7 @@ class FailoverManager(RedisManager):
             'elapsed': round(time.monotonic() - started, 3),
             'repointed': self.repointed,
             'sentinels_confirmed': decision.get('sentinels_confirmed', []),
+            'writes_paused': self.writes_paused,
             'fenced': self.fenced,
             'persisted': self.persisted,
             'before': before,

@@ -103,6 +103,9 @@ def test_draining_the_redis_masters_node_hands_the_master_over_and_fails_nothing
 
 def test_draining_the_redis_masters_node_fails_no_request(drill_results):
     # The switchover failed 5-7 increments ("The previous master is now a slave") until the module
-    # kept the old master paused until every Sentinel named the new one and the app's client asked
-    # Sentinel again on each reconnect (tests/integration/redis: test_switchover_fails_no_app_write...).
+    # kept the old master paused until the Sentinels named the new one and the app's client asked
+    # Sentinel again on each reconnect (tests/integration/redis: test_switchover_fails_no_app_write...);
+    # then 2, outlasting the client's 5-s timeout, while writes were held for a Sentinel that lagged,
+    # until they were released at a majority and the app checks the ROLE of the master a Sentinel
+    # names (test_switchover_while_a_sentinel_lags...).
     assert drill_results["master-drain"]["load"]["failed_requests"] == 0, drill_results["master-drain"]["load"]
