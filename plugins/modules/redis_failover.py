@@ -45,7 +45,7 @@ description:
     rewrites its config and closes its clients' connections (so Sentinel-aware clients retry their
     held writes on the new master), and only then unpauses. Then, writes flowing, it waits until
     every reachable Sentinel names the new master (a warning when one does not within O(timeout)).
-    A Sentinel that has not heard of the failover yet still names the old master: clients must
+    A Sentinel that has not heard of the failover yet still names the old master, so clients must
     check the role of the instance a Sentinel names (C(ROLE), as the Sentinel client guidelines
     say, and the counter app does) and ask another when it is a replica. It fails when no majority of the
     Sentinels names the new master within O(timeout) (the old master is demoted all the same);
@@ -242,7 +242,7 @@ elapsed:
 writes_paused:
   description:
     - Seconds the module held writes on the old master (C(CLIENT PAUSE WRITE)) in a planned switchover
-      with O(method=manual) or through Sentinel, from the pause to the unpause: about as long as the
+      with O(method=manual) or through Sentinel, from the pause to the unpause - about as long as the
       slowest write waited. Null when the module paused nothing (C(FAILOVER) pauses writes itself).
   returned: success
   type: float

@@ -189,8 +189,8 @@ def master_drain(ctx: Ctx) -> dict:
           and switchover.get("from_node") == node and switchover.get("to_node") not in (None, node)
           and new_node != node and new_service == switchover.get("to"))
     return met({"drill": "master-drain", "recover": result.get("_seconds"),
-                "recover_text": "%s: master %s on %s -> %s on %s (switchover %s s, writes paused %s s), drain %s; "
-                                "activate %s" % (
+                "recover_text": ("%s: master %s on %s -> %s on %s (switchover %s s, writes paused %s s), drain %s; "
+                                 "activate %s") % (
                     node, service, node, new_service, new_node, switchover.get("seconds"),
                     switchover.get("writes_paused"),
                     "ok" if result["_ok"] else "FAILED: " + " | ".join(result["_failures"])[:300],
