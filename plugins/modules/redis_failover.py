@@ -344,8 +344,6 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     unlisted_candidates,
 )
 
-# Seconds the Sentinels outside a majority get to follow it while writes are paused (Sentinels
-# publish hello messages every 2 s).
 # Bytes a candidate may still lack when the write pause begins: a local link moves them in
 # milliseconds, a slow one in a fraction of the pause the Sentinels tolerate.
 NEARLY_CAUGHT_UP = 1 << 20
