@@ -779,8 +779,8 @@ class DeafSentinel:
 
     def subscribed(self) -> list[bool]:
         """Per server: the Sentinel's hello subscription there is up, as the ACL user."""
-        return [self.links(s).get('pubsub', {}).get('user') == self.USER
-                and self.links(s).get('pubsub', {}).get('sub') == '1' for s in self.topo.servers]
+        links = [self.links(s).get('pubsub', {}) for s in self.topo.servers]
+        return [link.get('user') == self.USER and link.get('sub') == '1' for link in links]
 
     def deafen(self) -> None:
         for server in self.topo.servers:
