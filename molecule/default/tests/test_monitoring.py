@@ -134,7 +134,10 @@ def test_a_stopped_replica_fires_replica_down_and_it_resolves_when_it_returns(ho
     evaluation (to act on it), with a few seconds for the task to stop; Alertmanager posts it to
     the sink; resolved in the sink once the replica is back."""
     service = f"{STACK}_redis-replica-2"
-    master = api(host, "query", query='redis_instance_info{job="redis", role="master"}')["result"]
+    # Run on its own (pytest -k) right after site.yml, the first scrapes may not have happened yet.
+    master = wait_until("the master and both replicas linked, in Prometheus", 60, lambda: scalar(
+        host, 'count(redis_master_link_up{job="redis"} == 1)') == 2 and api(
+        host, "query", query='redis_instance_info{job="redis", role="master"}')["result"], interval=2)
     assert len(master) == 1, master
     master = master[0]["metric"]["instance"]
     stopped = time.time()
