@@ -18,6 +18,8 @@ import pytest
 import requests
 import yaml
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+
 from apptest_support import FAST_RETRY_ENV, redis_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +32,7 @@ def render(out: Path, *extra: str) -> dict:
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
          "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"compose_out={out}", *args, RENDER],
-        cwd=REPO, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=180,
+        cwd=REPO, env=dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=180,
         check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return yaml.safe_load(out.read_text())

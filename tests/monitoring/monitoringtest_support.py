@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -155,7 +157,7 @@ def run_playbook(base: Path, inventory: dict, plays: list, **env_extra: str) -> 
     """ansible-playbook with this inventory and these plays, written under `base`."""
     (base / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (base / "render.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+    env = dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env_extra)
     hosts = len(inventory["all"]["hosts"])
     return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(base / "inventory.yml"), "--forks", str(hosts),

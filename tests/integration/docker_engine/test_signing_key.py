@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 PLAYBOOK = """
@@ -48,7 +50,7 @@ def run_role(tmp_path, url, fingerprint):
     dest = tmp_path / 'keyrings' / 'docker.asc'
     dest.parent.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
-    env.update(ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
+    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
     extra = {'docker_engine_ce_gpg_key_url': url, 'docker_engine_ce_gpg_key_fingerprint': fingerprint,
              'docker_engine_ce_gpg_key_path': str(dest), 'ansible_python_interpreter': sys.executable}
     done = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),

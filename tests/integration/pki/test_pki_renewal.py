@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,7 +29,7 @@ def run(directory: Path, **extra) -> str:
     extra = dict(extra, pki_test_dir=str(directory))
     cmd = [str(REPO / '.venv' / 'bin' / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
            '-e', 'ansible_python_interpreter=%s' % (REPO / '.venv' / 'bin' / 'python'), '-e', json.dumps(extra), str(PLAY)]
-    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, ANSIBLE_NOCOLOR='1'), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_NOCOLOR='1'), capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -75,7 +77,7 @@ def test_check_mode_reports_the_renewal_without_doing_it(tmp_path):
         [str(REPO / '.venv' / 'bin' / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', '--check',
          '-e', 'ansible_python_interpreter=%s' % (REPO / '.venv' / 'bin' / 'python'),
          '-e', json.dumps({'pki_test_dir': str(tmp_path)}), str(PLAY)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR='1'))
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_NOCOLOR='1'))
     assert cmd_out.returncode == 0, cmd_out.stdout
     assert 'changed=1' in cmd_out.stdout, cmd_out.stdout
     assert cert(tmp_path).serial_number == old.serial_number

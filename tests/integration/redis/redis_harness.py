@@ -23,6 +23,7 @@ from pathlib import Path
 
 import redis
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
 from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
@@ -282,7 +283,7 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
         cmd.append('--check')
     if diff:
         cmd.append('--diff')
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.posix.json', ANSIBLE_NOCOLOR='1',
+    env = dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_STDOUT_CALLBACK='ansible.posix.json', ANSIBLE_NOCOLOR='1',
                ANSIBLE_DEPRECATION_WARNINGS='0')
     env['PATH'] = str(REPO / '.venv' / 'bin') + os.pathsep + env.get('PATH', '')
     try:
@@ -310,7 +311,7 @@ def run_playbook(playbook: str, extra_vars: dict, timeout: int = 180) -> subproc
     vars_file.write_text(json.dumps(extra_vars))
     cmd = [str(REPO / '.venv' / 'bin' / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
            '-e', 'ansible_python_interpreter=%s' % PYTHON, '-e', '@%s' % vars_file, str(REPO / playbook)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1')
+    env = dict(os.environ, **LOCAL_RUN_ENV, ANSIBLE_NOCOLOR='1')
     try:
         return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     finally:

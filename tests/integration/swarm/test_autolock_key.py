@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 KEY = 'SWMKEY-1-' + 'TestOnlyKeyNotARealOne0123456789abcdefABCDE'
@@ -31,7 +33,7 @@ def run(tmp_path: Path, key: str, key_file: Path, *options: str) -> tuple[subpro
     playbook = tmp_path / 'play.yml'
     playbook.write_text(PLAYBOOK)
     env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
-    env.update(ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
     extra = {'swarm_info': {'swarm_unlock_key': key or None}, 'swarm_bootstrap_host': 'manager1',
              'swarm_unlock_key_file': str(key_file), 'ansible_python_interpreter': sys.executable}
     done = subprocess.run([str(BIN / 'ansible-playbook'), '-v', '-i', 'localhost,', '-c', 'local', str(playbook),
