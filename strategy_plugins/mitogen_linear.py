@@ -21,6 +21,7 @@ from ansible.utils.display import Display
 
 try:
     import ansible_mitogen.loaders  # noqa: F401  (imported before the strategy, as mitogen's own shim does)
+    import ansible_mitogen.affinity
     import ansible_mitogen.strategy
 except ImportError as error:
     Display().warning(
@@ -39,6 +40,12 @@ else:
     # authentication is incorrect", most likely because Mitogen starts every hop of its chain with
     # that interpreter, the SSH login user's hop before sudo too.
     ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = ('docker',)
+    # Mitogen pins the controller's processes to CPUs (ansible_mitogen/affinity.py). Below 4 CPUs it
+    # puts the top-level process, every worker and every child they start (ssh, local modules) on
+    # one CPU and keeps the other for its multiplexer: on 2 CPUs, 4 local hosts' 2 s of CPU each
+    # took 15 s instead of 8. Only the docker connection is Mitogen's here; every other one runs in
+    # Ansible's own processes, which the kernel places better (docs/performance.md).
+    ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
     class StrategyModule(ansible_mitogen.strategy.StrategyMixin,  # type: ignore[no-redef]
                          strategy_loader.get('linear', class_only=True)):
