@@ -4,8 +4,8 @@ Ansible's own linear strategy instead of the checkout's mitogen_linear (ansible.
 over the lab's docker connection only and hands local ones back to Ansible's runner
 (strategy_plugins/mitogen_linear.py), so the modules and roles under test run the same way. What
 Mitogen still costs on a local run: its import, about 0.7 s of CPU per ansible-playbook run (a
-one-task play: 2.4-2.7 s against 1.7-2.0 s; the suite starts about 190), and it ran the monitoring
-render's six local hosts about one after another (99 s against 52 s, the same CPU).
+one-task play: 2.4-2.7 s against 1.7-2.0 s; the suite starts about 190). Until its CPU pinning was
+turned off, it also ran every local task on one CPU (docs/performance.md).
 The tests of the strategy itself keep the checkout's: tests/collection/test_strategy.py, and the
 k8s tests, which saw Mitogen's runner on a local connection turn kubernetes.core's message into a
 traceback.
