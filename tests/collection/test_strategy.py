@@ -14,15 +14,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAY = """
-- name: One task on the controller
+# Both plays: one host, the controller, with the venv's Python.
+ON_CONTROLLER = """\
   hosts: localhost
   connection: local
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   gather_facts: false
   tasks:
-    - name: Run a module
+"""
+PLAY = """
+- name: One task on the controller
+""" + ON_CONTROLLER + """    - name: Run a module
       ansible.builtin.command: echo ran
       changed_when: false
       register: ran
@@ -35,13 +38,7 @@ PLAY = """
 
 AFFINITY_PLAY = """
 - name: Where a task on the controller may run
-  hosts: localhost
-  connection: local
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  gather_facts: false
-  tasks:
-    - name: Read the CPUs the task's process may run on
+""" + ON_CONTROLLER + """    - name: Read the CPUs the task's process may run on
       ansible.builtin.command:
         argv: ["{{ ansible_playbook_python }}", "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
       changed_when: false
