@@ -5,26 +5,35 @@
 # ended, in seconds since the epoch, so the scenario can place each try against the registry's
 # restart; seconds: how long it took), then "end". A pull of an image already present still asks
 # the registry for its manifest: a refused or cut connection fails it at once.
-# A pull is cut after 150 s only so that the loop goes on and ends: how long a pull takes is not the
-# verdict. Its time is the node's docker daemon as much as the registry's: with the host's disk
+# A pull is cut after 300 s only so that the loop goes on and ends: how long a pull takes is not the
+# verdict. A pull of 10 s or more also logs the machine's CPU and I/O pressure (the share of the last
+# 10 s some task waited, /proc/pressure; the node shares the host's kernel). Its time is the node's docker daemon as much as the registry's: with the host's disk
 # writing back 12 GB, pulls here took up to 5 s (0.4 s idle) while /v2/ answered in 20-100 ms (eight
 # busy loops on the host's CPUs changed neither), and in CI runs beside the other tests one pull went
 # past the 45 s this script allowed before, 22 s after the registry was back, between /v2/ answers of
-# a few milliseconds, and another took 55 s.
+# a few milliseconds; others took 55 s and 121 s (load average about 30).
 # Usage: pull_watch.sh IMAGE LOG STOP_FILE MAX_SECONDS CA_FILE
 image=$1 log=$2 stop=$3 max=$4 ca=$5
 registry=${image%%/*}
 end=$(($(date +%s) + max))
 # Seconds since $1 (a date +%s.%N).
 since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }'; }
+# " cpu <some avg10> io <some avg10>" when $1 (seconds) is 10 or more.
+pressure() {
+    case $1 in [0-9][0-9]*.*) ;; *) return 0 ;; esac
+    for kind in cpu io; do
+        printf ' %s %s' "$kind" "$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' "/proc/pressure/$kind" 2>/dev/null || echo -)"
+    done
+}
 : > "$log"
 while [ ! -e "$stop" ] && [ "$(date +%s)" -lt "$end" ]; do
     start=$(date +%s.%N)
-    if out=$(timeout 150 docker pull -q "$image" 2>&1); then
-        echo "ok pull $(date +%s.%N) $(since "$start")" >> "$log"
+    if out=$(timeout 300 docker pull -q "$image" 2>&1); then
+        took=$(since "$start")
+        echo "ok pull $(date +%s.%N) $took$(pressure "$took")" >> "$log"
     else
-        rc=$?
-        echo "FAIL pull $(date +%s.%N) $(since "$start") exit $rc $(echo "$out" | tr '\n' ' ')" >> "$log"
+        rc=$? took=$(since "$start")
+        echo "FAIL pull $(date +%s.%N) $took exit $rc$(pressure "$took") $(echo "$out" | tr '\n' ' ')" >> "$log"
     fi
     for _ in 1 2 3; do
         start=$(date +%s.%N)
