@@ -12,8 +12,8 @@
 # pulls took up to 5 s (0.4 s idle) while /v2/ answered in 20-100 ms (eight busy loops on the
 # host's CPUs changed neither). In CI runs beside the other tests, one pull went past the 45 s this
 # script allowed before. It started 22 s after the registry was back, and the three /v2/ requests
-# after it took under a second together. Others took 55 s, and 121 s while the VM itself stalled (the kernel logged
-# workqueue lockups of 30-84 s).
+# after it took under a second together. Others took 55 s, and 121 s while the VM itself stalled
+# (the kernel logged workqueue lockups of 30-84 s).
 # Usage: pull_watch.sh IMAGE LOG STOP_FILE MAX_SECONDS CA_FILE
 image=$1 log=$2 stop=$3 max=$4 ca=$5
 registry=${image%%/*}
