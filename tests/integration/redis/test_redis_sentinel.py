@@ -161,7 +161,7 @@ def wait_held_back(topo: Topology) -> None:
     that replica's priority 0."""
     held = topo.replicas[1]
     wait_for(lambda: any(r['port'] == held.port and r['slave-priority'] == 0
-                         for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 30, 0.05)
+                         for r in topo.sentinels[0].client().sentinel_slaves('mymaster')), 120, 0.05)
 
 
 def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(topo):
