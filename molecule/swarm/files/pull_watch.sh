@@ -38,12 +38,13 @@ while [ ! -e "$stop" ] && [ "$(date +%s)" -lt "$end" ]; do
         echo "FAIL pull $(date +%s.%N) $took exit $rc$(pressure "$took") $(echo "$out" | tr '\n' ' ')" >> "$log"
     fi
     for _ in 1 2 3; do
-        start=$(date +%s.%N)
-        code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' --cacert "$ca" "https://$registry/v2/")
+        # curl times itself: "<code> <seconds>"
+        answer=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total}' --cacert "$ca" "https://$registry/v2/")
+        code=${answer% *} took=${answer#* }
         if [ "$code" = 401 ]; then
-            echo "ok v2 $(date +%s.%N) $(since "$start")" >> "$log"
+            echo "ok v2 $(date +%s.%N) $took" >> "$log"
         else
-            echo "FAIL v2 $(date +%s.%N) $(since "$start") HTTP $code" >> "$log"
+            echo "FAIL v2 $(date +%s.%N) $took HTTP $code" >> "$log"
         fi
         sleep 0.1
     done
