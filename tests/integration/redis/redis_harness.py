@@ -266,6 +266,54 @@ class SlowLink:
         self.listener.close()
 
 
+class StalledLink:
+    """The master's replication stream to one replica, stalled: the kernel drops what the master
+    sends on that replica's link (an iptables rule on lo for that one connection). The link stays
+    up (the replica's repl-timeout is raised for it) and the replica answers every other client,
+    the Sentinels included, while it applies nothing: a network that stalls between the two. A
+    CLIENT PAUSE on the replica held the Sentinels' hello messages too, and their PINGs behind
+    them, so they flagged it down after about twice down-after-milliseconds, and what a test saw
+    depended on the machine's speed. Needs root and iptables (docker.io depends on it); the rule
+    goes on close."""
+
+    def __init__(self, replica: Server, master: Server) -> None:
+        if os.geteuid() != 0 or not shutil.which('iptables'):
+            raise RuntimeError('StalledLink needs root and iptables')
+        self.replica = replica
+        self.repl_timeout = replica.client().config_get('repl-timeout')['repl-timeout']
+        replica.client().config_set('repl-timeout', 3600)
+        self.rule = ['INPUT', '-i', 'lo', '-p', 'tcp', '-s', '127.0.0.1', '--sport', str(master.port),
+                     '-d', '127.0.0.1', '--dport', str(link_port(replica, master)), '-j', 'DROP',
+                     '-m', 'comment', '--comment', 'swarmlab-tests stalled replication link']
+        # -w: dockerd (a lab beside the tests) takes the same xtables lock.
+        subprocess.run(['iptables', '-w', '30', '-I'] + self.rule, check=True)
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            subprocess.run(['iptables', '-w', '30', '-D'] + self.rule, check=True)
+            self.replica.client().config_set('repl-timeout', self.repl_timeout)
+
+
+def link_port(replica: Server, master: Server) -> int:
+    """The local port of the replica's connection to the master (its redis-server's socket whose
+    peer is the master's port), from /proc: neither CLIENT LIST on the replica (it leaves out its
+    master's client) nor the master's INFO (listening ports only) tells it."""
+    inodes = set()
+    for fd in Path('/proc/%d/fd' % replica.proc.pid).iterdir():
+        target = os.readlink(fd)
+        if target.startswith('socket:['):
+            inodes.add(target[8:-1])
+    for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        # state 01: ESTABLISHED
+        if inode in inodes and state == '01' and int(remote.split(':')[1], 16) == master.port:
+            return int(local.split(':')[1], 16)
+    raise RuntimeError('%s has no connection to %s' % (replica.addr, master.addr))
+
+
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False, timeout: int = 300) -> dict:
     """Run swarmlab.cluster.<module> in a one-task playbook; return the task's result for localhost.
 

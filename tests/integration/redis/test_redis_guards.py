@@ -46,9 +46,10 @@ def accepts_incr(server: Server) -> bool:
 class Writer(threading.Thread):
     """INCR a counter on whichever instance is master; remember every acknowledged result."""
 
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: Topology, pace: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.topo = topo
+        self.pace = pace  # seconds between INCRs
         self.acked: list[tuple[int, int]] = []  # (port, value)
         self.errors = 0
         self.stop_flag = threading.Event()
@@ -79,6 +80,8 @@ class Writer(threading.Thread):
             self.sent_at = None
             if value is not None:
                 self.acked.append((server.port, value))
+                if self.pace:
+                    time.sleep(self.pace)
                 continue
             self.errors += 1
             time.sleep(0.01)

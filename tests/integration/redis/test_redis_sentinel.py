@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from ansible_collections.swarmlab.cluster.plugins.module_utils import _swarm as sw
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
-from redis_harness import PASSWORD, SENTINEL_PASSWORD, Topology, run_module, run_playbook
+from redis_harness import PASSWORD, SENTINEL_PASSWORD, StalledLink, Topology, run_module, run_playbook
 from test_redis_guards import Writer, assert_no_acknowledged_write_lost, masters, wait_for
 
 pytestmark = pytest.mark.integration
@@ -41,9 +41,10 @@ def sentinel_switchover(topo: Topology, target=None, timeout: int = 30) -> dict:
     return run_module('redis_failover', args)
 
 
-def writing(topo: Topology) -> Writer:
-    """A Writer INCRementing on the master, once it has 200 acknowledged writes."""
-    writer = Writer(topo)
+def writing(topo: Topology, pace: float = 0.0) -> Writer:
+    """A Writer INCRementing on the master (``pace`` seconds apart), once it has 200 acknowledged
+    writes."""
+    writer = Writer(topo, pace)
     writer.start()
     wait_for(lambda: len(writer.acked) > 200)
     return writer
@@ -199,22 +200,37 @@ def test_sentinel_switchover_waits_for_a_failover_the_sentinels_begin_meanwhile(
     assert_no_acknowledged_write_lost(values, int(topo.replicas[0].client().get('counter')))
 
 
-def lag_the_target(topo: Topology) -> None:
-    """Once the module has held replicas[1] back, the target, replicas[0], stops applying the
-    master's stream for 6 s (its link stays up), so it cannot catch up under the module's write
-    pause."""
-    wait_held_back(topo)
-    topo.replicas[0].client().execute_command('CLIENT', 'PAUSE', '6000', 'WRITE')
+STALLED_PACE = 0.005
 
 
-def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate(topo):
+@pytest.fixture
+def stall(topo):
+    """stall(replica): the master's stream to that replica stalls (StalledLink) until the test ends.
+    Stalled before the module runs, the target cannot catch up under the module's write pause,
+    however long the module takes to get there, and the Sentinels still see it healthy. (A 6-s
+    CLIENT PAUSE on the target, once the module had held the other replica back, made the
+    Sentinels flag it down after about 4 s: on a slow machine no replica was promotable by the
+    time the module paused, or the target caught up after its pause and the module did not fail.)
+    The writes that go with it are paced (``writing(topo, STALLED_PACE)``): the stalled target
+    must stay within the module's 1 MiB of "nearly caught up", or the module would not pause at
+    all; a few seconds of INCRs at full speed are more than that."""
+    links: list[StalledLink] = []
+    try:
+        yield lambda replica: links.append(StalledLink(replica, topo.master))
+    finally:
+        for link in links:
+            link.close()
+
+
+def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate(topo, stall):
     # The root of CI's INPROG: the module held writes while the target caught up, for up to its
     # timeout (30 s), and the Sentinels took the paused master for down and began their own
     # failover. It now waits for the target without a pause first, and gives up the paused wait
     # after down-after-milliseconds less 1 s (1 s here, the floor of half of 2000 ms).
     topo.start_sentinels()
     target = topo.replicas[0]
-    writer = writing(topo)
+    writer = writing(topo, STALLED_PACE)
+    stall(target)
     flagged: set[str] = set()
     done = threading.Event()
 
@@ -224,13 +240,11 @@ def test_sentinel_switchover_pauses_writes_no_longer_than_the_sentinels_tolerate
                 flagged.update(s.client().sentinel_master('mymaster')['flags'].split(','))
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (watch_flags, lambda: lag_the_target(topo))]
-    for thread in threads:
-        thread.start()
+    watcher = threading.Thread(target=watch_flags, daemon=True)
+    watcher.start()
     result = sentinel_switchover(topo, target)
     done.set()
-    for thread in threads:
-        thread.join(5)
+    watcher.join(5)
     assert result.get('failed'), result
     assert 'did not catch up' in result['msg'] and 'of paused writes' in result['msg'], result['msg']
     assert result['msg'].endswith('takes writes again')
@@ -254,19 +268,22 @@ def assert_master_still_paused(topo: Topology, writer: Writer) -> None:
     assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
 
 
-def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fails_over(topo):
+def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fails_over(topo, stall):
     # The target does not catch up under the pause, and meanwhile another Sentinel has begun a
     # failover (one that stays under way here). Before: the module unpaused the old master, whose
     # new writes that failover would lose when it demotes it. Now they stay paused.
     topo.start_sentinels()
-    writer = writing(topo)
+    writer = writing(topo, STALLED_PACE)
+    stall(topo.replicas[0])
 
-    def fail_over_when_paused():
-        lag_the_target(topo)
-        wait_for(lambda: writer.waiting() > 0.1, 30, 0.01)
+    def fail_over_meanwhile():
+        # After the module's check for a failover under way (it refuses to begin during one), and
+        # a second at least before its paused wait gives up; that failover then lasts 20 s (the
+        # Sentinels' failover-timeout).
+        wait_held_back(topo)
         stuck_failover(topo.sentinels[1])
 
-    trigger = threading.Thread(target=fail_over_when_paused, daemon=True)
+    trigger = threading.Thread(target=fail_over_meanwhile, daemon=True)
     trigger.start()
     result = sentinel_switchover(topo, topo.replicas[0])
     trigger.join(5)
