@@ -302,7 +302,10 @@ def link_port(replica: Server, master: Server) -> int:
     master's client) nor the master's INFO (listening ports only) tells it."""
     inodes = set()
     for fd in Path('/proc/%d/fd' % replica.proc.pid).iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
         if target.startswith('socket:['):
             inodes.add(target[8:-1])
     for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
