@@ -207,11 +207,8 @@ STALLED_PACE = 0.005
 def stall(topo):
     """stall(replica): the master's stream to that replica stalls (StalledLink) until the test ends.
     Stalled before the module runs, the target cannot catch up under the module's write pause,
-    however long the module takes to get there, and the Sentinels still see it healthy. (A 6-s
-    CLIENT PAUSE on the target, once the module had held the other replica back, made the
-    Sentinels flag it down after about 4 s: on a slow machine no replica was promotable by the
-    time the module paused, or the target caught up after its pause and the module did not fail.)
-    The writes that go with it are paced (``writing(topo, STALLED_PACE)``): the stalled target
+    however long the module takes to get there, and the Sentinels still see it healthy (why not a
+    CLIENT PAUSE on it: StalledLink). The writes that go with it are paced (``writing(topo, STALLED_PACE)``): the stalled target
     must stay within the module's 1 MiB of "nearly caught up", or the module would not pause at
     all; a few seconds of INCRs at full speed are more than that."""
     links: list[StalledLink] = []
