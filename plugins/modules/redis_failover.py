@@ -57,6 +57,11 @@ description:
     messages Sentinels publish to it and the PINGs they send after them, and a longer pause makes
     the Sentinels take it for down and fail over on their own. When the candidates do not catch up
     in that time, nothing is promoted and writes resume.
+  - While writes are paused (Sentinel or O(method=manual)), the master's PINGs to its replicas are
+    held too (C(repl-ping-replica-period) 2147483647, put back once it is a replica or the switchover
+    failed), as Redis's own C(FAILOVER) does. A PING sent after the target was promoted puts the
+    replicas still attached ahead of it, and they need a full resync instead of C(PSYNC). A value of
+    2147483647 found there (a run killed meanwhile) is warned about and replaced by 10.
   - A switchover is refused, before any write is paused, while a listed Sentinel is already
     failing over the master. When the Sentinel asked answers that a failover is already in progress
     (one it began meanwhile), the module keeps writes paused and finishes as after its own request,
@@ -247,6 +252,17 @@ writes_paused:
   returned: success
   type: float
   sample: 1.7
+pause_phases:
+  description:
+    - Where RV(writes_paused) went, in order, as [phase, seconds] pairs - C(caught_up) (the target, or
+      the candidates, had every write), C(promoted) (a replica was master), C(sentinels_confirmed) (a
+      majority of the Sentinels named it), C(replicas_linked) (the replicas Sentinel repoints had
+      linked to it), C(demoted) (the old master was made a replica), C(unpaused). Empty when
+      nothing was paused.
+  returned: success
+  type: list
+  elements: list
+  sample: [[caught_up, 0.41], [promoted, 0.93], [sentinels_confirmed, 1.1], [replicas_linked, 0.2], [demoted, 0.02], [unpaused, 0.01]]
 repointed:
   description: Instances the module made replicas of the new master.
   returned: success
@@ -347,6 +363,9 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
 # Bytes a candidate may still lack when the write pause begins: a local link moves them in
 # milliseconds, a slow one in a fraction of the pause the Sentinels tolerate.
 NEARLY_CAUGHT_UP = 1 << 20
+# repl-ping-replica-period while the module holds writes: the master PINGs when its replication
+# cron's loop count (one a second since start) is a multiple of it, so never at this value.
+PINGS_HELD = 2147483647
 
 
 class FailoverManager(RedisManager):
@@ -359,7 +378,18 @@ class FailoverManager(RedisManager):
         self.touched: set[str] = set()
         self.records: dict[str, dict[str, t.Any]] = {}
         self.writes_paused: float | None = None
+        # Where the paused time went: (phase, seconds since the previous mark), in order.
+        self.pause_phases: list[list[t.Any]] = []
+        self._mark_at = 0.0
+        self.pings_saved: dict[str, str] = {}
         self.target = address(self.p['target']['host'], self.p['target']['port']) if self.p['target'] else None
+
+    def mark(self, phase: str | None = None) -> None:
+        """Record the seconds since the previous mark as ``phase`` (None starts the count)."""
+        now = time.monotonic()
+        if phase:
+            self.pause_phases.append([phase, round(now - self._mark_at, 3)])
+        self._mark_at = now
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -429,6 +459,35 @@ class FailoverManager(RedisManager):
         return last
 
     # -- the switchover methods ----------------------------------------------------------------
+
+    def hold_pings(self, client: t.Any, key: str) -> None:
+        """What Redis's own FAILOVER does while it holds writes: no PING from the master to its
+        replicas. A PING sent after the target was promoted reaches only the replicas still
+        attached (and the master's own offset): 14 bytes ahead of the new master, they cannot
+        continue with PSYNC and need a full resync, with the writes still held meanwhile."""
+        try:
+            saved = config_get(client, key, 'repl-ping-replica-period') or '10'
+            if saved == str(PINGS_HELD):
+                self.warnings.append('%s: repl-ping-replica-period was %s, left by an interrupted switchover; it is '
+                                     '10 (the default) again after this one' % (key, saved))
+                saved = '10'
+            command(client, key, 'CONFIG', 'SET', 'repl-ping-replica-period', str(PINGS_HELD))
+        except RedisModuleError as exc:
+            # Not a reason to give up the switchover: the cost is a full resync now and then.
+            self.warnings.append('%s: its PINGs to the replicas could not be held (%s); a replica may need a full '
+                                 'resync after the switchover' % (key, exc))
+            return
+        self.pings_saved[key] = saved
+
+    def resume_pings(self, client: t.Any, key: str) -> None:
+        saved = self.pings_saved.pop(key, None)
+        if saved is None:
+            return
+        try:
+            command(client, key, 'CONFIG', 'SET', 'repl-ping-replica-period', saved)
+        except RedisModuleError as exc:
+            self.warnings.append('%s: could not set repl-ping-replica-period back to %s (%s); set it by hand, or its '
+                                 'replicas may time out while no write comes' % (key, saved, exc))
 
     def failover_command(self, old: str, new: str) -> None:
         host, port = seen_address(self.records[old], self.records[new])
@@ -506,21 +565,28 @@ class FailoverManager(RedisManager):
         target = self.new_master_address(old, new)
         paused_at = time.monotonic()
         pause_writes(old_client, old, self.p['timeout'])
+        self.mark()
         try:
+            self.hold_pings(old_client, old)
             self.wait_caught_up(old_client, old, [(new_client, new)])
+            self.mark('caught_up')
             try:
                 self.make_replica(old, target)
             except RedisModuleError as exc:
                 raise RedisModuleError('%s could not be made a replica of %s (%s); nothing was promoted and %s takes '
                                        'writes again' % (old, new, exc, old)) from exc
+            self.resume_pings(old_client, old)
             try:
                 self.promote(new)
             except RedisModuleError as exc:
                 self.roll_back(old, new, exc)
+            self.mark('promoted')
         except Exception as exc:
+            self.resume_pings(old_client, old)
             self.unpause_if_one_master(old_client, old, [new], exc)
             raise
         self.unpause_if_one_master(old_client, old, [new])
+        self.mark('unpaused')
         self.writes_paused = round(time.monotonic() - paused_at, 3)
 
     def roll_back(self, old: str, new: str, exc: RedisModuleError) -> None:
@@ -721,8 +787,10 @@ class FailoverManager(RedisManager):
         pause are never run, and Sentinel-aware clients retry them on the new master instead of
         getting READONLY on each pooled connection."""
         if command(old_client, old, 'ROLE')[0] != 'master':
+            self.resume_pings(old_client, old)
             return
         self.make_replica(old, self.new_master_address(old, promoted), fence=True)
+        self.resume_pings(old_client, old)  # before the rewrite, which would keep the held value
         steps = [('CONFIG', 'REWRITE')] if self.records[old]['config_file'] else []
         steps.append(('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))
         for step in steps:
@@ -764,10 +832,13 @@ class FailoverManager(RedisManager):
         promoted = None
         paused_at = time.monotonic()
         pause_writes(old_client, old, self.p['timeout'])
+        self.mark()
         try:
+            self.hold_pings(old_client, old)
             self.wait_caught_up(old_client, old, waiting, min(budget[0], self.p['timeout']),
                                 " of paused writes (kept under the Sentinels' down-after-milliseconds, %d: a longer "
                                 'pause makes them take the master for down)' % budget[1])
+            self.mark('caught_up')
             self.ask_failover(asker, sentinel, leader['key'])
 
             def find_promoted() -> str | None:
@@ -787,6 +858,7 @@ class FailoverManager(RedisManager):
                 raise RedisModuleError('Sentinel %s did not promote any of %s within %ss; nothing was promoted and %s '
                                        'takes writes again' % (leader['key'], ', '.join(candidates),
                                                                self.p['timeout'], old))
+            self.mark('promoted')
             # Before the old master is demoted and its clients' connections are closed, a majority
             # of the Sentinels must name the new master: a client that reconnects asks one of them
             # (and should check the ROLE of the one it is sent to, as the counter app does: one that
@@ -794,12 +866,16 @@ class FailoverManager(RedisManager):
             # the writes (paused).
             try:
                 self.wait_sentinels_confirm(promoted, (old_client, old))
+                self.mark('sentinels_confirmed')
                 # And the replicas Sentinel repoints must have linked to the new master, or the
                 # first writes there find no replica to acknowledge them (WAIT).
                 self.wait_converged(promoted, ignore=(old,), paused=(old_client, old))
+                self.mark('replicas_linked')
             finally:
                 self.demote(old_client, old, promoted)
+                self.mark('demoted')
         except Exception as exc:
+            self.resume_pings(old_client, old)
             if promoted is None:
                 # A failover a Sentinel runs now (the one asked, still under way after `timeout`, or
                 # another's) would demote the old master: writes it took after unpausing would be lost.
@@ -813,6 +889,7 @@ class FailoverManager(RedisManager):
             self.unpause_if_one_master(old_client, old, [promoted] if promoted else candidates, exc)
             raise
         self.unpause_if_one_master(old_client, old, [promoted])
+        self.mark('unpaused')
         self.writes_paused = round(time.monotonic() - paused_at, 3)
         # Writes flow again; the rest of the Sentinels are waited for without holding them.
         return promoted, self.wait_sentinels_confirm(promoted)
@@ -891,6 +968,7 @@ class FailoverManager(RedisManager):
             'repointed': self.repointed,
             'sentinels_confirmed': decision.get('sentinels_confirmed', []),
             'writes_paused': self.writes_paused,
+            'pause_phases': self.pause_phases,
             'fenced': self.fenced,
             'persisted': self.persisted,
             'before': before,

@@ -189,10 +189,11 @@ def master_drain(ctx: Ctx) -> dict:
           and switchover.get("from_node") == node and switchover.get("to_node") not in (None, node)
           and new_node != node and new_service == switchover.get("to"))
     return met({"drill": "master-drain", "recover": result.get("_seconds"),
-                "recover_text": ("%s: master %s on %s -> %s on %s (switchover %s s, writes paused %s s), drain %s; "
+                "recover_text": ("%s: master %s on %s -> %s on %s (switchover %s s, writes paused %s s: %s), drain %s; "
                                  "activate %s") % (
                     node, service, node, new_service, new_node, switchover.get("seconds"),
                     switchover.get("writes_paused"),
+                    ", ".join("%s %s" % tuple(p) for p in switchover.get("pause_phases") or []),
                     "ok" if result["_ok"] else "FAILED: " + " | ".join(result["_failures"])[:300],
                     "ok" if back["_ok"] else "FAILED"),
                 "min_running": watch.min(), "desired": desired, "load": summary, "accounting": acc,

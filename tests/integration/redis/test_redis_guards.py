@@ -260,6 +260,7 @@ def test_manual_failure_at_the_old_master_leaves_one_master(topo):
     assert [s.port for s in masters(topo)] == [topo.master.port]
     assert accepts_incr(topo.master)
     assert not any(accepts_incr(r) for r in topo.replicas)
+    assert ping_period(topo.master) == '1'  # the PINGs the module held while paused are back
 
 
 def test_manual_failure_at_the_target_restores_the_old_master(topo):
@@ -272,7 +273,24 @@ def test_manual_failure_at_the_target_restores_the_old_master(topo):
     assert 'restored' in result['msg'], result['msg']
     assert [s.port for s in masters(topo)] == [topo.master.port]
     assert accepts_incr(topo.master)
+    assert ping_period(topo.master) == '1'
     topo.wait_synced()
+
+
+def ping_period(server: Server) -> str:
+    return server.client().config_get('repl-ping-replica-period')['repl-ping-replica-period']
+
+
+def test_switchover_puts_back_the_ping_period_an_interrupted_one_left(topo):
+    # The module holds the master's PINGs (repl-ping-replica-period 2147483647) while writes are
+    # paused; a run killed meanwhile leaves that value, and its replicas would time out whenever
+    # no write comes. The next switchover says so and puts back the default.
+    topo.master.client().config_set('repl-ping-replica-period', 2147483647)
+    result = run_module('redis_failover', failover_args(topo, method='manual'))
+    assert not result.get('failed'), result.get('msg')
+    assert any('left by an interrupted switchover' in w for w in result.get('warnings', [])), result.get('warnings')
+    assert ping_period(topo.master) == '10'
+    assert ping_period(topo.replicas[0]) == '1'  # the new master's own setting, untouched
 
 
 def test_manual_switchover_with_a_slow_step_loses_no_write(topo):
