@@ -107,5 +107,7 @@ def test_draining_the_redis_masters_node_fails_no_request(drill_results):
     # Sentinel again on each reconnect (tests/integration/redis: test_switchover_fails_no_app_write...);
     # then 2, outlasting the client's 5-s timeout, while writes were held for a Sentinel that lagged,
     # until they were released at a majority and the app checks the ROLE of the master a Sentinel
-    # names (test_switchover_while_a_sentinel_lags...).
+    # names (test_switchover_while_a_sentinel_lags...); then 2 in about one run of eight, writes held
+    # 7 s while a replica that a master PING had put ahead of the promoted one did a full resync,
+    # until the module held the PINGs with the writes (test_sentinel_switchover_lets_every_replica...).
     assert drill_results["master-drain"]["load"]["failed_requests"] == 0, drill_results["master-drain"]["load"]
