@@ -360,6 +360,25 @@ def promotion_blockers(view: dict[str, t.Any], records: list[dict[str, t.Any]]) 
     return out
 
 
+def stale_master_roles(views: list[dict[str, t.Any]], records: list[dict[str, t.Any]]) -> dict[str, str]:
+    """Candidates some reachable Sentinel last saw as a master (its latest INFO from them, read every
+    10 s, came before they were demoted), by record key. Promoted before that Sentinel reads INFO
+    again, such a candidate looks to it like a replica that has claimed to be a master for too
+    long (over 8 s), and it turns it back into a replica (+convert-to-slave) under the leader's
+    failover, if that comes before it hears of the failover."""
+    out: dict[str, str] = {}
+    for view in views:
+        if not view.get('reachable'):
+            continue
+        for record in records:
+            entry = next((e for e in view.get('replicas') or []
+                          if _listed(e.get('ip'), _int(e.get('port')), [record])), None)
+            if entry and entry.get('role-reported', 'slave') != 'slave':
+                out.setdefault(record['key'], 'Sentinel %s last saw it as a %s (INFO %s s ago)' % (
+                    view.get('key'), entry.get('role-reported'), _int(entry.get('info-refresh')) // 1000))
+    return out
+
+
 def promotion_candidates(records: list[dict[str, t.Any]], old: str, target: str | None) -> tuple[list[str], list[str]]:
     """``(candidates, held_back)``: the replicas Sentinel may promote, which must all catch up under
     the write pause, and those to hold back with replica-priority 0.

@@ -57,6 +57,10 @@ description:
     messages Sentinels publish to it and the PINGs they send after them, and a longer pause makes
     the Sentinels take it for down and fail over on their own. When the candidates do not catch up
     in that time, nothing is promoted and writes resume.
+  - Before any write is paused, it also waits until no reachable Sentinel last saw a candidate as
+    a master (a switchover back to the master of one seconds before; Sentinels read INFO from a
+    replica every 10 s). Such a Sentinel would take the promoted replica for one that had claimed
+    to be a master too long, and turn it back into a replica under the failover.
   - While writes are paused (Sentinel or O(method=manual)), the master's PINGs to its replicas are
     held too (C(repl-ping-replica-period) 2147483647, put back once it is a replica or the switchover
     failed), as Redis's own C(FAILOVER) does. A PING sent after the target was promoted puts the
@@ -357,6 +361,7 @@ from ansible_collections.swarmlab.cluster.plugins.module_utils._sentinel import 
     promotion_blockers,
     promotion_candidates,
     sentinel_sees_priority_zero,
+    stale_master_roles,
     unlisted_candidates,
 )
 
@@ -760,7 +765,9 @@ class FailoverManager(RedisManager):
     def wait_promotable(self, leader: dict[str, t.Any], candidates: list[str]) -> None:
         """Wait, before any write is paused, until the Sentinel that runs the failover would promote
         one of the candidates: right after SENTINEL RESET or a replica's restart it does not yet
-        (no INFO read, still flagged down) and SENTINEL FAILOVER would answer NOGOODSLAVE."""
+        (no INFO read, still flagged down) and SENTINEL FAILOVER would answer NOGOODSLAVE. And until
+        no reachable Sentinel last saw a candidate as a master (a switchover back to the master of a
+        switchover seconds before): that Sentinel would undo its promotion (stale_master_roles)."""
         name = self.p['sentinel_master_name']
         records = [self.records[k] for k in candidates]
         blockers: dict[str, str] = {}
@@ -773,7 +780,11 @@ class FailoverManager(RedisManager):
                 return False
             blockers.clear()
             blockers.update(promotion_blockers(view, records))
-            return len(blockers) < len(records)
+            if len(blockers) == len(records):
+                return False
+            stale = stale_master_roles(collect_sentinels(self.p['sentinels'], self.p, name), records)
+            blockers.update(stale)
+            return not stale
 
         if not wait_until(promotable, max(15, self.p['timeout']), 0.2):
             raise RedisModuleError('Sentinel %s would not promote %s in time (%s); nothing was promoted'

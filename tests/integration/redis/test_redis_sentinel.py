@@ -121,6 +121,50 @@ def test_sentinel_switchover_lets_every_replica_continue_with_a_partial_resync(t
     assert_no_acknowledged_write_lost(values, int(target.client().get('counter')))
 
 
+def test_sentinel_switchover_back_to_the_old_master_waits_until_every_sentinel_saw_it_demoted(topo):
+    # A Sentinel reads INFO from a replica every 10 s. One whose last read of the old master came
+    # while it was still master had not seen it demoted when a switchover right after promoted it
+    # again: to that Sentinel a replica claiming to be master for over 8 s, which it turned back
+    # into a replica (+convert-to-slave) under the leader's failover (the lab's master-drain drill,
+    # once its set-up moved the master with redis_failover: the failover aborted, requests failed).
+    # Every Sentinel must last have seen the target as a replica when it is promoted. One replica
+    # only: no replica to hold back, whose wait for Sentinel's next INFO would hide the race.
+    topo.servers.remove(topo.replicas[1])
+    topo.replicas.pop().stop()
+    topo.start_sentinels()
+    first = sentinel_switchover(topo, topo.replicas[0])
+    assert not first.get('failed'), first.get('msg')
+    seen_at_promotion: list[dict] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            try:
+                if topo.master.client().execute_command('ROLE')[0] == 'master':
+                    promoted_at = time.monotonic()  # at most 10 ms after the promotion
+                    for s in topo.sentinels:
+                        entry = next(e for e in s.client().sentinel_slaves('mymaster') if e['name'] == topo.master.addr)
+                        since_ms = (time.monotonic() - promoted_at) * 1000 + 10
+                        # Stale: a master role this Sentinel saw before the promotion.
+                        seen_at_promotion.append({'sentinel': s.addr, 'role': entry['role-reported'],
+                                                  'stale': entry['role-reported'] == 'master'
+                                                  and int(entry['role-reported-time']) > since_ms})
+                    return
+            except redis.exceptions.RedisError:
+                pass
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    back = sentinel_switchover(topo, topo.master)
+    done.set()
+    watcher.join(5)
+    assert not back.get('failed'), back.get('msg')
+    assert masters(topo) == [topo.master]
+    assert len(seen_at_promotion) == len(topo.sentinels), seen_at_promotion
+    assert not any(v['stale'] for v in seen_at_promotion), seen_at_promotion
+
+
 def reset_sentinels(topo: Topology) -> None:
     """What the drills do after a node comes back: SENTINEL RESET on each Sentinel, waiting only
     until it sees a quorum again; it rediscovers the replicas from the master's INFO afterwards."""
