@@ -117,23 +117,26 @@ def master_place(ctx: Ctx) -> tuple[str, str]:
     return task["service"], task["node"]
 
 
-def restore_master(ctx: Ctx, service: str, replicas: int) -> None:
-    """Restore: hand the master back to `service` (where it was before the drill) with
-    playbooks/redis_failover.yml, no load running, so that the checks after the drill find the
-    stack as site.yml left it."""
-    if master_place(ctx)[0] == service:
-        return
-    log("master-drain: restoring: the master back to %s (playbooks/redis_failover.yml)" % service)
+def switch_master(ctx: Ctx, service: str, replicas: int, why: str) -> None:
+    """Hand the master to `service` with playbooks/redis_failover.yml (writes paused until it
+    caught up: no write lost, the other replicas continue with PSYNC), no load running."""
+    log("master-drain: %s: the master to %s (playbooks/redis_failover.yml)" % (why, service))
     run = run_playbook("playbooks/redis_failover.yml", ctx.swarm.lab.name, {
         "redis_failover_runner": inventory_name(ctx.swarm.lab.name, ctx.swarm.manager),
         "redis_target": service}, timeout=300)
     if not run.ok:
-        raise RuntimeError("restoring the master: redis_failover.yml %s: %s" % (
-            run.status, " | ".join(run.failures())[-400:]))
+        raise RuntimeError("%s: redis_failover.yml %s: %s" % (why, run.status, " | ".join(run.failures())[-400:]))
     ctx.probe.wait_healthy(replicas, 120)
     ctx.swarm.wait_converged(180)
     if master_place(ctx)[0] != service:
-        raise RuntimeError("restoring the master: the Sentinels name %s, not %s" % (master_place(ctx)[0], service))
+        raise RuntimeError("%s: the Sentinels name %s, not %s" % (why, master_place(ctx)[0], service))
+
+
+def restore_master(ctx: Ctx, service: str, replicas: int) -> None:
+    """Restore: the master back to `service` (where it was before the drill), so that the checks
+    after the drill find the stack as site.yml left it."""
+    if master_place(ctx)[0] != service:
+        switch_master(ctx, service, replicas, "restoring")
 
 
 def master_drain(ctx: Ctx) -> dict:
@@ -142,7 +145,8 @@ def master_drain(ctx: Ctx) -> dict:
     switchover, writes paused until it caught up), then drains.
 
     On a one-manager lab the manager also runs the edge, which no drain may take away: a master
-    there is first moved to a worker with SENTINEL FAILOVER, before the load starts. Met: the drain
+    there is first moved to a replica on a worker (playbooks/redis_failover.yml), before the load
+    starts. Met: the drain
     accepted without force, it returned the switchover (from the drained node to another), the
     Sentinels name a master on another node, 0 failed requests, nothing lost, activate ok."""
     swarm, probe = ctx.swarm, ctx.probe
@@ -154,16 +158,13 @@ def master_drain(ctx: Ctx) -> dict:
     service, node = master_place(ctx)
     original = service
     if node in managers:
-        log("master-drain: the master %s runs on %s, a manager (the edge's node): SENTINEL FAILOVER first, no load"
-            % (service, node))
-        probe.failover()
-        deadline = time.time() + 60
-        while time.time() < deadline and master_place(ctx)[1] in managers:
-            time.sleep(1)
-        probe.wait_healthy(replicas, 120)
+        on_workers = sorted({t["service"] for t in swarm.task_by_address().values()
+                             if t["service"].startswith("redis-replica-") and t["node"] not in managers})
+        if not on_workers:
+            raise RuntimeError("the Redis master runs on %s, a manager, and no replica runs on a worker" % node)
+        switch_master(ctx, on_workers[0], replicas,
+                      "moving the master %s off %s, a manager (the edge's node), before the load" % (service, node))
         service, node = master_place(ctx)
-        if node in managers:
-            raise RuntimeError("the Redis master stayed on a manager (%s)" % node)
     desired = swarm.replicas()["web"]
     start_value = ctx.counter()
     load = ctx.with_load(240)
