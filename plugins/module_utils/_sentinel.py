@@ -330,6 +330,11 @@ SENTINEL_PING_PERIOD_MS = 1000
 SENTINEL_INFO_PERIOD_MS = 10000
 
 
+def replica_entry(view: dict[str, t.Any], record: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    """The Sentinel's SENTINEL REPLICAS entry for ``record``, if it lists it."""
+    return next((e for e in view.get('replicas') or [] if _listed(e.get('ip'), _int(e.get('port')), [record])), None)
+
+
 def promotion_blockers(view: dict[str, t.Any], records: list[dict[str, t.Any]]) -> dict[str, str]:
     """Why the Sentinel of ``view`` would not promote each of ``records`` now, by record key; a
     record missing from the result is one it would promote. SENTINEL FAILOVER answers NOGOODSLAVE
@@ -341,8 +346,7 @@ def promotion_blockers(view: dict[str, t.Any], records: list[dict[str, t.Any]]) 
     link_down_max = _int(master.get('down-after-milliseconds'), 30000) * 10
     out = {}
     for record in records:
-        entry = next((e for e in view.get('replicas') or []
-                      if _listed(e.get('ip'), _int(e.get('port')), [record])), None)
+        entry = replica_entry(view, record)
         if entry is None:
             out[record['key']] = 'not among its replicas yet'
             continue
@@ -371,8 +375,7 @@ def stale_master_roles(views: list[dict[str, t.Any]], records: list[dict[str, t.
         if not view.get('reachable'):
             continue
         for record in records:
-            entry = next((e for e in view.get('replicas') or []
-                          if _listed(e.get('ip'), _int(e.get('port')), [record])), None)
+            entry = replica_entry(view, record)
             if entry and entry.get('role-reported', 'slave') != 'slave':
                 out.setdefault(record['key'], 'Sentinel %s last saw it as a %s (INFO %s s ago)' % (
                     view.get('key'), entry.get('role-reported'), _int(entry.get('info-refresh')) // 1000))

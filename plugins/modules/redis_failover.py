@@ -773,7 +773,8 @@ class FailoverManager(RedisManager):
         blockers: dict[str, str] = {}
 
         def promotable() -> bool:
-            view = collect_sentinel(leader['host'], leader['port'], self.p, name)
+            views = collect_sentinels(self.p['sentinels'], self.p, name)
+            view = next(v for v in views if v['key'] == leader['key'])
             if not view['reachable']:
                 blockers.clear()
                 blockers[leader['key']] = view.get('error') or 'unreachable'
@@ -782,7 +783,7 @@ class FailoverManager(RedisManager):
             blockers.update(promotion_blockers(view, records))
             if len(blockers) == len(records):
                 return False
-            stale = stale_master_roles(collect_sentinels(self.p['sentinels'], self.p, name), records)
+            stale = stale_master_roles(views, records)
             blockers.update(stale)
             return not stale
 

@@ -146,9 +146,9 @@ def master_drain(ctx: Ctx) -> dict:
 
     On a one-manager lab the manager also runs the edge, which no drain may take away: a master
     there is first moved to a replica on a worker (playbooks/redis_failover.yml), before the load
-    starts. Met: the drain
-    accepted without force, it returned the switchover (from the drained node to another), the
-    Sentinels name a master on another node, 0 failed requests, nothing lost, activate ok."""
+    starts. Met: the drain accepted without force, it returned the switchover (from the drained
+    node to another), the Sentinels name a master on another node, 0 failed requests, nothing
+    lost, activate ok."""
     swarm, probe = ctx.swarm, ctx.probe
     if not swarm.has_service("redis-sentinel-1"):
         return {"drill": "master-drain", "recover_text": "skipped: Sentinel is off (stack_sentinel_enabled)",
