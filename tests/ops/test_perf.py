@@ -19,7 +19,7 @@ from swarmlab_ops import cli, quiet
 from swarmlab_ops.checkout import ROOT
 from swarmlab_ops.loadtest.bareredis import RedisLayout, app_env, online_replicas
 from swarmlab_ops.loadtest.locust import BareApp
-from swarmlab_ops.perf import budget, figures, settings
+from swarmlab_ops.perf import budget, chart, figures, settings
 from swarmlab_ops.perf import run as perf
 
 # /proc/stat's aggregate line: user nice system idle iowait irq softirq steal guest guest_nice
@@ -210,6 +210,50 @@ def test_write_docs_refused_unless_quiet(tmp_path):
     assert doc.read_text() == DOC
     assert perf.write_docs(result(True), doc) == 0
     assert "| swarm | GET /api/counter | 700 |" in doc.read_text()
+
+
+def test_the_chart_draws_each_target_where_it_lies_met_or_not(tmp_path):
+    png = tmp_path / "perf.png"
+    drawn = chart.render(result(True), png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # CASES: swarm/bare POST 850/1000 met, GET 700/1200 not; p95 55/40 met, 60/30 not; 4/1 700/400 met, 750/500 not.
+    assert drawn == {"req/s: swarm against bare": [(POST, "0.85x", True), (GET, "0.58x", False)],
+                     "p95 at the same connections": [(POST, "1.38x", True), (GET, "2.00x", False)],
+                     "1 and 4 web replicas, through the edge": [(POST, "1.75x", True), (GET, "1.50x", False)]}
+    # A case that failed or was not measured draws no target, and the chart still comes out.
+    partial = result(True)
+    partial["cases"]["swarm"] = {POST: {"error": "connection refused"}}
+    del partial["cases"]["replicas-1"]
+    drawn = chart.render(partial, png)
+    assert drawn == {"req/s: swarm against bare": [], "p95 at the same connections": [],
+                     "1 and 4 web replicas, through the edge": []}
+
+
+def test_write_docs_puts_the_chart_beside_the_table_and_render_redraws_a_past_run(tmp_path, capsys, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = docs / "performance.md"
+    monkeypatch.setattr(perf, "DOCS", doc)
+    doc.write_text(DOC)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "perf.json").write_text(json.dumps(result(True)))
+    ns = parsed("--render", str(run_dir))
+    assert perf.run(ns) == 0                       # measures nothing: no lab, no wrk needed
+    assert "| swarm | GET /api/counter | 700 |" in capsys.readouterr().out
+    assert (run_dir / perf.CHART).read_bytes()[:4] == b"\x89PNG"
+    assert perf.write_docs(result(True), doc, chart_png=run_dir / perf.CHART) == 0
+    assert (docs / "performance" / perf.CHART).read_bytes() == (run_dir / perf.CHART).read_bytes()
+    assert "](performance/perf.png)\n" + figures.END in doc.read_text()
+    # A busy machine's run is drawn, but --write-docs still refuses it, chart and all.
+    (run_dir / "perf.json").write_text(json.dumps(result(False)))
+    doc.write_text(DOC)
+    (docs / "performance" / perf.CHART).unlink()
+    with pytest.raises(SystemExit, match="not quiet"):
+        perf.run(parsed("--render", str(run_dir), "--write-docs"))
+    assert doc.read_text() == DOC and not (docs / "performance" / perf.CHART).exists()
+    with pytest.raises(SystemExit, match="no readable perf.json"):
+        perf.run(parsed("--render", str(tmp_path / "nowhere")))
 
 
 def test_the_repository_doc_has_the_markers():

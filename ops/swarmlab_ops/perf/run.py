@@ -25,8 +25,10 @@ Then one table (req/s, p50, p95, p99, errors, generator CPU, machine busy), the 
 bare req/s >= 0.8, swarm p95 <= 1.5 x bare p95, 4 / 1 replicas req/s >= 1.6, each met or not (and
 the first two against bare-replicated, for information), and the CPU per request by component,
 bare, bare-replicated and swarm side by side (budget.py).
-Results: results/perf/<time>/perf.json (with the guard's readings). --write-docs rewrites the table
-in docs/performance.md between its markers, and is refused unless the machine was quiet.
+Results: results/perf/<time>/perf.json (with the guard's readings) and perf.png, the chart (req/s
+and p95 per case with each target drawn where it lies, chart.py). --write-docs rewrites the table in
+docs/performance.md between its markers and the chart beside it, and is refused unless the machine
+was quiet. --render RUN_DIR prints and draws a past run again.
 Traffic goes only to 127.0.0.1 and the lab's container addresses; every case is bounded in time.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ from ..loadtest.locust import BareApp, spread_connections, wait_ready, wait_spre
 from ..loadtest.profile import wrk
 from ..options import comma_list
 from ..report import log
-from . import budget, figures, settings
+from . import budget, chart, figures, settings
 
 REQUESTS = [("POST /api/counter/increment", "POST", "/api/counter/increment"),
             ("GET /api/counter", "GET", "/api/counter")]
@@ -56,6 +58,7 @@ CASES = ("bare", "bare-replicated", "swarm", "sweep")
 BARE_CASES = ("bare", "bare-replicated")
 MAX_LOAD_SECONDS = 600  # all cases' wrk runs together
 DOCS = ROOT / "docs" / "performance.md"
+CHART = "perf.png"  # beside perf.json, and docs/performance/perf.png
 
 
 def planned_seconds(cases: list[str], seconds: int, rounds: int = 1) -> int:
@@ -120,6 +123,8 @@ def restore(swarm: Any, replicas: int, timeout: float) -> None:
 
 
 def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,too-many-statements
+    if args.render:
+        return rerender(args)
     cases_wanted = check_args(args)
     reading = quiet.guard(args.lab)
     if args.write_docs and not reading["quiet"]:
@@ -196,22 +201,55 @@ def run(args: Any) -> int:  # pylint: disable=too-many-locals,too-many-branches,
         result = {"meta": meta, "quiet": reading, "cases": cases,
                   "targets": figures.targets(cases, [r[0] for r in REQUESTS])}
         (outdir / "perf.json").write_text(json.dumps(result, indent=2))
-        print("\n" + figures.render(result) + "\n")
-        log(f"results in {outdir}")
+        show(result, outdir)
     if args.write_docs:
-        return write_docs(result)
+        return write_docs(result, chart_png=outdir / CHART)
     return 0
 
 
-def write_docs(result: dict[str, Any], path: Path = DOCS) -> int:
-    """Rewrite the table in docs/performance.md between its markers: only after a quiet start,
-    and only with every case measured (SystemExit naming why, the file untouched)."""
+def show(result: dict[str, Any], outdir: Path) -> None:
+    """Print the run's tables and draw its chart beside perf.json (a chart that cannot be drawn is
+    a warning: the figures are kept and printed all the same)."""
+    print("\n" + figures.render(result) + "\n")
+    try:
+        chart.render(result, outdir / CHART)
+    except Exception as exc:  # pylint: disable=broad-except
+        log(f"WARNING: no chart: {exc}")
+    log(f"results in {outdir}")
+
+
+def rerender(args: Any) -> int:
+    """--render RUN_DIR: the tables and the chart again from RUN_DIR/perf.json, nothing measured;
+    with --write-docs, into docs/performance.md under the same refusals as after a run."""
+    outdir = Path(args.render)
+    try:
+        result = json.loads((outdir / "perf.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--render: no readable perf.json in {outdir}: {exc}") from exc
+    show(result, outdir)
+    if args.write_docs:
+        return write_docs(result, chart_png=outdir / CHART)
+    return 0
+
+
+def write_docs(result: dict[str, Any], path: Path | None = None, chart_png: Path | None = None) -> int:
+    """Rewrite the table in docs/performance.md between its markers, and the chart beside it
+    (docs/performance/perf.png): only after a quiet start, and only with every case measured
+    (SystemExit naming why, nothing written)."""
     quiet.refuse_unless_quiet(result["quiet"])
     missing = [c for c in ("bare", "bare-replicated", "swarm", "replicas-1", "replicas-4")
                if c not in result["cases"]]
     if missing:
         raise SystemExit("--write-docs refused: cases not measured: " + ", ".join(missing))
-    path.write_text(figures.rewrite_between(path.read_text(), figures.render(result)))
+    path = path or DOCS
+    body = figures.render(result)
+    if chart_png is not None and chart_png.is_file():
+        target = path.parent / "performance" / CHART
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(chart_png, target)
+        body += (f"\n\n![req/s and p95 of bare, bare-replicated and swarm, and 1 and 4 replicas, with "
+                 f"issue 17's targets (run {result['meta']['started']})](performance/{CHART})")
+    path.write_text(figures.rewrite_between(path.read_text(), body))
     log(f"wrote the table into {path}")
     return 0
 
@@ -231,4 +269,8 @@ def add_arguments(parser) -> None:
                         help="gunicorn threads of the bare case (default: the image's GUNICORN_THREADS)")
     parser.add_argument("--converge-timeout", type=float, default=180, help="seconds to wait for a scale")
     parser.add_argument("--write-docs", action="store_true",
-                        help="rewrite the table in docs/performance.md (refused unless the machine was quiet)")
+                        help="rewrite the table in docs/performance.md and its chart (refused unless the "
+                             "machine was quiet)")
+    parser.add_argument("--render", metavar="RUN_DIR",
+                        help="measure nothing: print the tables and draw the chart again from "
+                             "RUN_DIR/perf.json (with --write-docs, into docs/performance.md)")
