@@ -8,6 +8,8 @@ import time
 DRILL_TARGETS = {
     "web-kill": "4/4 again <= 15 s, <= 1 % failed",
     "drain": "plain drain of each worker, 0 failed, web never below 4/4, rebalanced",
+    "master-drain": "plain drain, the master handed to another node first, 0 failed, 0 lost, web never below 4/4, "
+                    "activate ok",
     "rolling-update": "0 failed, 0 lost, web never below 4/4",
     "bad-image": "rolled back, play fails naming it, 0 failed, web never below 4/4, rerun changed=0",
     "never-ready": "rolled back, play fails naming it, 0 failed, web never below 4/4, rerun changed=0",

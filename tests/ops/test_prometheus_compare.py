@@ -7,6 +7,7 @@ import pytest
 from swarmlab_ops.checker import prometheus as pq
 from swarmlab_ops.history import Op
 from swarmlab_ops.lab.prometheus import parse_duration
+from swarmlab_ops.drills import DRILLS
 from swarmlab_ops.report import render_drills
 
 
@@ -154,6 +155,13 @@ def test_compare_locust_failures_against_5xx():
     assert [(c["what"], c["client"], c["prometheus"], c["agree"]) for c in checks] == [
         ("requests at the edge", 1000, 1000, True), ("requests in the app", 1000, 960, True),
         ("failed requests / 5xx answers at the edge", 40, 40, True)]
+
+
+def test_every_drill_row_names_its_target():
+    # A drill without a target left the table's target cell empty (master-drain, until 4 Dec 2026).
+    for name in DRILLS:
+        row = render_drills([{"drill": name, "met_text": "yes"}]).splitlines()[-1]
+        assert row.split(" | ")[-2].strip(), f"{name}: no target in {row!r}"
 
 
 def test_reports_carry_the_prometheus_lines():
