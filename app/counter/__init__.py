@@ -247,7 +247,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         if lifecycle.draining():
             # SIGTERM came: the load balancer takes this task out while it still serves.
             return jsonify(error="shutting down"), 503
-        store.ping_master()
+        if store.check_ready() == "replicas":
+            return jsonify(status="ready", writes="unavailable: no Redis master answers; the replicas answer reads")
         return jsonify(status="ready")
 
     @app.get("/api/counter")

@@ -234,6 +234,9 @@ class CounterStore:
         common.update(tls)
         self._replicas: list[redis.Redis] = []
         self._replica_down_until: dict[int, float] = {}
+        # Set once this process reached the master: its settings are proven, and from then on a
+        # replica may stand in for the master at readiness (check_ready).
+        self._master_reached = False
         self._lock = threading.Lock()
         self.sentinel: Sentinel | None = None
         if settings.sentinels:
@@ -256,6 +259,8 @@ class CounterStore:
                                 else _RediscoveringConnection)
             self.master = self.sentinel.master_for(settings.sentinel_master, retry=_retry(settings),
                                                    connection_class=connection_class)
+            self._master_once = self.sentinel.master_for(settings.sentinel_master, retry=Retry(NoBackoff(), 0),
+                                                         connection_class=connection_class)
             # slave_for falls back to the master itself when Sentinel knows no replica.
             self._replicas.append(self.sentinel.slave_for(
                 settings.sentinel_master, retry=Retry(NoBackoff(), 0),
@@ -266,10 +271,10 @@ class CounterStore:
             if settings.tls and master_url.startswith("redis://"):
                 master_url = "rediss://" + master_url[len("redis://"):]
             # from_url picks the TLS connection from the rediss:// scheme; it takes no `ssl`.
-            self.master = redis.Redis.from_url(master_url, retry=_retry(settings),
-                                               password=password,
-                                               **{k: v for k, v in common.items()
-                                                  if k not in ("username", "password", "db", "ssl")})
+            plain = {k: v for k, v in common.items() if k not in ("username", "password", "db", "ssl")}
+            self.master = redis.Redis.from_url(master_url, retry=_retry(settings), password=password, **plain)
+            self._master_once = redis.Redis.from_url(master_url, retry=Retry(NoBackoff(), 0),
+                                                     password=password, **plain)
             for host, port in settings.replicas:
                 # A replica gets one attempt: on failure the read goes to the master instead.
                 self._replicas.append(redis.Redis(host=host, port=port,
@@ -285,6 +290,7 @@ class CounterStore:
             attempt += 1
             try:
                 self.master.ping()
+                self._master_reached = True
                 log.info("redis master reachable after %d attempt(s)", attempt)
                 return True
             except RedisError as exc:
@@ -299,12 +305,29 @@ class CounterStore:
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, max(self.settings.backoff_cap, 1.0))
 
-    def ping_master(self) -> None:
+    def check_ready(self) -> str:
+        """Whether this process can answer requests, for /readyz: "master" when the master
+        answers; "replicas" when it does not but a replica answers a read and this process has
+        reached the master before (reads go on, writes answer 503 until a master is back);
+        RedisUnavailable otherwise. A master outage fails every task's master check alike, so
+        requiring the master took every task out of the load balancer and turned the reads the
+        replicas could answer into its 503s; a process that never reached the master (a bad
+        REDIS_URL, a deploy to roll back) stays out. One attempt each, no retry: the load
+        balancer's check has its own timeout, and asks again."""
         try:
-            self.master.ping()
+            self._master_once.ping()
         except _TRANSIENT as exc:
             _count_error(exc, "master")
+            if self._master_reached:
+                for replica in self._replicas:
+                    try:
+                        replica.get(self.key)
+                        return "replicas"
+                    except RedisError as replica_exc:
+                        _count_error(replica_exc, "replica")
             raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
+        self._master_reached = True
+        return "master"
 
     # --- reads ----------------------------------------------------------------------------
     def _pick_replica(self) -> tuple[int, redis.Redis] | None:
