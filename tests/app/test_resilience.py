@@ -1,6 +1,7 @@
 """What happens when Redis is slow to start, goes away, fails over, or loses replicas."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -155,32 +156,42 @@ def test_wait_mode_refuses_a_wait_timeout_the_socket_timeout_would_cut(make_clie
 
 # --- Sentinel ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def sentinel_group(
-        redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess, list[RedisProcess]]]:
+@contextlib.contextmanager
+def _sentinels_over(redis_workdir: Path, prefix: str, replica_count: int,
+                    down_after_ms: int) -> Iterator[tuple[RedisProcess, list[RedisProcess], list[RedisProcess]]]:
+    """A master, `replica_count` replicas in sync, and three Sentinels (quorum 2) that know them all."""
     if not os.path.exists(REDIS_SENTINEL):
         pytest.skip("redis-sentinel is not installed (apt-get install redis-sentinel)")
-    master = RedisProcess(redis_workdir, "s-master").start()
-    replica = RedisProcess(redis_workdir, "s-replica", replica_of=master.port).start()
+    master = RedisProcess(redis_workdir, f"{prefix}-master").start()
+    replicas = [RedisProcess(redis_workdir, f"{prefix}-replica-{i}", replica_of=master.port).start()
+                for i in range(1, replica_count + 1)]
     conf = (f"requirepass {SENTINEL_PASSWORD}\n"
             f"sentinel monitor mymaster 127.0.0.1 {master.port} 2\n"
             f"sentinel auth-pass mymaster {PASSWORD}\n"
             f"sentinel sentinel-pass {SENTINEL_PASSWORD}\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
+            f"sentinel down-after-milliseconds mymaster {down_after_ms}\n"
             "sentinel failover-timeout mymaster 10000\n")
-    sentinels = [RedisProcess(redis_workdir, f"sentinel-{i}-{master.port}", sentinel_conf=conf)
+    sentinels = [RedisProcess(redis_workdir, f"{prefix}-sentinel-{i}-{master.port}", sentinel_conf=conf)
                  for i in range(3)]
     try:
         for sentinel in sentinels:
             sentinel.start()
-        replica.wait_in_sync(master)
-        # Each sentinel must have found the replica before a failover can pick it.
-        wait_for(lambda: all(len(s.client().sentinel_slaves("mymaster")) == 1 for s in sentinels),
-                 15, "sentinels to discover the replica")
-        yield master, replica, sentinels
+        for replica in replicas:
+            replica.wait_in_sync(master)
+        # Each sentinel must have found the replicas before a failover can pick one.
+        wait_for(lambda: all(len(s.client().sentinel_slaves("mymaster")) == replica_count for s in sentinels),
+                 15, "sentinels to discover the replicas")
+        yield master, replicas, sentinels
     finally:
-        for server in (*sentinels, replica, master):
+        for server in (*sentinels, *replicas, master):
             server.stop()
+
+
+@pytest.fixture
+def sentinel_group(
+        redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess, list[RedisProcess]]]:
+    with _sentinels_over(redis_workdir, "s", 1, 1000) as (master, replicas, sentinels):
+        yield master, replicas[0], sentinels
 
 
 def test_sentinel_discovery_and_failover_without_restart(make_client, sentinel_group):
@@ -227,28 +238,8 @@ def sentinel_pair_slow_failover(
         redis_workdir: Path) -> Iterator[tuple[RedisProcess, list[RedisProcess], list[RedisProcess]]]:
     """A master, two replicas and three Sentinels that would wait 60 s before a failover: the
     time between a master's loss and its replacement, held open for the test."""
-    if not os.path.exists(REDIS_SENTINEL):
-        pytest.skip("redis-sentinel is not installed (apt-get install redis-sentinel)")
-    master = RedisProcess(redis_workdir, "m-master").start()
-    replicas = [RedisProcess(redis_workdir, f"m-replica-{i}", replica_of=master.port).start() for i in (1, 2)]
-    conf = (f"requirepass {SENTINEL_PASSWORD}\n"
-            f"sentinel monitor mymaster 127.0.0.1 {master.port} 2\n"
-            f"sentinel auth-pass mymaster {PASSWORD}\n"
-            f"sentinel sentinel-pass {SENTINEL_PASSWORD}\n"
-            "sentinel down-after-milliseconds mymaster 60000\n")
-    sentinels = [RedisProcess(redis_workdir, f"m-sentinel-{i}-{master.port}", sentinel_conf=conf)
-                 for i in range(3)]
-    try:
-        for sentinel in sentinels:
-            sentinel.start()
-        for replica in replicas:
-            replica.wait_in_sync(master)
-        wait_for(lambda: all(len(s.client().sentinel_slaves("mymaster")) == 2 for s in sentinels),
-                 15, "sentinels to discover both replicas")
-        yield master, replicas, sentinels
-    finally:
-        for server in (*sentinels, *replicas, master):
-            server.stop()
+    with _sentinels_over(redis_workdir, "m", 2, 60000) as group:
+        yield group
 
 
 def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, sentinel_pair_slow_failover):
