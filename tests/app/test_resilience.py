@@ -262,9 +262,9 @@ def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, 
         REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0", REDIS_STARTUP_TIMEOUT="0",
         REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
         REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD)
-    writes = [client.post("/api/counter/increment").status_code for _ in range(3)]
+    writes = [client.post("/api/counter/increment").status_code for _attempt in range(3)]
     assert writes == [503] * 3  # no master: the writes fail, and say so
-    reads = [client.get("/api/counter") for _ in range(30)]
+    reads = [client.get("/api/counter") for _attempt in range(30)]
     assert [(r.status_code, r.get_json()) for r in reads] == [(200, {"value": 7})] * 30
     # The load balancer keeps the task while the replicas answer for it: taking every task out
     # (each one's master check fails alike) turned the reads above into the edge's 503s. The lab's
@@ -279,8 +279,7 @@ def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, 
     assert client.get("/api/counter").status_code == 503
 
 
-def test_static_replicas_stand_in_for_the_master_at_readyz_once_it_was_reached(make_client, redis_workdir,
-                                                                                 counter_key):
+def test_static_replicas_stand_in_for_the_master_at_readyz_once_it_was_reached(make_client, redis_workdir):
     """Without Sentinel (REDIS_URL and REDIS_REPLICAS): the same rule. A process whose REDIS_URL
     names no master is never ready, whatever its replicas say: a bad deploy stays out."""
     master = RedisProcess(redis_workdir, "st-master").start()

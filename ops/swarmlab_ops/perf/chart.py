@@ -40,10 +40,10 @@ def _panel(ax, cases: dict[str, dict[str, Any]], requests: list[str], names: tup
             if not r or "error" in r:
                 continue
             x = i + (j - (len(names) - 1) / 2) * width
-            bar = ax.bar(x, r[key], width * 0.92, color=COLOURS[name],
-                         label=None if name in labelled else name)
+            drawn_bar = ax.bar(x, r[key], width * 0.92, color=COLOURS[name],
+                               label=None if name in labelled else name)
             labelled.add(name)
-            ax.bar_label(bar, fmt="%.0f", fontsize=7, label_type="center", color="white")
+            ax.bar_label(drawn_bar, fmt="%.0f", fontsize=7, label_type="center", color="white")
             rounds = r.get("rounds_rps" if key == "rps" else "rounds_p95_ms", [])
             if len(rounds) > 1:
                 ax.plot([x] * len(rounds), rounds, "k.", ms=4,
