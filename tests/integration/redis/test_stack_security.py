@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,9 @@ def _pings(cl: redis.Redis) -> bool:
 class _App(http.server.BaseHTTPRequestHandler):
     """Stands in for web (the edge's checks need a /readyz that answers); counts what reaches it."""
     seen: list[str] = []
+    lock = threading.Lock()
+    in_flight = 0
+    most_in_flight = 0  # requests to /slow at the same time, at most
 
     def _answer(self) -> None:
         length = int(self.headers.get('Content-Length') or 0)
@@ -158,6 +162,13 @@ class _App(http.server.BaseHTTPRequestHandler):
             self.rfile.read(length)
         if self.path != '/readyz':
             _App.seen.append(self.command + ' ' + self.path)
+        if self.path == '/slow':
+            with _App.lock:
+                _App.in_flight += 1
+                _App.most_in_flight = max(_App.most_in_flight, _App.in_flight)
+            time.sleep(0.3)
+            with _App.lock:
+                _App.in_flight -= 1
         body = b'{"ok": true}'
         self.send_response(200)
         self.send_header('Content-Type', 'application/json')
@@ -314,6 +325,18 @@ def test_a_source_over_the_rate_gets_429_and_web_sees_only_the_allowed(edge):
     statuses = [e.get(e.http, '/api/counter')[0] for _request in range(25)]
     assert statuses == [200] * 20 + [429] * 5, statuses
     assert len(_App.seen) == 20
+
+
+@pytest.mark.parametrize('maxconn, most', [(0, 4), (1, 1)])
+def test_the_edge_sends_a_task_at_most_maxconn_requests_and_queues_the_rest(edge, maxconn, most):
+    """stack_edge_server_maxconn: 0 passes every request on at once; N keeps the rest in the edge's
+    queue until the task answers one (none is refused)."""
+    e = edge(stack_edge_tls=False, stack_edge_server_maxconn=maxconn)
+    assert ('maxconn %d' % maxconn in e.rendered) == (maxconn > 0)
+    _App.most_in_flight = 0
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda _request: e.get(e.http, '/slow')[0], range(4)))
+    assert statuses == [200] * 4 and _App.most_in_flight == most
 
 
 def test_without_tls_or_redirect_http_is_served_and_nothing_names_a_certificate(edge):
