@@ -224,6 +224,7 @@ def test_the_chart_draws_each_target_where_it_lies_met_or_not(tmp_path):
     partial = result(True)
     partial["cases"]["swarm"] = {POST: {"error": "connection refused"}}
     del partial["cases"]["replicas-1"]
+    partial["targets"] = figures.targets(partial["cases"], [POST, GET])  # as a run writes them
     drawn = chart.render(partial, png)
     assert drawn == {"req/s: swarm against bare": [], "p95 at the same connections": [],
                      "1 and 4 web replicas, through the edge": []}

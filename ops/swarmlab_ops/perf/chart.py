@@ -26,10 +26,11 @@ def _short(request: str) -> str:
 
 
 def _panel(ax, cases: dict[str, dict[str, Any]], requests: list[str], names: tuple[str, ...],
-           key: str, goal: tuple[str, str, float, bool] | None, ylabel: str) -> list[tuple[str, str, bool]]:
-    """Grouped bars of `key` per request; `goal` = (judged case, reference case, factor, higher is
-    better) draws the target over the judged case's bar. Returns the targets drawn: (request,
-    ratio as written, met)."""
+           key: str, goal: tuple[str, str, float, str], verdicts: dict[tuple[str, str], dict[str, Any]],
+           ylabel: str) -> list[tuple[str, str, bool]]:
+    """Grouped bars of `key` per request; `goal` = (judged case, reference case, factor, target
+    name in figures.targets) draws that target's verdict (`verdicts`, by request and name) over the
+    judged case's bar. Returns the targets drawn: (request, ratio as written, met)."""
     width = 0.8 / len(names)
     top = 0.0
     drawn = []
@@ -50,22 +51,20 @@ def _panel(ax, cases: dict[str, dict[str, Any]], requests: list[str], names: tup
                         label=None if "rounds" in labelled else "each round")
                 labelled.add("rounds")
             top = max(top, r[key], *rounds)
-        if goal is None:
-            continue
-        judged, reference, factor, higher = goal
-        a, b = cases.get(judged, {}).get(request), cases.get(reference, {}).get(request)
-        if not a or not b or "error" in a or "error" in b or not b[key]:
-            continue
-        line = factor * b[key]
-        ratio = a[key] / b[key]
-        met = ratio >= factor if higher else ratio <= factor
+        judged, reference, factor, target = goal
+        verdict = verdicts.get((request, target))
+        if verdict is None or verdict["value"] is None:
+            continue  # a case not measured, or its wrk failed: figures.targets has no ratio
+        line = factor * cases[reference][request][key]
+        met = verdict["met"]
         x = i + (names.index(judged) - (len(names) - 1) / 2) * width
         ax.hlines(line, x - width / 2, x + width / 2, colors=MET if met else NOT_MET, linewidth=2.2)
-        ax.annotate(f"{ratio:.2f}x\n(goal {'>=' if higher else '<='} {factor}x)", (x, max(line, a[key])),
+        ax.annotate(f"{verdict['value']:.2f}x\n(goal {verdict['goal']}x)",
+                    (x, max(line, cases[judged][request][key])),
                     textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7,
                     color=MET if met else NOT_MET)
         top = max(top, line)
-        drawn.append((request, f"{ratio:.2f}x", met))
+        drawn.append((request, f"{verdict['value']:.2f}x", met))
     ax.set_xticks(range(len(requests)), [_short(r) for r in requests], fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_ylim(0, top * 1.3 or 1)
@@ -88,15 +87,18 @@ def render(result: dict[str, Any], path: Path) -> dict[str, list[tuple[str, str,
     requests = list(dict.fromkeys(r for c in cases.values() for r in c))
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4.4), dpi=90,
                                         gridspec_kw={"width_ratios": [3, 3, 2]})
+    # The verdicts figures.targets gave (the table's), drawn, not computed again.
+    verdicts = {(t["request"], t["target"]): t for t in result["targets"]}
     drawn = {}
     for ax, title, names, key, goal, ylabel in (
             (ax1, "req/s: swarm against bare", CASES, "rps",
-             ("swarm", "bare", figures.TARGET_SWARM_VS_BARE, True), "requests/s (higher is better)"),
+             ("swarm", "bare", figures.TARGET_SWARM_VS_BARE, "swarm / bare req/s"), "requests/s (higher is better)"),
             (ax2, "p95 at the same connections", CASES, "p95_ms",
-             ("swarm", "bare", figures.TARGET_P95_VS_BARE, False), "p95 latency, ms (lower is better)"),
+             ("swarm", "bare", figures.TARGET_P95_VS_BARE, "swarm p95 / bare p95"),
+             "p95 latency, ms (lower is better)"),
             (ax3, "1 and 4 web replicas, through the edge", SWEEP, "rps",
-             ("replicas-4", "replicas-1", figures.TARGET_SCALE_4_VS_1, True), "requests/s")):
-        drawn[title] = _panel(ax, cases, requests, names, key, goal, ylabel)
+             ("replicas-4", "replicas-1", figures.TARGET_SCALE_4_VS_1, "4 / 1 replicas req/s"), "requests/s")):
+        drawn[title] = _panel(ax, cases, requests, names, key, goal, verdicts, ylabel)
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"swarmlab-ops perf, run {m['started']}: wrk -t{m['wrk_threads']} -c{m['connections']} "
                  f"-d{m['seconds']}s, {m.get('rounds', 1)} round(s); {q['cpus']} CPUs "
