@@ -202,6 +202,19 @@ def _retry(settings: Settings) -> Retry:
                  settings.retries)
 
 
+# Sentinel PINGs a master every second: an answer older than this is a PING missed.
+_SENTINEL_FRESH_MS = 1500
+
+
+def _reaches_master(state: dict[str, Any]) -> bool:
+    """Whether a Sentinel's SENTINEL MASTER state says it reaches the master now."""
+    flags = str(state.get("flags", ""))
+    if state.get("is_sdown") or state.get("is_odown") or state.get("is_disconnected") \
+            or "failover_in_progress" in flags:
+        return False
+    return int(state.get("last-ok-ping-reply", _SENTINEL_FRESH_MS + 1)) <= _SENTINEL_FRESH_MS
+
+
 def _strip_password(url: str) -> str:
     """The URL without its password: redis-py's from_url lets the URL's password win over
     the password argument, and a password file must win."""
@@ -307,27 +320,58 @@ class CounterStore:
 
     def check_ready(self) -> str:
         """Whether this process can answer requests, for /readyz: "master" when the master
-        answers; "replicas" when it does not but a replica answers a read and this process has
-        reached the master before (reads go on, writes answer 503 until a master is back);
-        RedisUnavailable otherwise. A master outage fails every task's master check alike, so
-        requiring the master took every task out of the load balancer and turned the reads the
-        replicas could answer into its 503s; a process that never reached the master (a bad
-        REDIS_URL, a deploy to roll back) stays out. One attempt each, no retry: the load
-        balancer's check has its own timeout, and asks again."""
+        answers; "replicas" when it does not, this process has reached it before, a replica
+        answers a read and the master is lost to the Redis side as well (reads go on, writes
+        answer 503 until a master is back); RedisUnavailable otherwise. A master outage fails
+        every task's master check alike, so requiring the master took every task out of the load
+        balancer and turned the reads the replicas could answer into its 503s. A task cut off
+        from a master that the others still reach must leave instead, so that its writes go to
+        them. A process that never reached the master (a bad REDIS_URL, a deploy to roll back)
+        stays out. One attempt each, no retry: the load balancer's check has its own timeout,
+        and asks again."""
         try:
             self._master_once.ping()
         except _TRANSIENT as exc:
             _count_error(exc, "master")
-            if self._master_reached:
-                for replica in self._replicas:
-                    try:
-                        replica.get(self.key)
-                        return "replicas"
-                    except RedisError as replica_exc:
-                        _count_error(replica_exc, "replica")
+            if self._master_reached and self._a_replica_answers() and self._master_lost_to_redis():
+                return "replicas"
             raise RedisUnavailable(f"redis master unreachable: {_describe(exc)}") from exc
         self._master_reached = True
         return "master"
+
+    def _a_replica_answers(self) -> bool:
+        for replica in self._replicas:
+            try:
+                replica.get(self.key)
+                return True
+            except RedisError as exc:
+                _count_error(exc, "replica")
+        return False
+
+    def _master_lost_to_redis(self) -> bool:
+        """Whether the master is out of reach of the Redis side too, not of this process alone.
+        With Sentinel: no Sentinel that answers still reaches it (each PINGs it every second),
+        and one answered. Without: a replica's link to it is down (a stopped server closes it at
+        once; a silent host after the replicas' repl-timeout)."""
+        if self.sentinel is None:
+            for replica in self._replicas:
+                try:
+                    if replica.info("replication").get("master_link_status") == "up":
+                        return False
+                except RedisError as exc:
+                    _count_error(exc, "replica")
+            return True
+        answered = False
+        for sentinel in list(self.sentinel.sentinels):  # discovery may reorder it meanwhile
+            try:
+                state = sentinel.sentinel_master(self.settings.sentinel_master)
+            except RedisError as exc:
+                _count_error(exc, "sentinel")
+                continue
+            answered = True
+            if _reaches_master(state):
+                return False
+        return answered
 
     # --- reads ----------------------------------------------------------------------------
     def _pick_replica(self) -> tuple[int, redis.Redis] | None:

@@ -62,13 +62,14 @@ class RedisProcess:
     """One redis-server (or redis-sentinel) process on 127.0.0.1 with its own directory."""
 
     def __init__(self, workdir: Path, name: str, *, replica_of: int | None = None,
-                 sentinel_conf: str | None = None) -> None:
+                 sentinel_conf: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.replica_of = replica_of
         self.sentinel_conf = sentinel_conf
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,6 +103,7 @@ class RedisProcess:
                     "--repl-diskless-sync-delay", "0"]
             if self.replica_of is not None:
                 argv += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+            argv += list(self.extra_args)
         return self._run(argv)
 
     def _run(self, argv: list[str]) -> RedisProcess:

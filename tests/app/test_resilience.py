@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ import requests
 
 from apptest_support import (FAST_RETRY_ENV, PASSWORD, REDIS_SENTINEL, SENTINEL_PASSWORD,
                              RedisProcess, free_port, redis_url, wait_for)
+from ansible_collections.swarmlab.cluster.tests.integration.support.tcplink import TcpLink
 
 
 def test_redis_down_is_503_then_recovers_without_restart(make_client, lone_redis, counter_key):
@@ -157,20 +159,30 @@ def test_wait_mode_refuses_a_wait_timeout_the_socket_timeout_would_cut(make_clie
 # --- Sentinel ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _sentinels_over(redis_workdir: Path, prefix: str, replica_count: int,
-                    down_after_ms: int) -> Iterator[tuple[RedisProcess, list[RedisProcess], list[RedisProcess]]]:
-    """A master, `replica_count` replicas in sync, and three Sentinels (quorum 2) that know them all."""
+def _sentinels_over(redis_workdir: Path, prefix: str, replica_count: int, down_after_ms: int, *,
+                    through_link: bool = False) -> Iterator[tuple[RedisProcess, list[RedisProcess],
+                                                                  list[RedisProcess], TcpLink | None]]:
+    """A master, `replica_count` replicas in sync, and three Sentinels (quorum 2) that know them all.
+
+    With `through_link`, the master is known to everyone at a TcpLink in front of it (the 4th
+    item), and the replicas and Sentinels connect from 127.0.0.2: `link.cut("127.0.0.1")` cuts the
+    app in the test process off from the master while the Sentinels and replicas keep reaching it."""
     if not os.path.exists(REDIS_SENTINEL):
         pytest.skip("redis-sentinel is not installed (apt-get install redis-sentinel)")
     master = RedisProcess(redis_workdir, f"{prefix}-master").start()
-    replicas = [RedisProcess(redis_workdir, f"{prefix}-replica-{i}", replica_of=master.port).start()
+    link = TcpLink(master.port) if through_link else None
+    master_port = link.port if link else master.port
+    source = ("--bind-source-addr", "127.0.0.2") if link else ()
+    replicas = [RedisProcess(redis_workdir, f"{prefix}-replica-{i}", replica_of=master_port,
+                             extra_args=source).start()
                 for i in range(1, replica_count + 1)]
     conf = (f"requirepass {SENTINEL_PASSWORD}\n"
-            f"sentinel monitor mymaster 127.0.0.1 {master.port} 2\n"
+            f"sentinel monitor mymaster 127.0.0.1 {master_port} 2\n"
             f"sentinel auth-pass mymaster {PASSWORD}\n"
             f"sentinel sentinel-pass {SENTINEL_PASSWORD}\n"
             f"sentinel down-after-milliseconds mymaster {down_after_ms}\n"
-            "sentinel failover-timeout mymaster 10000\n")
+            "sentinel failover-timeout mymaster 10000\n"
+            + ("bind-source-addr 127.0.0.2\n" if link else ""))
     sentinels = [RedisProcess(redis_workdir, f"{prefix}-sentinel-{i}-{master.port}", sentinel_conf=conf)
                  for i in range(3)]
     try:
@@ -181,28 +193,40 @@ def _sentinels_over(redis_workdir: Path, prefix: str, replica_count: int,
         # Each sentinel must have found the replicas before a failover can pick one.
         wait_for(lambda: all(len(s.client().sentinel_slaves("mymaster")) == replica_count for s in sentinels),
                  15, "sentinels to discover the replicas")
-        yield master, replicas, sentinels
+        yield master, replicas, sentinels, link
     finally:
         for server in (*sentinels, *replicas, master):
             server.stop()
+        if link:
+            link.close()
+
+
+def _sentinel_client(make_client, sentinels: list[RedisProcess], **env: str):
+    return make_client(
+        # Only the credentials and db of REDIS_URL are used with Sentinel: the host here is
+        # a closed port, so any answer proves the master was found through Sentinel.
+        REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
+        REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
+        REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD, **env)
+
+
+def _sentinels_see_the_master_gone(sentinels: list[RedisProcess]) -> bool:
+    """Every Sentinel has lost its link to the master, or missed its last PING (sent each second)."""
+    states = [s.client().sentinel_master("mymaster") for s in sentinels]
+    return all(state["is_disconnected"] or state["last-ok-ping-reply"] > 1500 for state in states)
 
 
 @pytest.fixture
 def sentinel_group(
         redis_workdir: Path) -> Iterator[tuple[RedisProcess, RedisProcess, list[RedisProcess]]]:
-    with _sentinels_over(redis_workdir, "s", 1, 1000) as (master, replicas, sentinels):
+    with _sentinels_over(redis_workdir, "s", 1, 1000) as (master, replicas, sentinels, _link):
         yield master, replicas[0], sentinels
 
 
 def test_sentinel_discovery_and_failover_without_restart(make_client, sentinel_group):
     master, replica, sentinels = sentinel_group
-    client = make_client(
-        # Only the credentials and db of REDIS_URL are used with Sentinel: the host here is
-        # a closed port, so any answer proves the master was found through Sentinel.
-        REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
-        REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
-        REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD,
-        REDIS_RETRIES="6", REDIS_BACKOFF_BASE="0.1", REDIS_BACKOFF_CAP="1")
+    client = _sentinel_client(make_client, sentinels,
+                              REDIS_RETRIES="6", REDIS_BACKOFF_BASE="0.1", REDIS_BACKOFF_CAP="1")
     assert client.get("/readyz").status_code == 200
     assert client.post("/api/counter/increment", json={"by": 10}).get_json() == {"value": 10}
     assert master.client().get(client.application.extensions["counter_store"].key) == "10"
@@ -235,21 +259,19 @@ def test_sentinel_unreachable_is_503(make_client, redis_workdir):
 
 @pytest.fixture
 def sentinel_pair_slow_failover(
-        redis_workdir: Path) -> Iterator[tuple[RedisProcess, list[RedisProcess], list[RedisProcess]]]:
-    """A master, two replicas and three Sentinels that would wait 60 s before a failover: the
-    time between a master's loss and its replacement, held open for the test."""
-    with _sentinels_over(redis_workdir, "m", 2, 60000) as group:
-        yield group
+        redis_workdir: Path) -> Iterator[tuple[RedisProcess, list[RedisProcess], list[RedisProcess], TcpLink]]:
+    """A master behind a TcpLink, two replicas and three Sentinels that would wait 60 s before a
+    failover: the time between a master's loss and its replacement, held open for the test."""
+    with _sentinels_over(redis_workdir, "m", 2, 60000, through_link=True) as (master, replicas, sentinels, link):
+        assert link is not None
+        yield master, replicas, sentinels, link
 
 
 def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, sentinel_pair_slow_failover):
     """Until Sentinel promotes a replica, writes fail (503), but the replicas still hold the
     counter: reads are answered, and /readyz keeps the task in the load balancer for them."""
-    master, replicas, sentinels = sentinel_pair_slow_failover
-    client = make_client(
-        REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
-        REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
-        REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD)
+    master, replicas, sentinels, _link = sentinel_pair_slow_failover
+    client = _sentinel_client(make_client, sentinels)
     assert client.post("/api/counter/increment", json={"by": 7}).get_json() == {"value": 7}
     for replica in replicas:
         replica.wait_in_sync(master)
@@ -258,17 +280,18 @@ def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, 
     assert client.get("/readyz").get_json() == {"status": "ready"}
 
     master.stop()
-    late = make_client(  # started during the outage, it never reached the master: settings not proven
-        REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0", REDIS_STARTUP_TIMEOUT="0",
-        REDIS_SENTINELS=",".join(f"127.0.0.1:{s.port}" for s in sentinels),
-        REDIS_SENTINEL_MASTER="mymaster", REDIS_SENTINEL_PASSWORD=SENTINEL_PASSWORD)
+    # Started during the outage, it never reached the master: its settings are not proven.
+    late = _sentinel_client(make_client, sentinels, REDIS_STARTUP_TIMEOUT="0")
     writes = [client.post("/api/counter/increment").status_code for _attempt in range(3)]
     assert writes == [503] * 3  # no master: the writes fail, and say so
     reads = [client.get("/api/counter") for _attempt in range(30)]
     assert [(r.status_code, r.get_json()) for r in reads] == [(200, {"value": 7})] * 30
     # The load balancer keeps the task while the replicas answer for it: taking every task out
     # (each one's master check fails alike) turned the reads above into the edge's 503s. The lab's
-    # redis-kill drills failed 22 and 53 reads that way, 4 Dec 2026.
+    # redis-kill drills failed 22 and 53 reads that way, 4 Dec 2026. The task stands in once the
+    # Sentinels too have lost the master (a killed server: at once; a silent host: one missed
+    # PING, within the edge's two checks).
+    wait_for(lambda: _sentinels_see_the_master_gone(sentinels), 5, "the Sentinels to lose the master")
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_data(as_text=True)
     assert ready.get_json()["status"] == "ready" and "writes" in ready.get_json()
@@ -279,8 +302,58 @@ def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, 
     assert client.get("/api/counter").status_code == 503
 
 
+def test_replicas_stand_in_for_a_master_that_went_silent(make_client, sentinel_pair_slow_failover):
+    """A master host that stops answering without closing anything (stopped, not killed: its
+    connections stay open) is lost to the Sentinels by their missed PINGs, not by a closed link:
+    the replicas stand in for it once each Sentinel has missed one."""
+    master, replicas, sentinels, _link = sentinel_pair_slow_failover
+    client = _sentinel_client(make_client, sentinels)
+    assert client.post("/api/counter/increment", json={"by": 2}).get_json() == {"value": 2}
+    for replica in replicas:
+        replica.wait_in_sync(master)
+    assert master.proc is not None
+    os.kill(master.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: _sentinels_see_the_master_gone(sentinels), 5, "the Sentinels to miss a PING")
+        states = [s.client().sentinel_master("mymaster") for s in sentinels]
+        assert not any(state["is_disconnected"] for state in states), states  # the missed PINGs decide
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.get_data(as_text=True)
+        assert "writes" in ready.get_json()
+        assert client.get("/api/counter").get_json() == {"value": 2}
+    finally:
+        os.kill(master.proc.pid, signal.SIGCONT)
+
+
+def test_a_task_cut_off_from_a_live_master_leaves_the_load_balancer(make_client, sentinel_pair_slow_failover):
+    """A partition between one task and the master, which the Sentinels and replicas still reach:
+    the task's /readyz is 503, so the edge sends its requests to the tasks that can write. Its
+    replicas answering a read is no reason to stay: the writes sent to it would fail while the
+    other tasks make them."""
+    master, replicas, sentinels, link = sentinel_pair_slow_failover
+    client = _sentinel_client(make_client, sentinels)
+    assert client.post("/api/counter/increment", json={"by": 3}).get_json() == {"value": 3}
+    assert client.get("/readyz").status_code == 200
+
+    link.cut("127.0.0.1")  # this process's connections; the Sentinels' and replicas' go on
+    assert client.post("/api/counter/increment").status_code == 503
+    assert client.get("/api/counter").get_json() == {"value": 3}  # a replica answers it
+    time.sleep(2)  # each Sentinel PINGs the master every second: two more answers
+    assert not _sentinels_see_the_master_gone(sentinels)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503, ready.get_data(as_text=True)
+    for replica in replicas:
+        assert replica.client().info("replication")["master_link_status"] == "up"
+
+    link.mend()
+    wait_for(lambda: client.get("/readyz").status_code == 200, 5, "the task to be ready again")
+    assert client.post("/api/counter/increment").get_json() == {"value": 4}
+    assert master.client().get(client.application.extensions["counter_store"].key) == "4"
+
+
 def test_static_replicas_stand_in_for_the_master_at_readyz_once_it_was_reached(make_client, redis_workdir):
-    """Without Sentinel (REDIS_URL and REDIS_REPLICAS): the same rule. A process whose REDIS_URL
+    """Without Sentinel (REDIS_URL and REDIS_REPLICAS): the same rule, a replica's link to the
+    master telling a master lost to everyone from one lost to this task. A process whose REDIS_URL
     names no master is never ready, whatever its replicas say: a bad deploy stays out."""
     master = RedisProcess(redis_workdir, "st-master").start()
     replica = RedisProcess(redis_workdir, "st-replica", replica_of=master.port).start()
@@ -293,7 +366,17 @@ def test_static_replicas_stand_in_for_the_master_at_readyz_once_it_was_reached(m
         assert wrong.get("/readyz").status_code == 503
         assert client.post("/api/counter/increment", json={"by": 5}).get_json() == {"value": 5}
         replica.wait_in_sync(master)
+        with TcpLink(master.port) as link:  # a second client, its master behind a link to cut
+            cut_off = make_client(REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{link.port}/0",
+                                  REDIS_REPLICAS=replicas)
+            assert cut_off.get("/readyz").status_code == 200
+            link.cut()
+            # The replica's own link to the master is up: the master is lost to this task alone.
+            assert cut_off.get("/readyz").status_code == 503
+            assert client.get("/readyz").status_code == 200
         master.stop()
+        wait_for(lambda: replica.client().info("replication")["master_link_status"] == "down", 5,
+                 "the replica to lose the master")
         assert client.get("/readyz").status_code == 200
         assert client.get("/api/counter").get_json() == {"value": 5}
         assert client.post("/api/counter/increment").status_code == 503
