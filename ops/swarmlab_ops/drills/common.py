@@ -54,9 +54,11 @@ class Ctx:
     def counter(self) -> int:
         return self.probe.values(self.app_key)[self.app_key]
 
-    def with_load(self, max_seconds: float) -> Load:
-        """A load through the edge (increments and reads); stopped by stop_loads() whatever happens."""
-        load = Load(lambda i: CounterClient(self.edge_url, f"http-{i}"), workers=self.opts.workers,
+    def with_load(self, max_seconds: float, workers: int | None = None) -> Load:
+        """A load through the edge (increments and reads); stopped by stop_loads() whatever happens.
+        Each worker keeps one connection to the edge, which sends its requests to one task while
+        that task is up: `workers` above the tasks' count reaches every task."""
+        load = Load(lambda i: CounterClient(self.edge_url, f"http-{i}"), workers=workers or self.opts.workers,
                     rate=self.opts.rate, max_seconds=max_seconds, max_ops=self.opts.max_ops).start()
         self.loads.append(load)
         time.sleep(2)  # a baseline before the fault

@@ -67,3 +67,66 @@ def redis_kill(ctx: Ctx, wait_mode: bool) -> dict:
                 "detail": {"old_master": old, "new_master": new, "killed": task, **back}},
                promoted is not None and promoted <= 10 and back["writes_back"] is not None
                and back["writes_back"] <= 15 and (not wait_mode or acc["lost"] == 0))
+
+
+# How long the task stays cut off, and by when its failures must stop: the edge marks a server down
+# after 2 failed checks 2 s apart (stack_edge_check_fall, _inter), plus a check's own time.
+PARTITION_SECONDS = 20
+PARTITION_OUT_BY = 8.0
+
+
+def web_partition(ctx: Ctx) -> dict:
+    """One web task cut off from the Redis master, the master and the other tasks unharmed: its
+    packets to the master's addresses are answered "no route to host" (as when the overlay loses
+    the master's node for that one node). The task must leave the edge (its /readyz 503: the
+    Sentinels still reach the master), and the other tasks take its writes."""
+    swarm, lab = ctx.swarm, ctx.lab
+    if not swarm.has_service("redis-sentinel-1"):
+        return {"drill": "web-partition", "recover_text": "skipped: Sentinel is off (stack_sentinel_enabled)",
+                "met": None, "met_text": "not run"}
+    master = swarm.task_by_address().get(ctx.probe.master())
+    if not master:
+        raise RuntimeError("the Redis master is not a task of the stack")
+    tasks = swarm.running_tasks("web")
+    victim = next((t for t in tasks if t["node"] != master["node"]), tasks[0])
+
+    def netns(argv: list[str]) -> tuple[int, str]:
+        return lab.in_task_netns(victim["node"], victim["container_id"], argv)
+
+    def rules(action: str) -> None:
+        for address in master["addresses"]:
+            code, out = netns(["iptables", action, "OUTPUT", "-d", address, "-p", "tcp", "-j", "REJECT",
+                               "--reject-with", "icmp-host-unreachable"])
+            if code != 0 and action == "-I":
+                raise RuntimeError("iptables in web task %s: %s" % (victim["id"][:12], out.strip()[:200]))
+
+    start_value = ctx.counter()
+    # Two connections per task at least, so that the cut task serves some of them.
+    load = ctx.with_load(PARTITION_SECONDS + 20, workers=max(ctx.opts.workers, 2 * len(tasks)))
+    log("web-partition: cutting web task %s on %s off from the master %s (%s) for %d s" % (
+        victim["id"][:12], victim["node"], master["service"], ", ".join(master["addresses"]), PARTITION_SECONDS))
+    t0 = time.time()
+    readyz: list[tuple[float, str]] = []
+    try:
+        rules("-I")
+        while time.time() - t0 < PARTITION_SECONDS:
+            _code, status = netns(["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}",
+                                   "http://127.0.0.1:8000/readyz"])
+            readyz.append((round(time.time() - t0, 1), status.strip()))
+            time.sleep(2)
+    finally:
+        rules("-D")
+    mended = round(time.time() - t0, 1)
+    ops, summary, acc = ctx.finish(load, start_value, tail=5)
+    failed = sorted(op.start - t0 for op in ops if op.outcome != "ok" and op.start >= t0)
+    last = round(failed[-1], 2) if failed else None
+    out_of_the_edge = any(status == "503" for _t, status in readyz)
+    return met({"drill": "web-partition", "recover": last,
+                "recover_text": ("no request failed" if last is None else
+                                 "%d failed, the last %s after the cut" % (len(failed), fmt_seconds(last)))
+                + ("; the task's /readyz said 503" if out_of_the_edge else "; the task's /readyz never said 503"),
+                "load": summary, "accounting": acc,
+                "detail": {"task": victim["id"], "node": victim["node"], "master": master["service"],
+                           "master_node": master["node"], "cut_seconds": mended, "readyz": readyz,
+                           "failed_after_cut": [round(f, 2) for f in failed]}},
+               out_of_the_edge and (last is None or last <= PARTITION_OUT_BY) and acc["lost"] == 0)
