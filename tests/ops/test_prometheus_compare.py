@@ -2,7 +2,10 @@
 the tolerance rule and the comparison. No network (test_prometheus_window.py runs a real one)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from swarmlab_ops.checker import prometheus as pq
 from swarmlab_ops.history import Op
@@ -162,6 +165,12 @@ def test_every_drill_row_names_its_target():
     for name in DRILLS:
         row = render_drills([{"drill": name, "met_text": "yes"}]).splitlines()[-1]
         assert row.split(" | ")[-2].strip(), f"{name}: no target in {row!r}"
+
+
+def test_the_drills_playbook_runs_every_drill_by_default():
+    # "The same through Ansible" ran seven of ten (no master-drain, bad-image, never-ready) until 4 Dec 2026.
+    playbook = yaml.safe_load((Path(__file__).resolve().parents[2] / "playbooks" / "drills.yml").read_text())
+    assert playbook[0]["vars"]["drills"].split(",") == list(DRILLS)
 
 
 def test_reports_carry_the_prometheus_lines():
