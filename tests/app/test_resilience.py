@@ -302,6 +302,24 @@ def test_reads_are_served_by_the_replicas_while_the_master_is_down(make_client, 
     assert client.get("/api/counter").status_code == 503
 
 
+@pytest.mark.parametrize(("flags", "last_ok_ms", "reaches"), [
+    ("master", 300, True),
+    ("master", 1600, False),  # a PING missed (Sentinel sends one each second)
+    ("master,disconnected", 300, False),
+    ("master,s_down", 300, False),
+    ("master,s_down,o_down", 300, False),
+    ("master,failover_in_progress", 300, False),
+])
+def test_what_a_sentinel_says_of_the_master(flags, last_ok_ms, reaches):
+    """The SENTINEL MASTER fields /readyz reads, as redis-py parses them (flags into is_* too)."""
+    from counter.store import _reaches_master
+    from redis._parsers.helpers import parse_sentinel_master
+
+    state = parse_sentinel_master(["name", "mymaster", "ip", "10.0.1.7", "port", "6379", "flags", flags,
+                                   "last-ok-ping-reply", str(last_ok_ms)])
+    assert _reaches_master(state) is reaches
+
+
 def test_replicas_stand_in_for_a_master_that_went_silent(make_client, sentinel_pair_slow_failover):
     """A master host that stops answering without closing anything (stopped, not killed: its
     connections stay open) is lost to the Sentinels by their missed PINGs, not by a closed link:
