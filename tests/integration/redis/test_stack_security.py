@@ -205,7 +205,7 @@ def cert(tmp_path_factory):
 
 
 class Edge:
-    def __init__(self, tmp: Path, cert: Path, app_port: int, **extra) -> None:
+    def __init__(self, tmp: Path, cert: Path, app_port: int, threads: int = 0, **extra) -> None:
         out = tmp / ('haproxy-%d.cfg' % time.monotonic_ns())
         proc = run_playbook('tests/integration/redis/playbooks/render_haproxy.yml', {'haproxy_out': str(out), **extra})
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -215,6 +215,8 @@ class Edge:
         tls_bind = '    bind :8443 ssl crt /run/secrets/edge_tls.pem'
         server = '    server-template web 8 tasks.web:8000 check resolvers docker init-addr none\n'
         assert '    bind :8080\n' in config and server in config
+        if threads:
+            config = config.replace('\nglobal\n', '\nglobal\n    nbthread %d\n' % threads, 1)
         config = (config.replace('    bind :8080\n', '    bind 127.0.0.1:%d\n' % self.http)
                   .replace(tls_bind, '    bind 127.0.0.1:%d ssl crt %s' % (self.https, cert / 'edge.pem'))
                   .replace('    bind :8405\n', '    bind 127.0.0.1:%d\n' % metrics)
@@ -265,8 +267,8 @@ class Edge:
 def edge(tmp_path, cert, app_server):
     made = []
 
-    def make(**extra) -> Edge:
-        e = Edge(tmp_path, cert, app_server, **extra)
+    def make(threads: int = 0, **extra) -> Edge:
+        e = Edge(tmp_path, cert, app_server, threads, **extra)
         made.append(e)
         return e
     try:
@@ -330,8 +332,11 @@ def test_a_source_over_the_rate_gets_429_and_web_sees_only_the_allowed(edge):
 @pytest.mark.parametrize('maxconn, most', [(0, 4), (1, 1)])
 def test_the_edge_sends_a_task_at_most_maxconn_requests_and_queues_the_rest(edge, maxconn, most):
     """stack_edge_server_maxconn: 0 passes every request on at once; N keeps the rest in the edge's
-    queue until the task answers one (none is refused)."""
-    e = edge(stack_edge_tls=False, stack_edge_server_maxconn=maxconn)
+    queue until the task answers one (none is refused).
+
+    One HAProxy thread: with several, HAProxy 2.4-3.1 may let one more through when threads dequeue at
+    once (haproxy/haproxy#2744; seen once in CI, most 2 for maxconn 1); the test is of our setting."""
+    e = edge(threads=1, stack_edge_tls=False, stack_edge_server_maxconn=maxconn)
     assert ('maxconn %d' % maxconn in e.rendered) == (maxconn > 0)
     _App.most_in_flight = 0
     with ThreadPoolExecutor(4) as pool:
