@@ -1,0 +1,146 @@
+"""The air-gapped path: the docker_engine role loads image archives into this machine's real engine
+when the image is missing, and leaves it alone when present (changed=0).
+
+A slow engine is stood in for by a proxy in front of the real engine's socket that holds the answer to
+a load for a few seconds: a loaded disk cannot be made slow on demand, and the lab's CI once waited
+more than community.docker's 60 s for three nodes loading one archive at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+ENGINE = '/var/run/docker.sock'
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: swarmlab.cluster.docker_engine
+        tasks_from: images.yml
+"""
+
+pytestmark = pytest.mark.skipif(not os.path.exists(ENGINE), reason='needs the Docker engine on this machine')
+
+
+def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(['docker', *args], capture_output=True, text=True, check=False, **kwargs)
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """(name, path): an image of its own (a few MB of random data), saved and then removed from the engine."""
+    name = 'swarmlab-test/preload:%d-%d' % (os.getpid(), time.monotonic_ns())
+    root = tmp_path / 'root'
+    root.mkdir()
+    (root / 'blob').write_bytes(os.urandom(4 << 20))
+    tar = subprocess.run(['tar', '-C', str(root), '-c', '.'], capture_output=True, check=True).stdout
+    subprocess.run(['docker', 'import', '-', name], input=tar, capture_output=True, check=True)
+    path = tmp_path / 'preload.tar'
+    assert docker('save', '-o', str(path), name).returncode == 0
+    assert docker('rmi', name).returncode == 0
+    try:
+        yield name, path
+    finally:
+        docker('rmi', '-f', name)
+
+
+class SlowEngine:
+    """TCP on loopback to the engine's socket; the answer to each image load is held `hold` seconds."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.port = free_port()
+        self.listener = socket.create_server(('127.0.0.1', self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect(ENGINE)
+            armed = threading.Event()
+            threading.Thread(target=self._pump, args=(client, engine, armed, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(engine, client, armed, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, armed: threading.Event, to_engine: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if to_engine and data.startswith(b'POST ') and b'/images/load' in data.split(b'\r\n', 1)[0]:
+                    armed.set()
+                if not to_engine and armed.is_set():
+                    armed.clear()
+                    time.sleep(self.hold)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def run_role(tmp_path: Path, name: str, path: Path, docker_host: str | None = None, **extra) -> dict:
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(PLAYBOOK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'DOCKER_'))}
+    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
+    if docker_host:
+        env['DOCKER_HOST'] = docker_host
+    variables = {'docker_engine_image_archives': [{'name': name, 'archive': str(path)}],
+                 'docker_engine_image_upload_dir': str(tmp_path / 'upload'),
+                 'ansible_python_interpreter': sys.executable, **extra}
+    done = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),
+                           '-e', json.dumps(variables)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    start = done.stdout.find('{')
+    assert start >= 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout[start:])
+
+
+def test_a_missing_image_is_copied_loaded_once_and_the_copy_removed(tmp_path, archive):
+    name, path = archive
+    first = run_role(tmp_path, name, path)
+    assert first['stats']['localhost']['failures'] == 0 and first['stats']['localhost']['changed'] > 0, first['stats']
+    assert docker('image', 'inspect', name).returncode == 0
+    assert not (tmp_path / 'upload').exists()
+    again = run_role(tmp_path, name, path)
+    assert again['stats']['localhost']['failures'] == 0 and again['stats']['localhost']['changed'] == 0, again['stats']
+
+
+def test_the_load_waits_for_a_slow_engine_as_long_as_the_inventory_says(tmp_path, archive):
+    name, path = archive
+    engine = SlowEngine(hold=4)
+    try:
+        short = run_role(tmp_path, name, path, 'tcp://127.0.0.1:%d' % engine.port, docker_engine_image_load_timeout=2)
+        assert short['stats']['localhost']['failures'] == 1, short['stats']
+        assert 'timed out' in json.dumps(short['plays']), 'expected a read time-out'
+        # The engine goes on loading what it was sent: wait for it, then take the image out again.
+        time.sleep(5)
+        docker('rmi', '-f', name)
+        waited = run_role(tmp_path, name, path, 'tcp://127.0.0.1:%d' % engine.port, docker_engine_image_load_timeout=20)
+        assert waited['stats']['localhost']['failures'] == 0, waited['stats']
+        assert docker('image', 'inspect', name).returncode == 0
+    finally:
+        engine.close()
