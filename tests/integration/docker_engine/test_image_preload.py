@@ -30,7 +30,7 @@ PLAYBOOK = """
   tasks:
     - ansible.builtin.include_role:
         name: swarmlab.cluster.docker_engine
-        tasks_from: images.yml
+        tasks_from: %s
 """
 
 pytestmark = pytest.mark.skipif(not os.path.exists(ENGINE), reason='needs the Docker engine on this machine')
@@ -101,9 +101,10 @@ class SlowEngine:
         self.listener.close()
 
 
-def run_role(tmp_path: Path, name: str, path: Path, docker_host: str | None = None, **extra) -> dict:
+def run_role(tmp_path: Path, name: str, path: Path, docker_host: str | None = None, tasks: str = 'images.yml',
+             **extra) -> dict:
     playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK)
+    playbook.write_text(PLAYBOOK % tasks)
     env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'DOCKER_'))}
     env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
     if docker_host:
@@ -144,3 +145,13 @@ def test_the_load_waits_for_a_slow_engine_as_long_as_the_inventory_says(tmp_path
         assert docker('image', 'inspect', name).returncode == 0
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize('timeout', [0, -5, 'soon'])
+def test_a_bad_load_timeout_is_refused_before_the_engine_is_touched(tmp_path, timeout):
+    """The role's main entry point (install, configure, load): refused at the start, nothing changed."""
+    path = tmp_path / 'never-read.tar'
+    done = run_role(tmp_path, 'swarmlab-test/never:1', path, tasks='main.yml', docker_engine_image_load_timeout=timeout)
+    stats = done['stats']['localhost']
+    assert stats['failures'] == 1 and stats['changed'] == 0, stats
+    assert 'docker_engine_image_load_timeout' in json.dumps(done['plays'])
