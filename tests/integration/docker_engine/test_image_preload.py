@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
 from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from ansible_collections.swarmlab.cluster.tests.integration.support.tcplink import relay
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -76,26 +77,17 @@ class SlowEngine:
             engine = socket.socket(socket.AF_UNIX)
             engine.connect(ENGINE)
             armed = threading.Event()
-            threading.Thread(target=self._pump, args=(client, engine, armed, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(engine, client, armed, False), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, armed: threading.Event, to_engine: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if to_engine and data.startswith(b'POST ') and b'/images/load' in data.split(b'\r\n', 1)[0]:
+            def to_engine(data: bytes, armed: threading.Event = armed) -> None:
+                if data.startswith(b'POST ') and b'/images/load' in data.split(b'\r\n', 1)[0]:
                     armed.set()
-                if not to_engine and armed.is_set():
+
+            def to_client(_data: bytes, armed: threading.Event = armed) -> None:
+                if armed.is_set():
                     armed.clear()
                     time.sleep(self.hold)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            threading.Thread(target=relay, args=(client, engine, to_engine), daemon=True).start()
+            threading.Thread(target=relay, args=(engine, client, to_client), daemon=True).start()
 
     def close(self) -> None:
         self.listener.close()

@@ -25,6 +25,7 @@ import redis
 
 from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
 from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from ansible_collections.swarmlab.cluster.tests.integration.support.tcplink import relay
 from ansible_collections.swarmlab.cluster.tests.integration.support.tls import TlsFiles
 
 REPO = Path(__file__).resolve().parents[3]
@@ -239,27 +240,13 @@ class SlowLink:
                 # the server behind it is stopped (a failover test): refuse this client as it would
                 client.close()
                 continue
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            threading.Thread(target=relay, args=(client, upstream, self._hold), daemon=True).start()
+            threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if from_client and self.pattern in data.upper():
-                    self.delayed += 1
-                    time.sleep(self.delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def _hold(self, data: bytes) -> None:
+        if self.pattern in data.upper():
+            self.delayed += 1
+            time.sleep(self.delay)
 
     def close(self) -> None:
         self.closed = True

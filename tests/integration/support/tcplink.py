@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 
 class TcpLink:
@@ -56,16 +57,7 @@ class TcpLink:
             with self._lock:
                 self._open.append((source, client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        _close(source, sink)
+                threading.Thread(target=relay, args=(src, dst), daemon=True).start()
 
     def cut(self, source: str | None = None) -> None:
         """Drop every connection from `source` (None: from anywhere) and refuse new ones."""
@@ -85,6 +77,20 @@ class TcpLink:
         self._done.set()
         self.listener.close()
         self.cut()
+
+
+def relay(source: socket.socket, sink: socket.socket,
+          on_data: Callable[[bytes], None] | None = None) -> None:
+    """Passes what `source` sends on to `sink` until either side closes, then closes both.
+    `on_data` sees each chunk before it goes on (and may hold it: a slow network)."""
+    try:
+        while data := source.recv(65536):
+            if on_data is not None:
+                on_data(data)
+            sink.sendall(data)
+    except OSError:
+        pass
+    _close(source, sink)
 
 
 def _close(*sockets: socket.socket) -> None:
