@@ -11,28 +11,17 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import run_role_tasks
 from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
 from ansible_collections.swarmlab.cluster.tests.integration.support.tcplink import relay
 
-ROOT = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 ENGINE = '/var/run/docker.sock'
-PLAYBOOK = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: swarmlab.cluster.docker_engine
-        tasks_from: %s
-"""
 
 pytestmark = pytest.mark.skipif(not os.path.exists(ENGINE), reason='needs the Docker engine on this machine')
 
@@ -95,18 +84,10 @@ class SlowEngine:
 
 def run_role(tmp_path: Path, name: str, path: Path, docker_host: str | None = None, tasks: str = 'images.yml',
              **extra) -> dict:
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK % tasks)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'DOCKER_'))}
-    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
-    if docker_host:
-        env['DOCKER_HOST'] = docker_host
     variables = {'docker_engine_image_archives': [{'name': name, 'archive': str(path)}],
-                 'docker_engine_image_upload_dir': str(tmp_path / 'upload'),
-                 'ansible_python_interpreter': sys.executable, **extra}
-    done = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),
-                           '-e', json.dumps(variables)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+                 'docker_engine_image_upload_dir': str(tmp_path / 'upload'), **extra}
+    done = run_role_tasks(tmp_path, 'docker_engine', tasks, variables, callback='json',
+                          env={'DOCKER_HOST': docker_host} if docker_host else None, drop_env=('ANSIBLE_', 'DOCKER_'))
     start = done.stdout.find('{')
     assert start >= 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout[start:])

@@ -5,26 +5,15 @@ depend on it); the real key's fingerprint is the role's default."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import run_role_tasks
 
 ROOT = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
-PLAYBOOK = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: swarmlab.cluster.docker_engine
-        tasks_from: signing_key.yml
-"""
 
 
 @pytest.fixture(scope='module')
@@ -45,18 +34,11 @@ def key(tmp_path_factory):
 
 
 def run_role(tmp_path, url, fingerprint):
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK)
     dest = tmp_path / 'keyrings' / 'docker.asc'
     dest.parent.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
-    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='json')
     extra = {'docker_engine_ce_gpg_key_url': url, 'docker_engine_ce_gpg_key_fingerprint': fingerprint,
-             'docker_engine_ce_gpg_key_path': str(dest), 'ansible_python_interpreter': sys.executable}
-    done = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),
-                           '-e', json.dumps(extra)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    return done, dest
+             'docker_engine_ce_gpg_key_path': str(dest)}
+    return run_role_tasks(tmp_path, 'docker_engine', 'signing_key.yml', extra, callback='json'), dest
 
 
 def test_the_expected_key_is_kept(tmp_path, key):

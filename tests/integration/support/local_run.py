@@ -15,4 +15,43 @@ Import it as ``ansible_collections.swarmlab.cluster.tests.integration.support.lo
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: swarmlab.cluster.%s
+        tasks_from: %s
+"""
+
 LOCAL_RUN_ENV = {'ANSIBLE_STRATEGY': 'linear'}
+
+
+def run_role_tasks(tmp_path: Path, role: str, tasks_from: str, extra_vars: dict, *options: str,
+                   callback: str | None = None, env: dict | None = None,
+                   drop_env: tuple[str, ...] = ('ANSIBLE_',)) -> subprocess.CompletedProcess:
+    """One of our roles' tasks files, run on this machine as a one-task play (``include_role``).
+
+    The checkout's ansible.cfg, none of the caller's ``ANSIBLE_*`` settings (nor other prefixes in
+    ``drop_env``), this machine's Python for the modules; ``callback`` sets the stdout callback
+    (``json`` for a result the test can read), ``env`` adds variables, ``options`` go to
+    ansible-playbook (``--check``, ``--vault-password-file``...).
+    """
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(PLAYBOOK % (role, tasks_from))
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
+    run_env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    if callback:
+        run_env['ANSIBLE_STDOUT_CALLBACK'] = callback
+    run_env.update(env or {})
+    variables = {'ansible_python_interpreter': sys.executable, **extra_vars}
+    return subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                           str(playbook), '-e', json.dumps(variables), *options],
+                          cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300, check=False)

@@ -6,7 +6,6 @@ ansible-vault is read with the run's vault secret and left as it is, and no outp
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -14,31 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import LOCAL_RUN_ENV
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import run_role_tasks
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 KEY = 'SWMKEY-1-' + 'TestOnlyKeyNotARealOne0123456789abcdefABCDE'
-PLAYBOOK = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: swarmlab.cluster.swarm
-        tasks_from: autolock.yml
-"""
 
 
 def run(tmp_path: Path, key: str, key_file: Path, *options: str) -> tuple[subprocess.CompletedProcess, int]:
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK)
-    env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
-    env.update(LOCAL_RUN_ENV, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
     extra = {'swarm_info': {'swarm_unlock_key': key or None}, 'swarm_bootstrap_host': 'manager1',
-             'swarm_unlock_key_file': str(key_file), 'ansible_python_interpreter': sys.executable}
-    done = subprocess.run([str(BIN / 'ansible-playbook'), '-v', '-i', 'localhost,', '-c', 'local', str(playbook),
-                           '-e', json.dumps(extra), *options], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+             'swarm_unlock_key_file': str(key_file)}
+    done = run_role_tasks(tmp_path, 'swarm', 'autolock.yml', extra, '-v', *options)
     assert KEY not in done.stdout + done.stderr and 'SWMKEY-' not in done.stdout + done.stderr, done.stdout
     recap = re.search(r'localhost\s+: ok=\d+\s+changed=(\d+)', done.stdout)
     return done, int(recap.group(1)) if recap else -1
