@@ -162,11 +162,13 @@ class _App(http.server.BaseHTTPRequestHandler):
             self.rfile.read(length)
         if self.path != '/readyz':
             _App.seen.append(self.command + ' ' + self.path)
-        if self.path == '/slow':
+        if self.path in ('/slow', '/stall'):
             with _App.lock:
                 _App.in_flight += 1
                 _App.most_in_flight = max(_App.most_in_flight, _App.in_flight)
-            time.sleep(0.3)
+            # /stall: longer than the edge's connect time-out (2 s), as web's writes are held while
+            # Sentinel fails the Redis master over.
+            time.sleep(0.3 if self.path == '/slow' else 2.5)
             with _App.lock:
                 _App.in_flight -= 1
         body = b'{"ok": true}'
@@ -238,19 +240,19 @@ class Edge:
         # The backend's first check must pass before the edge sends anything to it.
         time.sleep(2.5)
 
-    def connection(self, port: int, **tls) -> http.client.HTTPConnection:
+    def connection(self, port: int, timeout: float = 5, **tls) -> http.client.HTTPConnection:
         if port == self.https:
             ctx = ssl.create_default_context(cafile=self.ca)
             if tls.get('minimum_version') == ssl.TLSVersion.TLSv1:
                 ctx.set_ciphers('DEFAULT:@SECLEVEL=0')
             for key, value in tls.items():
                 setattr(ctx, key, value)
-            return http.client.HTTPSConnection('127.0.0.1', port, context=ctx, timeout=5)
-        return http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+            return http.client.HTTPSConnection('127.0.0.1', port, context=ctx, timeout=timeout)
+        return http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
 
     def get(self, port: int, path: str, method: str = 'GET', body: bytes | None = None, headers: dict | None = None,
-            **tls) -> tuple[int, dict, bytes]:
-        conn = self.connection(port, **tls)
+            timeout: float = 5, **tls) -> tuple[int, dict, bytes]:
+        conn = self.connection(port, timeout, **tls)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -342,6 +344,16 @@ def test_the_edge_sends_a_task_at_most_maxconn_requests_and_queues_the_rest(edge
     with ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(lambda _request: e.get(e.http, '/slow')[0], range(4)))
     assert statuses == [200] * 4 and _App.most_in_flight == most
+
+
+def test_a_request_queued_at_the_edge_waits_for_a_slow_task_instead_of_a_503(edge):
+    """With stack_edge_server_maxconn, a request that waits in the edge's queue longer than the
+    connect time-out (HAProxy's default for `timeout queue`) is still served: as long as it would
+    have waited inside the task without the cap, not a 503 after 2 s."""
+    e = edge(threads=1, stack_edge_tls=False, stack_edge_server_maxconn=1)
+    with ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(lambda _request: e.get(e.http, '/stall', timeout=15)[0], range(2)))
+    assert statuses == [200, 200]
 
 
 def test_without_tls_or_redirect_http_is_served_and_nothing_names_a_certificate(edge):
