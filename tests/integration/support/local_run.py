@@ -1,4 +1,5 @@
-"""Environment for the tests' ``ansible-playbook -c local`` runs on this machine.
+"""Environment for the tests' ``ansible-playbook -c local`` runs on this machine, and
+``run_role_tasks()``, which runs one of our roles' tasks files that way.
 
 Ansible's own linear strategy instead of the checkout's mitogen_linear (ansible.cfg). Mitogen takes
 over the lab's docker connection only and hands local ones back to Ansible's runner
