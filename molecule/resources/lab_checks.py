@@ -1,15 +1,20 @@
 """Helpers the scenarios' testinfra tests share (molecule/conftest.py puts this directory on the
-path): a lab node by name, the Swarm's nodes as a manager sees them, and the log a scenario's
-converge wrote."""
+path): a lab node by name, the Swarm's nodes as a manager sees them, the log a scenario's converge
+wrote, and a playbook run from the checkout as a user runs it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 
 
 def lab_node(lab: str, name: str):
@@ -33,3 +38,25 @@ def converge_log(variable: str, scenario: str, task: str) -> str:
     log = Path(path).read_text(errors="replace")
     assert "PLAY RECAP" in log and task in log
     return log
+
+
+def run_playbook(lab: str, playbook: str, *args: str, timeout: int = 600,
+                 show: bool = True) -> subprocess.CompletedProcess:
+    """`ansible-playbook <playbook> <args>` from the checkout against the lab `lab`, as a user runs
+    it: the checkout's ansible.cfg and lab inventory, none of Molecule's ANSIBLE_/MOLECULE_ settings.
+    Prints the end of its output (unless not `show`), which a failing test's report then shows."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
+    env.update(ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", SWARMLAB_LAB_NAME=lab)
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), playbook, *args],
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if show:
+        print(done.stdout[-4000:], done.stderr[-2000:])
+    return done
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of an ansible-playbook output: {host: {"ok": n, "changed": n, ...}}."""
+    found = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output.split("PLAY RECAP", 1)[-1], re.M):
+        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
+    return found

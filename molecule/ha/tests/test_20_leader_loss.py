@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import testinfra
+from lab_checks import run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-ha")
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 testinfra_hosts = ["docker://%s-manager1" % LAB]
 
 
@@ -38,13 +35,7 @@ def leader(host) -> str:
 def drill(host, tmp_path_factory):
     old_leader = leader(host)
     report = tmp_path_factory.mktemp("drill") / "drill.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env.update(ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", SWARMLAB_LAB_NAME=LAB)
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/ha_drill.yml",
-         "-e", "drill_report=%s" % report],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    print(done.stdout[-5000:], done.stderr[-2000:])
+    done = run_playbook(LAB, "playbooks/ha_drill.yml", "-e", "drill_report=%s" % report)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     result = json.loads(report.read_text())
     print("drill row:", result["row"])

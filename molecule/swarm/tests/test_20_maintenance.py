@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from lab_checks import run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 testinfra_hosts = ["docker://%s-manager1" % LAB]
 PROBE = "probe"
 PINNED = "probe-pinned"
@@ -26,18 +24,8 @@ SPREAD = "probe-spread"
 
 
 def playbook(*extra: str) -> subprocess.CompletedProcess:
-    """SWARMLAB_LAB_NAME=<lab> ansible-playbook playbooks/node_maintenance.yml <extra>, from the checkout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env["ANSIBLE_CONFIG"] = str(PROJECT / "ansible.cfg")
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["SWARMLAB_LAB_NAME"] = LAB
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml"]
-    for item in extra:
-        command += ["-e", item]
-    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-    print(done.stdout[-4000:], done.stderr[-2000:])
-    return done
+    """ansible-playbook playbooks/node_maintenance.yml -e <extra>..., from the checkout."""
+    return run_playbook(LAB, "playbooks/node_maintenance.yml", *[a for item in extra for a in ("-e", item)])
 
 
 def running_per_node(host, service: str) -> dict[str, int]:

@@ -10,15 +10,13 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from lab_checks import converge_log
+from lab_checks import converge_log, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 # inventories/lab/group_vars/swarm/swarm.yml
 KEY_FILE = Path.home() / ".cache" / "swarmlab" / LAB / "swarm-unlock-key"
 testinfra_hosts = ["docker://%s-manager1" % LAB]
@@ -30,11 +28,7 @@ def swarm_state(host) -> dict:
 
 def unlock_playbook() -> subprocess.CompletedProcess:
     """ansible-playbook -v playbooks/swarm_unlock.yml from the checkout, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env.update(ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", SWARMLAB_LAB_NAME=LAB)
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-v", "playbooks/swarm_unlock.yml"],
-                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    return done
+    return run_playbook(LAB, "playbooks/swarm_unlock.yml", "-v", timeout=300, show=False)
 
 
 @pytest.fixture(scope="module")
