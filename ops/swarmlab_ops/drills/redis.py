@@ -1,12 +1,17 @@
-"""Redis drills: the master killed under load, without and with WAIT in the app."""
+"""Redis drills: the master killed under load, without and with WAIT in the app; a new Redis
+certificate deployed under load."""
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timezone
 
 from ..checker.timeline import writes_back_after
+from ..lab.ansible import run_playbook
 from ..lab.swarm import set_env
 from ..report import fmt_seconds, log
 from .common import Ctx, met
+from .web import STACK
 
 
 def redis_kill(ctx: Ctx, wait_mode: bool) -> dict:
@@ -130,3 +135,52 @@ def web_partition(ctx: Ctx) -> dict:
                            "master_node": master["node"], "cut_seconds": mended, "readyz": readyz,
                            "failed_after_cut": [round(f, 2) for f in failed]}},
                out_of_the_edge and (last is None or last <= PARTITION_OUT_BY) and acc["lost"] == 0)
+
+
+def _started(service: dict) -> float | None:
+    """When the service's last update began, in seconds since the epoch (Docker's RFC 3339 time with
+    nanoseconds, cut to microseconds)."""
+    text = (service.get("UpdateStatus") or {}).get("StartedAt", "")
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?\d*Z$", text)
+    if not match:
+        return None
+    stamp = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return stamp + float(match.group(2) or 0)
+
+
+def redis_renewal(ctx: Ctx) -> dict:
+    """A new Redis certificate, as a normal stack run signs it within stack_redis_tls_renew_days of
+    the old one's expiry (forced here with a window longer than its validity), under load: the
+    servers and the Sentinels restart onto the new secret. Target: 0 failed, 0 lost. Not met while
+    the stack deploy restarts every Redis server and Sentinel at once (docs/redis.md, "Rotating the
+    Redis password, and a new Redis certificate")."""
+    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    redis_side = sorted(name for name in ctx.swarm.replicas() if name.startswith("redis-"))
+    env = ctx.swarm.service("redis-master")["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
+    if "BOOT_TLS=yes" not in env:
+        raise RuntimeError("needs the stack's Redis over TLS (stack_redis_tls: true, as the lab inventory sets it)")
+
+    def secrets() -> dict[str, list[str]]:
+        return {name: sorted(s["SecretName"] for s in
+                             ctx.swarm.service(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or [])
+                for name in redis_side}
+
+    before = secrets()
+    start_value = ctx.counter()
+    load = ctx.with_load(600)
+    log("redis-renewal: %s with a new Redis certificate (stack_redis_tls_renew_days=100000)" % STACK)
+    run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, "stack_redis_tls_renew_days": 100000})
+    _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    after = secrets()
+    renewed = [name for name in redis_side if after[name] != before[name]]
+    starts = [t for t in (_started(ctx.swarm.service(name)) for name in renewed) if t is not None]
+    spread = round(max(starts) - min(starts), 2) if len(starts) > 1 else None
+    log("redis-renewal: play %s in %.0f s, changed=%d; new secrets for %s; their updates began within %s" % (
+        "ok" if run.ok else "FAILED", run.seconds, run.changed, ", ".join(renewed) or "none", fmt_seconds(spread)))
+    text = "play %s in %s; %d of %d Redis services restarted onto the new certificate, their updates begun within %s" % (
+        "ok" if run.ok else "FAILED", fmt_seconds(run.seconds), len(renewed), len(redis_side), fmt_seconds(spread))
+    return met({"drill": "redis-renewal", "recover": run.seconds, "recover_text": text,
+                "load": summary, "accounting": acc,
+                "detail": {"renewed": renewed, "update_start_spread": spread, "play_ok": run.ok,
+                           "play_failures": run.failures()[-3:]}},
+               run.ok and len(renewed) == len(redis_side) and summary["failed_requests"] == 0 and acc["lost"] == 0)
