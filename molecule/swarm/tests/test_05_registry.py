@@ -50,11 +50,6 @@ def node(name: str):
 
 
 @pytest.fixture(scope="module")
-def manager():
-    return node("manager1")
-
-
-@pytest.fixture(scope="module")
 def worker1():
     return node("worker1")
 
@@ -62,13 +57,6 @@ def worker1():
 @pytest.fixture(scope="module")
 def worker2():
     return node("worker2")
-
-
-@pytest.fixture(scope="module")
-def address(manager) -> str:
-    """<manager's IPv4 on its default route>:5000, as the role computes registry_address."""
-    route = manager.check_output("ip -4 -o route get 1.1.1.1")
-    return re.search(r"\bsrc (\S+)", route).group(1) + ":5000"
 
 
 def ca(address: str) -> str:

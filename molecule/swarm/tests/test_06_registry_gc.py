@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from lab_checks import lab_node, recap, run_playbook
+from lab_checks import recap, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 REPO = "swarmlab/tiny"
@@ -28,17 +28,6 @@ PREVIOUS = "gc-0"  # the service's image before (`docker service rollback` goes 
 KEPT = {PREVIOUS, IN_USE, "gc-3", "gc-4"}
 SERVICE = "gc-in-use"
 MANIFEST_TYPES = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
-
-
-@pytest.fixture(scope="module")
-def manager():
-    return lab_node(LAB, "manager1")
-
-
-@pytest.fixture(scope="module")
-def address(manager) -> str:
-    route = manager.check_output("ip -4 -o route get 1.1.1.1")
-    return re.search(r"\bsrc (\S+)", route).group(1) + ":5000"
 
 
 def api(manager, address: str, path: str, method: str = "GET") -> tuple[int, str]:

@@ -17,24 +17,13 @@ import secrets
 
 import pytest
 
-from lab_checks import lab_node, recap, run_playbook
+from lab_checks import recap, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 # Made here, unknown to the inventory: the output of the runs must not show them.
 NEW_PASSWORD = "rotated-" + secrets.token_hex(8)
 CI_PASSWORD = "ci-" + secrets.token_hex(8)
 REPO = "swarmlab/tiny"
-
-
-@pytest.fixture(scope="module")
-def manager():
-    return lab_node(LAB, "manager1")
-
-
-@pytest.fixture(scope="module")
-def address(manager) -> str:
-    route = manager.check_output("ip -4 -o route get 1.1.1.1")
-    return re.search(r"\bsrc (\S+)", route).group(1) + ":5000"
 
 
 def status(manager, address: str, user: str, password: str) -> int:
