@@ -1,6 +1,6 @@
 """Helpers the scenarios' testinfra tests share (molecule/conftest.py puts this directory on the
 path): a lab node by name, the Swarm's nodes as a manager sees them, the log a scenario's converge
-wrote, and a playbook run from the checkout as a user runs it."""
+wrote, a playbook run from the checkout as a user runs it, and a tiny image pushed to the registry."""
 
 from __future__ import annotations
 
@@ -60,3 +60,14 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output.split("PLAY RECAP", 1)[-1], re.M):
         found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
     return found
+
+
+def push_tiny(manager, address: str, repo: str, tag: str, test: str):
+    """A tiny image of its own content (the time in it: a new digest on every run) built on the
+    manager and pushed as <address>/<repo>:<tag> with the login the role stored; the command's result."""
+    context = "/tmp/registry-%s-%s" % (test, tag)
+    return manager.run(
+        "mkdir -p {c} && printf 'FROM scratch\\nCOPY hello.txt /hello.txt\\n' > {c}/Dockerfile"
+        " && echo \"{test} test, tag {t}, $(date +%s.%N)\" > {c}/hello.txt"
+        " && docker build -q -t {a}/{r}:{t} {c} && docker push {a}/{r}:{t}".format(
+            c=context, test=test, t=tag, a=address, r=repo))

@@ -1,4 +1,4 @@
-"""Fixtures of the swarm scenario's registry tests (test_05 to test_07)."""
+"""Fixtures of the swarm scenario's registry tests (test_05 to test_08)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from lab_checks import recap, run_playbook
+from lab_checks import push_tiny, recap, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 REPO = "swarmlab/tiny"
@@ -59,15 +59,6 @@ def data_bytes(manager) -> int:
     return int(manager.check_output("du -sb /srv/registry-data | cut -f1"))
 
 
-def push(manager, address: str, tag: str) -> None:
-    """A tiny image of its own content (the time in it: a new digest on every run), pushed as `tag`."""
-    context = "/tmp/registry-gc-%s" % tag
-    manager.check_output(
-        "mkdir -p {c} && printf 'FROM scratch\\nCOPY hello.txt /hello.txt\\n' > {c}/Dockerfile"
-        " && echo \"garbage collection test, tag {t}, $(date +%s.%N)\" > {c}/hello.txt"
-        " && docker build -q -t {a}/{r}:{t} {c} && docker push {a}/{r}:{t}".format(c=context, t=tag, a=address, r=REPO))
-
-
 @pytest.fixture(scope="module")
 def gc(manager, address):
     """Runs the whole sequence once; each test below checks one part of what it left."""
@@ -81,7 +72,8 @@ def gc(manager, address):
     assert enable.returncode == 0, enable.stdout[-3000:]
     for tag in TAGS:
         time.sleep(1.1)  # push times are the tags' order: one apart
-        push(manager, address, tag)
+        pushed = push_tiny(manager, address, REPO, tag, "garbage-collection")
+        assert pushed.rc == 0, pushed.stderr
     seen["digests"] = {}
     seen["blobs"] = {}
     # The scenario's own tags (side_effect.yml's, test_05's), all older than these.

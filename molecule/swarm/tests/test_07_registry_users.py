@@ -17,7 +17,7 @@ import secrets
 
 import pytest
 
-from lab_checks import recap, run_playbook
+from lab_checks import push_tiny, recap, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 # Made here, unknown to the inventory: the output of the runs must not show them.
@@ -43,15 +43,6 @@ def answers(manager, address: str) -> dict[str, int]:
     }
 
 
-def push(manager, address: str, tag: str):
-    """A tiny image pushed from the manager with the login the role stored."""
-    context = "/tmp/registry-users-%s" % tag
-    return manager.run(
-        "mkdir -p {c} && printf 'FROM scratch\\nCOPY hello.txt /hello.txt\\n' > {c}/Dockerfile"
-        " && echo \"registry users test, {t}, $(date +%s.%N)\" > {c}/hello.txt"
-        " && docker build -q -t {a}/{r}:{t} {c} && docker push {a}/{r}:{t}".format(c=context, t=tag, a=address, r=REPO))
-
-
 def users_in_htpasswd(manager) -> list[str]:
     text = manager.check_output("cat /etc/swarmlab-registry/registry/htpasswd")
     return sorted(line.split(":", 1)[0] for line in text.split())
@@ -65,12 +56,12 @@ def rotation(manager, address):
                                   show=False)
     seen["rotated"] = answers(manager, address)
     seen["rotated_users"] = users_in_htpasswd(manager)
-    seen["rotated_push"] = push(manager, address, "after-rotation")
+    seen["rotated_push"] = push_tiny(manager, address, REPO, "after-rotation", "users")
 
     seen["restore"] = run_playbook(LAB, "playbooks/registry.yml", show=False)
     seen["restored"] = answers(manager, address)
     seen["restored_users"] = users_in_htpasswd(manager)
-    seen["restored_push"] = push(manager, address, "after-restore")
+    seen["restored_push"] = push_tiny(manager, address, REPO, "after-restore", "users")
 
     seen["again"] = run_playbook(LAB, "playbooks/registry.yml", show=False)
     return seen
