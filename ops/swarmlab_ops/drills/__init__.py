@@ -24,7 +24,7 @@ from ..options import comma_list
 from ..report import log, render_drills
 from .common import Ctx, Opts
 from .maintenance import drain, master_drain, node_loss
-from .redis import redis_kill, redis_renewal, web_partition
+from .redis import redis_kill, redis_password, redis_renewal, web_partition
 from .registry import registry
 from .web import bad_deploy, rolling_update, web_kill
 
@@ -37,6 +37,7 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "redis-kill-wait": lambda ctx: redis_kill(ctx, True),
     "web-partition": web_partition,
     "redis-renewal": redis_renewal,
+    "redis-password": redis_password,
     "node-loss": node_loss,
     "registry": registry,
     "bad-image": lambda ctx: bad_deploy(ctx, "bad-image"),

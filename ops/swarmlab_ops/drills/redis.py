@@ -3,11 +3,12 @@ certificate deployed under load."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from datetime import datetime, timezone
 
 from ..checker.timeline import writes_back_after
-from ..lab.ansible import run_playbook
+from ..lab.ansible import host_vars, inventory_name, run_playbook
 from ..lab.swarm import set_env
 from ..report import fmt_seconds, log
 from .common import Ctx, met
@@ -169,37 +170,91 @@ def redis_renewal(ctx: Ctx) -> dict:
     servers and the Sentinels restart onto the new secret, one at a time (the stack role's Redis
     rolling update). Target: 0 failed, 0 lost. Reports the order of the restarts and any two that
     overlapped (the stack deploy alone restarted all six at once: about 15 s of 503s; docs/redis.md,
-    "Rotating the Redis password, and a new Redis certificate")."""
-    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    "The Redis rolling update")."""
+    before = _redis_side_secrets(ctx)
+    start_value = ctx.counter()
+    load = ctx.with_load(600)
+    log("redis-renewal: %s with a new Redis certificate (stack_redis_tls_renew_days=100000)" % STACK)
+    roll = _roll(ctx, "redis-renewal", before, {"stack_redis_tls_renew_days": 100000})
+    roll.pop("after")
+    _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    text = "play %s in %s; %d of %d Redis services restarted onto the new certificate, %s" % (
+        "ok" if roll["play_ok"] else "FAILED", fmt_seconds(roll["seconds"]), len(roll["renewed"]), len(before), roll["how"])
+    return met({"drill": "redis-renewal", "recover": roll["seconds"], "recover_text": text,
+                "load": summary, "accounting": acc, "detail": roll},
+               roll["play_ok"] and len(roll["renewed"]) == len(before) and summary["failed_requests"] == 0 and acc["lost"] == 0)
+
+
+def _redis_side_secrets(ctx: Ctx) -> dict[str, list[str]]:
+    """The secrets each Redis server and Sentinel runs with; needs the stack's Redis over TLS."""
     redis_side = sorted(name for name in ctx.swarm.replicas() if name.startswith("redis-"))
     env = ctx.swarm.service("redis-master")["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
     if "BOOT_TLS=yes" not in env:
         raise RuntimeError("needs the stack's Redis over TLS (stack_redis_tls: true, as the lab inventory sets it)")
+    return {name: sorted(s["SecretName"] for s in
+                         ctx.swarm.service(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or [])
+            for name in redis_side}
 
-    def secrets() -> dict[str, list[str]]:
-        return {name: sorted(s["SecretName"] for s in
-                             ctx.swarm.service(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or [])
-                for name in redis_side}
 
-    before = secrets()
-    start_value = ctx.counter()
-    load = ctx.with_load(600)
-    log("redis-renewal: %s with a new Redis certificate (stack_redis_tls_renew_days=100000)" % STACK)
-    run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, "stack_redis_tls_renew_days": 100000})
-    _ops, summary, acc = ctx.finish(load, start_value, tail=3)
-    after = secrets()
-    renewed = [name for name in redis_side if after[name] != before[name]]
+def _roll(ctx: Ctx, drill: str, before: dict[str, list[str]], extravars: dict) -> dict:
+    """The stack playbook with `extravars`, and how the Redis side restarted: which services moved
+    onto new secrets, their restart windows, and any two that overlapped."""
+    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, **extravars})
+    after = _redis_side_secrets(ctx)
+    renewed = [name for name in before if after[name] != before[name]]
     windows = {name: w for name, w in ((name, _restart_window(ctx.swarm.tasks(name))) for name in renewed) if w}
     together = _overlapping(windows)
     order = " -> ".join(sorted(windows, key=lambda n: windows[n][0]))
     how = ("one at a time (%s)" % order if not together
            else "%d pair(s) restarting together (%s)" % (len(together), ", ".join("+".join(p) for p in together)))
-    log("redis-renewal: play %s in %.0f s, changed=%d; new secrets for %s; restarted %s" % (
-        "ok" if run.ok else "FAILED", run.seconds, run.changed, ", ".join(renewed) or "none", how))
-    text = "play %s in %s; %d of %d Redis services restarted onto the new certificate, %s" % (
-        "ok" if run.ok else "FAILED", fmt_seconds(run.seconds), len(renewed), len(redis_side), how)
-    return met({"drill": "redis-renewal", "recover": run.seconds, "recover_text": text,
-                "load": summary, "accounting": acc,
-                "detail": {"renewed": renewed, "restart_windows": windows, "restarted_together": together,
-                           "play_ok": run.ok, "play_failures": run.failures()[-3:]}},
-               run.ok and len(renewed) == len(redis_side) and summary["failed_requests"] == 0 and acc["lost"] == 0)
+    log("%s: play %s in %.0f s, changed=%d; new secrets for %s; restarted %s" % (
+        drill, "ok" if run.ok else "FAILED", run.seconds, run.changed, ", ".join(renewed) or "none", how))
+    return {"renewed": renewed, "restart_windows": windows, "restarted_together": together, "how": how,
+            "seconds": run.seconds, "play_ok": run.ok, "play_failures": run.failures()[-3:], "after": after}
+
+
+def _refused_everywhere(ctx: Ctx, passwords: dict[str, str]) -> dict:
+    """Where the given Redis and Sentinel passwords are still accepted (empty lists: nowhere), and how
+    many servers and Sentinels were asked."""
+    seen = ctx.probe.accepted(passwords["stack_redis_password"], passwords["stack_sentinel_password"])
+    out: dict = {kind: sorted(addr for addr, ok in seen[kind].items() if ok) for kind in ("servers", "sentinels")}
+    out["checked"] = {kind: len(seen[kind]) for kind in ("servers", "sentinels")}
+    return out
+
+
+def redis_password(ctx: Ctx) -> dict:
+    """A new Redis and Sentinel password through the stack playbook under load, then back to the
+    inventory's (so the lab ends as it began): each time every server and Sentinel first accepts
+    the new password beside the old one, web and the monitoring exporter move to it, and they
+    restart onto it one at a time (the stack role's Redis rolling update). After each play the
+    password it replaced must be refused by every server and Sentinel. Target: both plays ok, every
+    Redis service on the new secret each time, the old password refused, 0 failed, 0 lost."""
+    before = _redis_side_secrets(ctx)
+    inventory = host_vars(inventory_name(ctx.lab.name, ctx.swarm.manager), ["stack_redis_password", "stack_sentinel_password"])
+    rotated = {"stack_redis_password": "drill-" + secrets.token_hex(12), "stack_sentinel_password": "drill-" + secrets.token_hex(12)}
+    start_value = ctx.counter()
+    load = ctx.with_load(900)
+    log("redis-password: %s with a new Redis and Sentinel password, then back to the inventory's" % STACK)
+    there = _roll(ctx, "redis-password", before, rotated)
+    there["old_still_accepted"] = _refused_everywhere(ctx, inventory)
+    back = _roll(ctx, "redis-password", there.pop("after"), {})
+    back.pop("after")
+    back["old_still_accepted"] = _refused_everywhere(ctx, rotated)
+    _ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    plays_ok = there["play_ok"] and back["play_ok"]
+    # Asked every server and Sentinel (none left out), and none accepted the replaced password.
+    refused = all(seen["checked"]["servers"] > 0 and seen["checked"]["sentinels"] > 0
+                  and not seen["servers"] and not seen["sentinels"]
+                  for seen in (there["old_still_accepted"], back["old_still_accepted"]))
+    text = ("plays %s in %s and %s; %d and %d of %d Redis services restarted onto the new password, %s; back: %s; "
+            "the replaced password %s") % (
+        "ok" if plays_ok else "FAILED", fmt_seconds(there["seconds"]), fmt_seconds(back["seconds"]),
+        len(there["renewed"]), len(back["renewed"]), len(before), there["how"], back["how"],
+        "refused everywhere both times" if refused else "STILL ACCEPTED: %s / %s" % (
+            there["old_still_accepted"], back["old_still_accepted"]))
+    log("redis-password: " + text)
+    return met({"drill": "redis-password", "recover": there["seconds"], "recover_text": text,
+                "load": summary, "accounting": acc, "detail": {"rotated": there, "back": back}},
+               plays_ok and refused and len(there["renewed"]) == len(back["renewed"]) == len(before)
+               and summary["failed_requests"] == 0 and acc["lost"] == 0)

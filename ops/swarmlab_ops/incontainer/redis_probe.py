@@ -3,9 +3,9 @@
     python3 -c "$(cat redis_probe.py)" '{"op": "master"}'
 
 Ops: master (Sentinel's answer, else the configured master), get {keys}, set {key, value},
-replication (INFO of the
-master), failover (SENTINEL FAILOVER through the first Sentinel that accepts it), reset (SENTINEL
-RESET on each Sentinel in turn, each time waiting until CKQUORUM passes again).
+replication (INFO of the master), auth {password, sentinel_password} (which servers and Sentinels
+accept them), failover (SENTINEL FAILOVER through the first Sentinel that accepts it), reset
+(SENTINEL RESET on each Sentinel in turn, each time waiting until CKQUORUM passes again).
 """
 import dataclasses
 import json
@@ -42,6 +42,31 @@ def reset(store, settings, timeout):
     return done
 
 
+def accepts(settings, host, port, password):
+    """Whether the server or Sentinel at host:port accepts the password (PING after AUTH)."""
+    import redis  # pylint: disable=import-error,import-outside-toplevel
+
+    tls = {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_certs": settings.tls_ca_file} if settings.tls else {}
+    try:
+        return redis.Redis(host=host, port=port, password=password, socket_timeout=5, **tls).ping()
+    except redis.exceptions.AuthenticationError:
+        return False
+    except redis.exceptions.ResponseError as exc:
+        if "WRONGPASS" in str(exc) or "invalid password" in str(exc):
+            return False
+        raise
+
+
+def auth(store, settings, request):
+    """Which of the servers Sentinel knows and of the Sentinels accept the given passwords."""
+    servers = [tuple(master_address(store, settings))]
+    servers += [(h, int(p)) for h, p in store.sentinel.discover_slaves(settings.sentinel_master)]
+    sentinels = [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+                 for s in store.sentinel.sentinels]
+    return {"servers": {"%s:%s" % a: accepts(settings, *a, request["password"]) for a in servers},
+            "sentinels": {"%s:%s" % a: accepts(settings, *a, request["sentinel_password"]) for a in sentinels}}
+
+
 def main(request):
     settings = dataclasses.replace(Settings.from_env(), retries=0)
     store = CounterStore(settings)
@@ -70,6 +95,8 @@ def main(request):
         raise RuntimeError("no Sentinel accepted SENTINEL FAILOVER: " + "; ".join(errors))
     if op == "reset":
         return {"reset": reset(store, settings, float(request.get("timeout", 30)))}
+    if op == "auth":
+        return auth(store, settings, request)
     raise ValueError("unknown op %r" % op)
 
 

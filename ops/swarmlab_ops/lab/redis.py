@@ -56,6 +56,11 @@ class RedisProbe:
         got = self.ask({"op": "get", "keys": list(keys)})["values"]
         return {k: int(v or 0) for k, v in got.items()}
 
+    def accepted(self, password: str, sentinel_password: str) -> dict[str, dict[str, bool]]:
+        """Per server and Sentinel (by the addresses Sentinel gives), whether it accepts the password."""
+        answer = self.ask({"op": "auth", "password": password, "sentinel_password": sentinel_password})
+        return {"servers": answer["servers"], "sentinels": answer["sentinels"]}
+
     def set(self, key: str, value: str) -> None:
         self.ask({"op": "set", "key": key, "value": value})
 

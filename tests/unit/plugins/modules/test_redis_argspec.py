@@ -15,7 +15,7 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.swarmlab.cluster.plugins.module_utils import _redis_module
 from argspec_helpers import PREFIX, capture_spec, compare, documented
 
-MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover', 'redis_sentinel']
+MODULES = ['redis_replication', 'redis_topology_info', 'redis_failover', 'redis_sentinel', 'redis_password_rotation']
 
 
 @pytest.mark.parametrize('name', MODULES)
@@ -40,6 +40,7 @@ def test_missing_redis_py_is_reported(monkeypatch, capsys, name):
         'redis_topology_info': {'instances': [{'host': 'h'}]},
         'redis_failover': {'instances': [{'host': 'h'}]},
         'redis_sentinel': {'sentinels': [{'host': 'h'}], 'instances': [{'host': 'h'}]},
+        'redis_password_rotation': {'instances': [{'host': 'h'}], 'new_password': 'x' * 8},
     }[name]
     monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args})))
     monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy', raising=False)
