@@ -138,6 +138,8 @@ def test_a_new_redis_certificate_restarts_the_redis_side_one_at_a_time_and_fails
     assert detail["play_ok"], detail["play_failures"]
     assert len(detail["renewed"]) == 6, detail["renewed"]  # every server and Sentinel on the new secret
     assert detail["restarted_together"] == [], detail["restart_windows"]
+    # Handed over for its server's update, then back: the master ends where it was.
+    assert detail["master_after"] == detail["master_before"], detail
     assert row["load"]["failed_requests"] == 0, row["load"]
     acc = row["accounting"]
     assert acc["acknowledged"] > 0 and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"], acc

@@ -200,7 +200,9 @@ def _roll(ctx: Ctx, drill: str, before: dict[str, list[str]], extravars: dict) -
     """The stack playbook with `extravars`, and how the Redis side restarted: which services moved
     onto new secrets, their restart windows, and any two that overlapped."""
     web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    master_before = ctx.probe.master()
     run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, **extravars})
+    master_after = ctx.probe.master()
     after = _redis_side_secrets(ctx)
     renewed = [name for name in before if after[name] != before[name]]
     windows = {name: w for name, w in ((name, _restart_window(ctx.swarm.tasks(name))) for name in renewed) if w}
@@ -211,6 +213,7 @@ def _roll(ctx: Ctx, drill: str, before: dict[str, list[str]], extravars: dict) -
     log("%s: play %s in %.0f s, changed=%d; new secrets for %s; restarted %s" % (
         drill, "ok" if run.ok else "FAILED", run.seconds, run.changed, ", ".join(renewed) or "none", how))
     return {"renewed": renewed, "restart_windows": windows, "restarted_together": together, "how": how,
+            "master_before": master_before, "master_after": master_after,
             "seconds": run.seconds, "play_ok": run.ok, "play_failures": run.failures()[-3:], "after": after}
 
 
