@@ -16,6 +16,7 @@ DRILL_TARGETS = {
     "redis-kill": "promotion <= 10 s, writes back <= 15 s",
     "redis-kill-wait": "promotion <= 10 s, writes back <= 15 s, 0 lost",
     "redis-renewal": "0 failed, 0 lost",
+    "edge-renewal": "0 failed, 0 lost",
     "redis-password": "both plays ok, the old password refused, 0 failed, 0 lost",
     "web-partition": "the cut task's /readyz 503, failures stop <= 8 s after the cut, 0 lost",
     "node-loss": "rescheduled <= 30 s",

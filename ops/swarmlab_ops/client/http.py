@@ -7,6 +7,7 @@ app carries X-Served-By; an answer without it came from the edge, not from the a
 """
 from __future__ import annotations
 
+import re
 import time
 
 import requests
@@ -16,6 +17,13 @@ from ..history import Op
 # Connect errors that prove nothing was sent.
 _NOT_SENT = (requests.exceptions.ConnectTimeout,)
 _NOT_SENT_TEXT = ("Connection refused", "NewConnectionError", "Failed to establish")
+
+
+def short_error(text: str) -> str:
+    """An error as kept in the history: its errno and reason when it has one (urllib3 buries
+    "[Errno 111] Connection refused" behind the pool's and the connection's reprs), else its start."""
+    errno = re.search(r"\[Errno -?\d+\][^'\")\]]*", text)
+    return errno.group(0).strip() if errno else text[:200]
 
 
 def classify_increment(status: int | None, served_by: str | None, body: dict | None,
@@ -54,7 +62,7 @@ class CounterClient:
             text = str(exc)
             sent = not isinstance(exc, _NOT_SENT) and not any(s in text for s in _NOT_SENT_TEXT)
             outcome = classify_increment(None, None, None, text, sent)[0] if kind == "incr" else "fail"
-            return Op(self.process, kind, start, time.time(), outcome, error=text[:200])
+            return Op(self.process, kind, start, time.time(), outcome, error=short_error(text))
         except requests.exceptions.RequestException as exc:  # a read timeout and the like: sent
             return Op(self.process, kind, start, time.time(), "unknown" if kind == "incr" else "fail",
                       error=str(exc)[:200])

@@ -26,7 +26,7 @@ from .common import Ctx, Opts
 from .maintenance import drain, master_drain, node_loss
 from .redis import redis_kill, redis_password, redis_renewal, web_partition
 from .registry import registry
-from .web import bad_deploy, rolling_update, web_kill
+from .web import bad_deploy, edge_renewal, rolling_update, web_kill
 
 DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "web-kill": web_kill,
@@ -38,6 +38,7 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "web-partition": web_partition,
     "redis-renewal": redis_renewal,
     "redis-password": redis_password,
+    "edge-renewal": edge_renewal,
     "node-loss": node_loss,
     "registry": registry,
     "bad-image": lambda ctx: bad_deploy(ctx, "bad-image"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections import Counter
 
 from ..lab.ansible import host_vars, inventory_name, run_playbook
 from ..report import fmt_seconds, log
@@ -93,6 +94,12 @@ STACK = "playbooks/stack.yml"
 ROLLOUT = "swarmlab.cluster.swarm_rollout"
 
 
+def failure_kinds(ops: list) -> dict[str, int]:
+    """The requests that did not succeed, by HTTP status or by the client's error, most frequent first."""
+    return dict(Counter("HTTP %d" % op.status if op.status else op.error or "?"
+                        for op in ops if op.outcome != "ok").most_common(5))
+
+
 def push_never_ready(ctx: Ctx, image: str) -> str:
     """Build the never-ready version on the manager from the running image and push it; its reference."""
     base = image.split("@")[0]
@@ -157,3 +164,35 @@ def bad_deploy(ctx: Ctx, kind: str) -> dict:
                            "rerun_changed_tasks": [r["task"] for r in rerun.results if r["res"].get("changed")]}},
                rolled_back and rerun.ok and rerun.changed == 0 and summary["failed_requests"] == 0
                and low is not None and low >= desired and acc["lost"] == 0)
+
+
+def edge_renewal(ctx: Ctx) -> dict:
+    """A new edge certificate, as a normal stack run signs it within stack_edge_tls_renew_days of the
+    old one's expiry (forced here with a window longer than its validity), under the drills' load
+    through the edge: each edge task stops (its port is published on its node, so the new one can
+    only start once the old one is gone) and starts again on the new secret. Target: 0 failed,
+    0 lost."""
+    edge = ctx.swarm.service("edge") if ctx.swarm.has_service("edge") else None
+    secrets = (edge or {}).get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Secrets") or []
+    if not secrets:
+        return {"drill": "edge-renewal", "recover_text": "skipped: no edge, or no HTTPS at the edge (stack_edge_tls)",
+                "met": None, "met_text": "not run"}
+    before = {t["ID"] for t in ctx.swarm.tasks("edge")}
+    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    start_value = ctx.counter()
+    load = ctx.with_load(300)
+    log("edge-renewal: %s with a new edge certificate (stack_edge_tls_renew_days=100000)" % STACK)
+    run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, "stack_edge_tls_renew_days": 100000})
+    ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    bad = [op.start for op in ops if op.outcome != "ok"]
+    after = ctx.swarm.tasks("edge")
+    replaced = [t for t in after if t["ID"] not in before]
+    text = "play %s in %s; %d of %d edge tasks replaced" % (
+        "ok" if run.ok else "FAILED", fmt_seconds(run.seconds), len(replaced), len(after))
+    log("edge-renewal: %s" % text)
+    return met({"drill": "edge-renewal", "recover": run.seconds, "recover_text": text, "load": summary,
+                "accounting": acc, "detail": {"play_ok": run.ok, "replaced": len(replaced), "tasks": len(after),
+                                              "failures": failure_kinds(ops),
+                                              "failing": [min(bad), max(bad)] if bad else [], "play_failures": run.failures()[-3:]}},
+               run.ok and replaced and len(replaced) == len(after) and summary["failed_requests"] == 0
+               and acc["lost"] == 0)
