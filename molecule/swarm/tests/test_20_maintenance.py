@@ -13,7 +13,8 @@ import threading
 import time
 
 import pytest
-from lab_checks import run_playbook
+import testinfra
+from lab_checks import PROJECT, recap, run_playbook
 
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-swarm")
 testinfra_hosts = ["docker://%s-manager1" % LAB]
@@ -122,6 +123,51 @@ def test_cycle(host):
     after = running_per_node(host, PROBE)
     assert after["worker2"] >= 1, after
     assert replicas(host, PROBE) == "4/4"
+
+
+def engine_started(node: str) -> str:
+    """When the node's Docker Engine last started (systemd)."""
+    return testinfra.get_host("docker://%s-%s" % (LAB, node)).check_output(
+        "systemctl show docker -p ActiveEnterTimestamp --value").strip()
+
+
+def engine_config(node: str, *extra: str) -> subprocess.CompletedProcess:
+    return run_playbook(LAB, "playbooks/docker_engine.yml", "--limit", node, *[a for item in extra for a in ("-e", item)])
+
+
+def test_a_new_engine_configuration_waits_for_node_maintenance_which_restarts_it_drained(host):
+    # A restart stops every task of an active Swarm node (no live-restore in swarm mode), and a run
+    # that changed every node's daemon.json restarted every engine at once (the engine-config drill).
+    node = testinfra.get_host("docker://%s-worker2" % LAB)
+    marker = node.file("/etc/docker/swarmlab-restart-pending")
+    started = engine_started("worker2")
+    done = engine_config("worker2", "docker_engine_log_max_file=4")
+    assert done.returncode == 0
+    assert engine_started("worker2") == started  # left waiting, not restarted
+    assert '"max-file": "4"' in node.file("/etc/docker/daemon.json").content_string
+    assert marker.exists
+    assert "runs with its previous configuration" in done.stdout
+    again = engine_config("worker2", "docker_engine_log_max_file=4")
+    assert recap(again.stdout)["worker2"]["changed"] == 0
+    assert "runs with its previous configuration" in again.stdout  # said on every run until then
+
+    cycle = playbook("node=worker2", "maintenance=cycle",
+                     "maintenance_hook=%s" % (PROJECT / "playbooks/tasks/engine_restart.yml"))
+    assert cycle.returncode == 0
+    assert engine_started("worker2") != started
+    assert not marker.exists
+    assert availability(host, "worker2") == "active"
+    assert running_per_node(host, PROBE)["worker2"] >= 1
+    assert replicas(host, PROBE) == "4/4"
+
+    # Back to the inventory's configuration, restarted at once on request.
+    started = engine_started("worker2")
+    back = engine_config("worker2", "docker_engine_restart_swarm_nodes=true")
+    assert back.returncode == 0
+    assert engine_started("worker2") != started
+    assert not marker.exists
+    assert '"max-file": "3"' in node.file("/etc/docker/daemon.json").content_string
+    wait_for(host, PROBE, "4/4")
 
 
 def test_last_active_node_is_refused(host):

@@ -23,7 +23,7 @@ from ..lab.prometheus import observe
 from ..options import comma_list
 from ..report import log, render_drills
 from .common import Ctx, Opts
-from .maintenance import drain, master_drain, node_loss
+from .maintenance import drain, engine_config, master_drain, node_loss
 from .redis import redis_kill, redis_password, redis_renewal, web_partition
 from .registry import registry
 from .web import bad_deploy, edge_renewal, rolling_update, web_kill
@@ -43,6 +43,8 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "registry": registry,
     "bad-image": lambda ctx: bad_deploy(ctx, "bad-image"),
     "never-ready": lambda ctx: bad_deploy(ctx, "never-ready"),
+    # Last: it restarts a worker's engine twice (drained).
+    "engine-config": engine_config,
 }
 ALL = list(DRILLS)
 

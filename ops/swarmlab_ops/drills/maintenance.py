@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import time
 
+from ..checkout import ROOT
 from ..lab.ansible import inventory_name, run_playbook
 from ..report import fmt_seconds, log
 from .common import Ctx, met
+from .web import failure_kinds
 
 MAINTENANCE = "playbooks/node_maintenance.yml"
 # The playbook's variable that names what to do (drain, activate).
@@ -245,3 +247,55 @@ def node_loss(ctx: Ctx) -> dict:
                 "load": summary, "accounting": acc,
                 "detail": {"node": node, "moved": sorted(movable), "pinned": sorted(pinned)}},
                rescheduled is not None and rescheduled <= 30)
+
+
+ENGINE = "playbooks/docker_engine.yml"
+
+
+def _engines_started(ctx: Ctx) -> dict[str, float]:
+    """When each node's Docker Engine last started (systemd's ActiveEnterTimestamp, epoch seconds)."""
+    out = {}
+    for node in ctx.lab.nodes.values():
+        code, raw = ctx.lab.host.containers.get(node.container).exec_run(
+            ["sh", "-c", 'date -d "$(systemctl show docker -p ActiveEnterTimestamp --value)" +%s'])
+        out[node.name] = float(raw.decode().strip()) if code == 0 else 0.0
+    return out
+
+
+def engine_config(ctx: Ctx) -> dict:
+    """A new Docker Engine configuration (a log option in daemon.json) for one worker through
+    playbooks/docker_engine.yml, as site.yml applies one, then node maintenance's cycle with the
+    hook playbooks/tasks/engine_restart.yml, under load. A restart stops every task of the node
+    (no live-restore in swarm mode): the role leaves it waiting on an active Swarm node, and the
+    cycle restarts the engine with the node drained. Then the configuration goes back the same way
+    (no load). Target: the role restarts no engine, the cycle this one only, 0 failed, 0 lost."""
+    swarm = ctx.swarm
+    master_task = swarm.task_by_address().get(ctx.probe.master()) if swarm.has_service("redis-sentinel-1") else None
+    node = next(n for n in reversed(drain_nodes(ctx)) if n != (master_task or {}).get("node"))
+    host = inventory_name(ctx.lab.name, ctx.lab.nodes[node])
+    hook = {"maintenance_hook": str(ROOT / "playbooks/tasks/engine_restart.yml")}
+    before = _engines_started(ctx)
+    start_value = ctx.counter()
+    load = ctx.with_load(300)
+    log("engine-config: %s on %s with docker_engine_log_max_file=4" % (ENGINE, node))
+    run = run_playbook(ENGINE, ctx.lab.name, {"docker_engine_log_max_file": 4}, limit=host)
+    by_role = sorted(n for n, t in _engines_started(ctx).items() if t != before.get(n))
+    log("engine-config: engines the role restarted: %s; node maintenance cycle of %s" % (by_role or "none", node))
+    cycle = maintenance(ctx, node, "cycle", **hook)
+    ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    after = _engines_started(ctx)
+    restarted = sorted(n for n in after if after[n] != before.get(n))
+    text = "play %s, the role restarted %s; cycle of %s %s in %s, engines restarted: %s" % (
+        "ok" if run.ok else "FAILED", ", ".join(by_role) or "no engine", node, "ok" if cycle["_ok"] else "FAILED",
+        fmt_seconds(cycle["_seconds"]), ", ".join(restarted) or "none")
+    log("engine-config: %s; putting the configuration back" % text)
+    back = run_playbook(ENGINE, ctx.lab.name, {}, limit=host)
+    back_cycle = maintenance(ctx, node, "cycle", **hook)
+    return met({"drill": "engine-config", "recover": cycle["_seconds"], "recover_text": text, "load": summary,
+                "accounting": acc, "detail": {"node": node, "play_ok": run.ok, "restarted_by_role": by_role,
+                                              "cycle_ok": cycle["_ok"], "restarted": restarted,
+                                              "failures": failure_kinds(ops),
+                                              "restored": back.ok and back_cycle["_ok"],
+                                              "play_failures": (run.failures() + cycle["_failures"])[-3:]}},
+               run.ok and not by_role and cycle["_ok"] and restarted == [node]
+               and summary["failed_requests"] == 0 and acc["lost"] == 0)

@@ -63,14 +63,15 @@ def _env(lab_name: str) -> dict[str, str]:
 
 
 def run_playbook(playbook: str, lab_name: str, extravars: dict[str, Any] | None = None,
-                 timeout: int = 900) -> PlaybookRun:
-    """Run playbooks/<playbook> on the lab and collect every task result."""
+                 timeout: int = 900, limit: str | None = None) -> PlaybookRun:
+    """Run playbooks/<playbook> on the lab (on the hosts of `limit` only, when given) and collect every
+    task result."""
     artifacts = results_dir("ansible", f"{Path(playbook).stem}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     started = time.monotonic()
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(ROOT), playbook=str(ROOT / playbook),
         inventory=str(INVENTORY), extravars={"lab_name": lab_name, **(extravars or {})},
-        envvars=_env(lab_name), quiet=True, timeout=timeout)
+        envvars=_env(lab_name), quiet=True, timeout=timeout, limit=limit)
     run = PlaybookRun(playbook, runner.status, runner.rc, round(time.monotonic() - started, 2),
                       stats=runner.stats or {})
     for event in runner.events:
