@@ -160,14 +160,20 @@ def test_a_new_engine_configuration_waits_for_node_maintenance_which_restarts_it
     assert running_per_node(host, PROBE)["worker2"] >= 1
     assert replicas(host, PROBE) == "4/4"
 
-    # Back to the inventory's configuration, restarted at once on request.
-    started = engine_started("worker2")
-    back = engine_config("worker2", "docker_engine_restart_swarm_nodes=true")
+    # Back to the inventory's configuration, left waiting again; then restarts asked at once: the run
+    # changes no file, yet restarts the engine the earlier run left waiting, and clears its mark.
+    back = engine_config("worker2")
     assert back.returncode == 0
+    assert marker.exists
+    assert '"max-file": "3"' in node.file("/etc/docker/daemon.json").content_string
+    started = engine_started("worker2")
+    now = engine_config("worker2", "docker_engine_restart_swarm_nodes=true")
+    assert now.returncode == 0
     assert engine_started("worker2") != started
     assert not marker.exists
-    assert '"max-file": "3"' in node.file("/etc/docker/daemon.json").content_string
+    assert "runs with its previous configuration" not in now.stdout
     wait_for(host, PROBE, "4/4")
+    assert recap(engine_config("worker2", "docker_engine_restart_swarm_nodes=true").stdout)["worker2"]["changed"] == 0
 
 
 def test_last_active_node_is_refused(host):

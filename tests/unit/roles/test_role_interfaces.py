@@ -124,3 +124,12 @@ def test_every_tasks_from_used_from_outside_has_an_entry_point(role, tasks_from,
     assert entry in specs(role), '%s uses %s tasks_from %s: add entry point %r to its meta/argument_specs.yml' % (
         where, role, tasks_from, entry)
     assert (ROOT / 'roles' / role / 'tasks' / tasks_from).is_file()
+
+
+def test_the_engine_restart_hook_clears_the_mark_the_docker_engine_role_writes():
+    # A playbook hook cannot read a role's vars: the path is written twice, and must stay one path.
+    marker = load(ROOT / 'roles' / 'docker_engine' / 'vars' / 'main.yml')['docker_engine_restart_marker']
+    hook = load(ROOT / 'playbooks' / 'tasks' / 'engine_restart.yml')
+    cleared = [t['ansible.builtin.file']['path'] for t in hook
+               if t.get('ansible.builtin.file', {}).get('state') == 'absent']
+    assert cleared == [marker]
