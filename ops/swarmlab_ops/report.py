@@ -11,6 +11,7 @@ DRILL_TARGETS = {
     "master-drain": "plain drain, the master handed to another node first, 0 failed, 0 lost, web never below 4/4, "
                     "activate ok",
     "rolling-update": "0 failed, 0 lost, web never below 4/4",
+    "scale": "out by 2 and back, 0 failed, 0 lost",
     "bad-image": "rolled back, play fails naming it, 0 failed, web never below 4/4, rerun changed=0",
     "never-ready": "rolled back, play fails naming it, 0 failed, web never below 4/4, rerun changed=0",
     "redis-kill": "promotion <= 10 s, writes back <= 15 s",

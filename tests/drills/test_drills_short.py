@@ -1,4 +1,4 @@
-"""The short web-kill, registry, bad-image, web-partition, master-drain, redis-renewal and edge-renewal drills on a running lab, through
+"""The short web-kill, scale, registry, bad-image, web-partition, master-drain, redis-renewal and edge-renewal drills on a running lab, through
 `swarmlab-ops drills` (ops/).
 
     SWARMLAB_DRILLS_LAB=drills .venv/bin/pytest -m lab tests/drills -v
@@ -45,7 +45,7 @@ def drill_results(tmp_path_factory):
         pytest.skip(why)
     out = tmp_path_factory.mktemp("drills") / "drills.json"
     proc = subprocess.run([str(Path(sys.executable).with_name("swarmlab-ops")), "drills", "--lab", LAB, "--short",
-                           "--drills", "web-kill,registry,bad-image,web-partition,master-drain,redis-renewal,edge-renewal", "--json", str(out)],
+                           "--drills", "web-kill,scale,registry,bad-image,web-partition,master-drain,redis-renewal,edge-renewal", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -59,6 +59,17 @@ def test_web_kill_comes_back_to_4_of_4_and_loses_nothing(drill_results):
     assert acc["lost"] == 0, acc
     assert acc["acknowledged"] > 0, acc  # the load really ran
     assert acc["delta"] >= acc["acknowledged"], acc
+
+
+def test_web_scaled_out_and_back_fails_no_request_and_the_new_tasks_serve(drill_results):
+    # A new task gets requests only once it is ready (HAProxy's checks of its /readyz), a removed one
+    # only until it stops (its grace period, gunicorn's graceful stop).
+    row = drill_results["scale"]
+    detail = row["detail"]
+    assert row["load"]["failed_requests"] == 0, (row["load"], detail["failures"])
+    assert detail["served_by"] >= 6, detail  # the 4 tasks and the 2 new ones
+    acc = row["accounting"]
+    assert acc["acknowledged"] > 0 and acc["lost"] == 0 and acc["delta"] == acc["acknowledged"], acc
 
 
 def test_registry_recreated_keeps_every_image_pullable(drill_results):

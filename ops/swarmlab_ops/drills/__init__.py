@@ -26,13 +26,14 @@ from .common import Ctx, Opts
 from .maintenance import drain, engine_config, master_drain, node_loss
 from .redis import redis_kill, redis_password, redis_renewal, web_partition
 from .registry import registry
-from .web import bad_deploy, edge_renewal, rolling_update, web_kill
+from .web import bad_deploy, edge_renewal, rolling_update, scale, web_kill
 
 DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "web-kill": web_kill,
     "drain": drain,
     "master-drain": master_drain,
     "rolling-update": rolling_update,
+    "scale": scale,
     "redis-kill": lambda ctx: redis_kill(ctx, False),
     "redis-kill-wait": lambda ctx: redis_kill(ctx, True),
     "web-partition": web_partition,

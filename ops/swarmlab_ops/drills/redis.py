@@ -199,7 +199,7 @@ def _redis_side_secrets(ctx: Ctx) -> dict[str, list[str]]:
 def _roll(ctx: Ctx, drill: str, before: dict[str, list[str]], extravars: dict) -> dict:
     """The stack playbook with `extravars`, and how the Redis side restarted: which services moved
     onto new secrets, their restart windows, and any two that overlapped."""
-    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    web_image = ctx.swarm.image("web")
     master_before = ctx.probe.master()
     run = run_playbook(STACK, ctx.lab.name, {"stack_web_image": web_image, **extravars})
     master_after = ctx.probe.master()

@@ -44,7 +44,7 @@ def registry_auth(ctx: Ctx) -> dict:
 
 
 def rolling_update(ctx: Ctx) -> dict:
-    image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    image = ctx.swarm.image("web")
     repo = image.split("@")[0].rsplit(":", 1)[0]
     tag = "drill-%d" % time.time()
     engine = ctx.swarm.manager.client()
@@ -81,6 +81,37 @@ def rolling_update(ctx: Ctx) -> dict:
                            "counter_equals_acknowledged": acc["delta"] == acc["acknowledged"]}},
                state == "completed" and summary["failed_requests"] == 0 and acc["lost"] == 0
                and low is not None and low >= desired)
+
+
+def scale(ctx: Ctx) -> dict:
+    """Scale web out by two tasks and back under load (what stack_web_replicas does through the stack
+    playbook): a new task gets requests only once ready, a removed one only until it stops."""
+    desired = ctx.swarm.replicas()["web"]
+    start_value = ctx.counter()
+    # One connection per worker: more workers than tasks, so that the new and the removed ones serve.
+    load = ctx.with_load(240, workers=max(ctx.opts.workers, desired + 4))
+    took = {}
+    try:
+        log("scale: web %d -> %d" % (desired, desired + 2))
+        took["out"] = round(ctx.swarm.scale("web", desired + 2, 150), 2)
+        time.sleep(5)
+        log("scale: web %d -> %d" % (desired + 2, desired))
+        took["in"] = round(ctx.swarm.scale("web", desired, 150), 2)
+        # N/N counts the tasks Swarm wants; the two removed ones stop within their grace period.
+        took["stopped"] = round(ctx.swarm.wait_stopped("web", 90), 2)
+        ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    finally:
+        if ctx.swarm.replicas()["web"] != desired:
+            ctx.swarm.scale("web", desired, 150)
+    return met({"drill": "scale", "recover": took["out"] + took["in"],
+                "recover_text": "%d -> %d in %s, back in %s (stopped in %s)" % (
+                    desired, desired + 2, fmt_seconds(took["out"]), fmt_seconds(took["in"]),
+                    fmt_seconds(took["stopped"])),
+                "load": summary, "accounting": acc,
+                "detail": {"took": took, "failures": failure_kinds(ops),
+                           # The app's tasks that answered: the two new ones among them once ready.
+                           "served_by": len({op.served_by for op in ops if op.served_by})}},
+               summary["failed_requests"] == 0 and acc["lost"] == 0)
 
 
 # A version whose /readyz never passes: the app's own image with a command that points it at a Redis
@@ -125,7 +156,7 @@ def bad_deploy(ctx: Ctx, kind: str) -> dict:
     swarm_rollout result in the runner's events, and the role's set_stats), web keeps its spec image
     and never drops below its replicas, no request fails, nothing is lost; then the stack playbook with
     the good image reports changed=0."""
-    good = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    good = ctx.swarm.image("web")
     repo = good.split("@")[0].rsplit(":", 1)[0]
     bad = push_never_ready(ctx, good) if kind == "never-ready" else "%s:does-not-exist" % repo
     desired = ctx.swarm.replicas()["web"]
@@ -139,7 +170,7 @@ def bad_deploy(ctx: Ctx, kind: str) -> dict:
         returned = failed_run.data.get("stack_rollout", {})
         log("%s: play %s in %.0f s: %s" % (kind, "FAILED" if not failed_run.ok else "succeeded", failed_run.seconds,
                                            " | ".join(failed_run.failures())[-600:] or "no failure"))
-        serving = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        serving = ctx.swarm.image("web")
         log("%s: rerunning %s with the good image %s" % (kind, STACK, good))
         rerun = run_playbook(STACK, ctx.lab.name, {"stack_web_image": good})
         _ops, summary, acc = ctx.finish(load, start_value, tail=3)
@@ -178,7 +209,7 @@ def edge_renewal(ctx: Ctx) -> dict:
         return {"drill": "edge-renewal", "recover_text": "skipped: no edge, or no HTTPS at the edge (stack_edge_tls)",
                 "met": None, "met_text": "not run"}
     before = {t["ID"] for t in ctx.swarm.tasks("edge")}
-    web_image = ctx.swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    web_image = ctx.swarm.image("web")
     start_value = ctx.counter()
     load = ctx.with_load(300)
     log("edge-renewal: %s with a new edge certificate (stack_edge_tls_renew_days=100000)" % STACK)

@@ -58,6 +58,10 @@ class Swarm:
     def service(self, short: str) -> dict:
         return self.api.inspect_service(self.service_name(short))
 
+    def image(self, short: str) -> str:
+        """The image a service's spec runs (after a rollback, the one it went back to)."""
+        return self.service(short)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+
     def tasks(self, short: str | None = None) -> list[dict]:
         filters: dict[str, Any] = {"desired-state": "running"}
         if short:
@@ -152,6 +156,18 @@ class Swarm:
                 return time.monotonic() - started
             time.sleep(1)
         raise RuntimeError(f"{self.service_name(short)} did not converge to {replicas}/{replicas}")
+
+    def wait_stopped(self, short: str, timeout: float) -> float:
+        """Wait until no task Swarm shuts down still runs (its grace period); returns the seconds."""
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
+            # Scaled in: DesiredState "remove"; replaced: "shutdown".
+            tasks = self.api.tasks(filters={"service": self.service_name(short)})
+            if not any(t["DesiredState"] != "running" and t["Status"]["State"] in ("running", "starting")
+                       for t in tasks):
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.service_name(short)}: removed tasks still running after {timeout} s")
 
     def wait_update(self, short: str, states: tuple[str, ...] = ("completed",), timeout: float = 400) -> str:
         """The service's UpdateStatus.State once it is one of `states` (or 'timeout')."""

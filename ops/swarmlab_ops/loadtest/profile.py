@@ -70,7 +70,7 @@ def run_profile(swarm: Swarm, edge_url: str, seconds: int, outdir: Path, lua: Pa
     node.exec_run(["rm", "-rf", PROBE_DIR])
     node.put_archive(os.path.dirname(PROBE_DIR), _tar_dir(probe_dir, os.path.basename(PROBE_DIR)))
     engine = swarm.manager.client()
-    image = swarm.service("web")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    image = swarm.image("web")
     for old in engine.containers.list(all=True, filters={"name": "loadtest-probe"}):
         old.remove(force=True)
     probe = engine.containers.run(image, [str(20 * seconds + 120)], entrypoint=["sleep"], name="loadtest-probe",
