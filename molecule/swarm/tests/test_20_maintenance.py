@@ -7,6 +7,7 @@ the manager's dockerd. Runs after test_10_swarm.py (file order).
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import threading
@@ -174,6 +175,61 @@ def test_a_new_engine_configuration_waits_for_node_maintenance_which_restarts_it
     assert "runs with its previous configuration" not in now.stdout
     wait_for(host, PROBE, "4/4")
     assert recap(engine_config("worker2", "docker_engine_restart_swarm_nodes=true").stdout)["worker2"]["changed"] == 0
+
+
+def running_binary(node, unit: str) -> str:
+    """The executable a unit's main process runs: ' (deleted)' once a package replaced it."""
+    return node.check_output("readlink /proc/$(systemctl show --property MainPID --value %s)/exe" % unit)
+
+
+def test_an_engine_upgrade_waits_for_node_maintenance_too(host):
+    # Debian's docker.io does not restart dockerd on an upgrade: the old daemon ran on unnoticed beside
+    # the new binaries (a security fix not in effect). Other packages' scripts (docker-ce's dockerd,
+    # Debian's containerd) restart at once, on every node of the run; on an active Swarm node the role
+    # holds those back with its policy-rc.d during its apt run.
+    node = testinfra.get_host("docker://%s-worker2" % LAB)
+    marker = node.file("/etc/docker/swarmlab-restart-pending")
+    started = engine_started("worker2")
+    containerd_pid = node.check_output("systemctl show --property MainPID --value containerd")
+    # The packages installed again by dpkg (from apt's cache): binaries replaced as an upgrade does,
+    # with the packages' own scripts, under the role's policy-rc.d.
+    policy = base64.b64encode((PROJECT / "roles/docker_engine/files/policy-rc.d").read_bytes()).decode()
+    node.check_output("echo %s | base64 -d > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d" % policy)
+    try:
+        node.check_output("DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q containerd docker.io")
+    finally:
+        node.check_output("rm -f /usr/sbin/policy-rc.d")
+    assert node.check_output("systemctl show --property MainPID --value containerd") == containerd_pid
+    assert engine_started("worker2") == started
+    assert running_binary(node, "docker").endswith(" (deleted)")
+    assert running_binary(node, "containerd").endswith(" (deleted)")
+
+    done = engine_config("worker2")
+    assert done.returncode == 0
+    assert engine_started("worker2") == started  # left waiting, not restarted
+    assert "replaced binaries: containerd, docker; left to node maintenance" in done.stdout
+    assert marker.exists
+    assert "runs with its previous configuration or binaries" in done.stdout
+    again = engine_config("worker2")
+    assert recap(again.stdout)["worker2"]["changed"] == 0
+    assert "runs with its previous configuration or binaries" in again.stdout
+
+    cycle = playbook("node=worker2", "maintenance=cycle",
+                     "maintenance_hook=%s" % (PROJECT / "playbooks/tasks/engine_restart.yml"))
+    assert cycle.returncode == 0
+    assert engine_started("worker2") != started
+    assert not running_binary(node, "docker").endswith(" (deleted)")
+    assert not running_binary(node, "containerd").endswith(" (deleted)")
+    assert not marker.exists
+    assert availability(host, "worker2") == "active"
+    wait_for(host, PROBE, "4/4")
+    # Upgrades asked for, none available: the role's hold on the restarts comes and goes unseen.
+    started = engine_started("worker2")
+    latest = engine_config("worker2", "docker_engine_package_state=latest")
+    assert latest.returncode == 0
+    assert recap(latest.stdout)["worker2"]["changed"] == 0
+    assert not node.file("/usr/sbin/policy-rc.d").exists
+    assert engine_started("worker2") == started
 
 
 def test_last_active_node_is_refused(host):
