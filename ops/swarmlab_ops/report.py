@@ -22,6 +22,7 @@ DRILL_TARGETS = {
     "web-partition": "the cut task's /readyz 503, failures stop <= 8 s after the cut, 0 lost",
     "node-loss": "rescheduled <= 30 s",
     "engine-config": "the role restarts no engine, the cycle this one only, 0 failed, 0 lost",
+    "engine-upgrade": "the role restarts no engine, the cycle this one only onto its new binaries, 0 failed, 0 lost",
     "registry": "100 % pullable",
     "manager-loss": "new leader <= 30 s, service update ok",
 }

@@ -44,8 +44,9 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     "registry": registry,
     "bad-image": lambda ctx: bad_deploy(ctx, "bad-image"),
     "never-ready": lambda ctx: bad_deploy(ctx, "never-ready"),
-    # Last: it restarts a worker's engine twice (drained).
+    # Last: they restart a worker's engine (drained).
     "engine-config": engine_config,
+    "engine-upgrade": lambda ctx: engine_config(ctx, upgrade=True),
 }
 ALL = list(DRILLS)
 

@@ -262,13 +262,39 @@ def _engines_started(ctx: Ctx) -> dict[str, float]:
     return out
 
 
-def engine_config(ctx: Ctx) -> dict:
+def _running_binaries(ctx: Ctx, node: str) -> dict[str, str]:
+    """What containerd's and dockerd's main processes run on the node."""
+    code, out = ctx.lab.host.containers.get(ctx.lab.nodes[node].container).exec_run(
+        ["bash", "-c", "for u in containerd docker; do echo \"$u $(readlink /proc/$(systemctl show -p MainPID "
+                       "--value $u)/exe)\"; done"])
+    return dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line) if code == 0 else {}
+
+
+def _reinstall_engine(ctx: Ctx, node: str) -> dict[str, str]:
+    """The engine's packages installed again by dpkg (from apt's cache) under the docker_engine role's
+    policy-rc.d, as the role's apt run on an active Swarm node upgrades them: binaries replaced, the
+    packages' own restarts held back. Returns what containerd's and dockerd's processes then run."""
+    policy = (ROOT / "roles/docker_engine/files/policy-rc.d").read_text()
+    script = ("cat > /usr/sbin/policy-rc.d <<'POLICY'\n%sPOLICY\nchmod 0755 /usr/sbin/policy-rc.d\n"
+              "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q containerd docker.io; rc=$?\n"
+              "rm -f /usr/sbin/policy-rc.d\nexit $rc\n") % policy
+    code, out = ctx.lab.host.containers.get(ctx.lab.nodes[node].container).exec_run(["bash", "-c", script])
+    if code != 0:
+        raise RuntimeError("reinstalling the engine's packages on %s: %s" % (node, out.decode()[-500:]))
+    return _running_binaries(ctx, node)
+
+
+def engine_config(ctx: Ctx, upgrade: bool = False) -> dict:
     """A new Docker Engine configuration (a log option in daemon.json) for one worker through
     playbooks/docker_engine.yml, as site.yml applies one, then node maintenance's cycle with the
     hook playbooks/tasks/engine_restart.yml, under load. A restart stops every task of the node
     (no live-restore in swarm mode): the role leaves it waiting on an active Swarm node, and the
     cycle restarts the engine with the node drained. Then the configuration goes back the same way
-    (no load). Target: the role restarts no engine, the cycle this one only, 0 failed, 0 lost."""
+    (no load). Target: the role restarts no engine, the cycle this one only, 0 failed, 0 lost.
+    upgrade (engine-upgrade): the engine's packages upgraded instead (installed again by dpkg under
+    the role's hold on their restarts, then the role run): the same target, and the cycle restarts
+    containerd and dockerd onto their new binaries."""
+    name = "engine-upgrade" if upgrade else "engine-config"
     swarm = ctx.swarm
     master_task = swarm.task_by_address().get(ctx.probe.master()) if swarm.has_service("redis-sentinel-1") else None
     node = next(n for n in reversed(drain_nodes(ctx)) if n != (master_task or {}).get("node"))
@@ -277,10 +303,17 @@ def engine_config(ctx: Ctx) -> dict:
     before = _engines_started(ctx)
     start_value = ctx.counter()
     load = ctx.with_load(300)
-    log("engine-config: %s on %s with docker_engine_log_max_file=4" % (ENGINE, node))
-    run = run_playbook(ENGINE, ctx.lab.name, {"docker_engine_log_max_file": 4}, limit=host)
+    replaced: dict[str, str] = {}
+    if upgrade:
+        log("%s: the engine's packages installed again on %s, their restarts held back" % (name, node))
+        replaced = _reinstall_engine(ctx, node)
+        log("%s: %s on %s" % (name, ENGINE, node))
+        run = run_playbook(ENGINE, ctx.lab.name, {}, limit=host)
+    else:
+        log("%s: %s on %s with docker_engine_log_max_file=4" % (name, ENGINE, node))
+        run = run_playbook(ENGINE, ctx.lab.name, {"docker_engine_log_max_file": 4}, limit=host)
     by_role = sorted(n for n, t in _engines_started(ctx).items() if t != before.get(n))
-    log("engine-config: engines the role restarted: %s; node maintenance cycle of %s" % (by_role or "none", node))
+    log("%s: engines the role restarted: %s; node maintenance cycle of %s" % (name, by_role or "none", node))
     cycle = maintenance(ctx, node, "cycle", **hook)
     ops, summary, acc = ctx.finish(load, start_value, tail=3)
     after = _engines_started(ctx)
@@ -288,14 +321,25 @@ def engine_config(ctx: Ctx) -> dict:
     text = "play %s, the role restarted %s; cycle of %s %s in %s, engines restarted: %s" % (
         "ok" if run.ok else "FAILED", ", ".join(by_role) or "no engine", node, "ok" if cycle["_ok"] else "FAILED",
         fmt_seconds(cycle["_seconds"]), ", ".join(restarted) or "none")
-    log("engine-config: %s; putting the configuration back" % text)
-    back = run_playbook(ENGINE, ctx.lab.name, {}, limit=host)
-    back_cycle = maintenance(ctx, node, "cycle", **hook)
-    return met({"drill": "engine-config", "recover": cycle["_seconds"], "recover_text": text, "load": summary,
+    now_running = _running_binaries(ctx, node) if upgrade else {}
+    # Both daemons on replaced binaries before the cycle (held back), on the new ones after it.
+    upgraded = not upgrade or (
+        len(replaced) == len(now_running) == 2 and all(exe.endswith(" (deleted)") for exe in replaced.values())
+        and not any(exe.endswith(" (deleted)") for exe in now_running.values()))
+    restored = True  # the same packages, installed again: nothing to put back
+    if upgrade:
+        log("%s: %s; before the cycle %s, after it %s" % (name, text, replaced, now_running))
+    else:
+        log("%s: %s; putting the configuration back" % (name, text))
+        back = run_playbook(ENGINE, ctx.lab.name, {}, limit=host)
+        restored = back.ok and maintenance(ctx, node, "cycle", **hook)["_ok"]
+    return met({"drill": name, "recover": cycle["_seconds"], "recover_text": text, "load": summary,
                 "accounting": acc, "detail": {"node": node, "play_ok": run.ok, "restarted_by_role": by_role,
                                               "cycle_ok": cycle["_ok"], "restarted": restarted,
                                               "failures": failure_kinds(ops),
-                                              "restored": back.ok and back_cycle["_ok"],
+                                              "replaced_before": replaced, "running_after": now_running,
+                                              "restored": restored,
                                               "play_failures": (run.failures() + cycle["_failures"])[-3:]}},
                run.ok and not by_role and cycle["_ok"] and restarted == [node]
-               and summary["failed_requests"] == 0 and acc["lost"] == 0)
+               and summary["failed_requests"] == 0 and acc["lost"] == 0 and upgraded)
+
