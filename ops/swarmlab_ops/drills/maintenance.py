@@ -342,4 +342,3 @@ def engine_config(ctx: Ctx, upgrade: bool = False) -> dict:
                                               "play_failures": (run.failures() + cycle["_failures"])[-3:]}},
                run.ok and not by_role and cycle["_ok"] and restarted == [node]
                and summary["failed_requests"] == 0 and acc["lost"] == 0 and upgraded)
-
