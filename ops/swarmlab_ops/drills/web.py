@@ -108,7 +108,7 @@ def scale(ctx: Ctx) -> dict:
                     desired, desired + 2, fmt_seconds(took["out"]), fmt_seconds(took["in"]),
                     fmt_seconds(took["stopped"])),
                 "load": summary, "accounting": acc,
-                "detail": {"took": took, "failures": failure_kinds(ops),
+                "detail": {"desired": desired, "took": took, "failures": failure_kinds(ops),
                            # The app's tasks that answered: the two new ones among them once ready.
                            "served_by": len({op.served_by for op in ops if op.served_by})}},
                summary["failed_requests"] == 0 and acc["lost"] == 0)
