@@ -255,19 +255,19 @@ ENGINE = "playbooks/docker_engine.yml"
 def _engines_started(ctx: Ctx) -> dict[str, float]:
     """When each node's Docker Engine last started (systemd's ActiveEnterTimestamp, epoch seconds)."""
     out = {}
-    for node in ctx.lab.nodes.values():
-        code, raw = ctx.lab.host.containers.get(node.container).exec_run(
-            ["sh", "-c", 'date -d "$(systemctl show docker -p ActiveEnterTimestamp --value)" +%s'])
-        out[node.name] = float(raw.decode().strip()) if code == 0 else 0.0
+    for node in ctx.lab.nodes:
+        code, raw = ctx.lab.on_node(
+            node, ["sh", "-c", 'date -d "$(systemctl show docker -p ActiveEnterTimestamp --value)" +%s'])
+        out[node] = float(raw.strip()) if code == 0 else 0.0
     return out
 
 
 def _running_binaries(ctx: Ctx, node: str) -> dict[str, str]:
     """What containerd's and dockerd's main processes run on the node."""
-    code, out = ctx.lab.host.containers.get(ctx.lab.nodes[node].container).exec_run(
-        ["bash", "-c", "for u in containerd docker; do echo \"$u $(readlink /proc/$(systemctl show -p MainPID "
-                       "--value $u)/exe)\"; done"])
-    return dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line) if code == 0 else {}
+    code, out = ctx.lab.on_node(
+        node, ["bash", "-c", "for u in containerd docker; do echo \"$u $(readlink /proc/$(systemctl show -p MainPID "
+                             "--value $u)/exe)\"; done"])
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line) if code == 0 else {}
 
 
 def _reinstall_engine(ctx: Ctx, node: str) -> dict[str, str]:
@@ -278,9 +278,9 @@ def _reinstall_engine(ctx: Ctx, node: str) -> dict[str, str]:
     script = ("cat > /usr/sbin/policy-rc.d <<'POLICY'\n%sPOLICY\nchmod 0755 /usr/sbin/policy-rc.d\n"
               "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q containerd docker.io; rc=$?\n"
               "rm -f /usr/sbin/policy-rc.d\nexit $rc\n") % policy
-    code, out = ctx.lab.host.containers.get(ctx.lab.nodes[node].container).exec_run(["bash", "-c", script])
+    code, out = ctx.lab.on_node(node, ["bash", "-c", script])
     if code != 0:
-        raise RuntimeError("reinstalling the engine's packages on %s: %s" % (node, out.decode()[-500:]))
+        raise RuntimeError("reinstalling the engine's packages on %s: %s" % (node, out[-500:]))
     return _running_binaries(ctx, node)
 
 

@@ -116,13 +116,16 @@ class Lab:
             time.sleep(1)
         return False
 
+    def on_node(self, name: str, argv: list[str]) -> tuple[int, str]:
+        """Run argv on node `name` itself (its systemd, dpkg, /proc), not in a container inside it."""
+        code, out = self.host.containers.get(self.nodes[name].container).exec_run(argv)
+        return code, out.decode(errors="replace")
+
     def in_task_netns(self, name: str, container_id: str, argv: list[str]) -> tuple[int, str]:
         """Run argv (the node's iptables, curl) in the network namespace of a container inside node
         `name`: a fault on one task's network path, the node and its other tasks untouched."""
         pid = self.nodes[name].client().containers.get(container_id).attrs["State"]["Pid"]
-        code, out = self.host.containers.get(self.nodes[name].container).exec_run(
-            ["nsenter", "-t", str(pid), "-n", *argv])
-        return code, out.decode(errors="replace")
+        return self.on_node(name, ["nsenter", "-t", str(pid), "-n", *argv])
 
     def read_file(self, name: str, path: str) -> bytes:
         """A file of a node's own filesystem (not a container inside it), through the Engine API."""
