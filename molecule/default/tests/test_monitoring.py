@@ -11,6 +11,8 @@ import os
 import shlex
 import time
 
+from lab_checks import run_playbook
+
 LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-default")
 STACK = "swarmlab"
 MONITORING = "swarmlab-monitoring"
@@ -160,5 +162,58 @@ def test_a_stopped_replica_fires_replica_down_and_it_resolves_when_it_returns(ho
     print(f"RedisReplicaDown resolved in the sink {time.time() - returned:.1f} s after the replica was started")
     assert resolved[0]["labels"]["instance"] == master
     # The replica follows the master again before the next checks run.
+    wait_until("replica-2 linked again", 60, lambda: scalar(
+        host, 'redis_master_link_up{job="redis", instance="redis-replica-2"}') == 1, interval=2)
+
+
+def alertmanager(host, path: str, body: list | None = None):
+    url = f"http://{manager_address(host)}:9093/api/v2/{path}"
+    if body is None:
+        return json.loads(host.check_output(f"curl -sS -m 10 {url}"))
+    host.check_output(f"curl -sS -m 10 -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))} {url}")
+    return None
+
+
+def test_node_maintenance_silences_what_the_drain_fires_and_nothing_else(host):
+    """From the drain to the activation, Alertmanager holds back the alerts the drain of worker2 fires
+    (its Redis replica and Sentinel stop), so the on-call gets no notification for planned work; the
+    same alert of an instance on another node, and another node's NodeDown, still reach the sink.
+    Those two are posted to Alertmanager as Prometheus would (a failure cannot be made on demand
+    elsewhere while the drain runs); the drain's own alert is the real one."""
+    replica, others = "redis-replica-2", [{"alertname": "RedisInstanceDown", "instance": "redis-replica-1"},
+                                          {"alertname": "NodeDown", "node": "worker1"}]
+    subject = "node maintenance of worker2"
+    started = time.time()
+    drained = run_playbook(LAB, "playbooks/node_maintenance.yml", "-e", "node=worker2", "-e", "maintenance=drain")
+    try:
+        assert drained.returncode == 0, drained.stdout[-3000:]
+        wait_until(f"RedisInstanceDown of {replica} firing in Prometheus", 60, lambda: any(
+            a["labels"]["alertname"] == "RedisInstanceDown" and a["labels"].get("instance") == replica
+            and a["state"] == "firing" for a in api(host, "alerts")["alerts"]), interval=2)
+        held = wait_until(f"RedisInstanceDown of {replica} in Alertmanager", 30, lambda: [
+            a for a in alertmanager(host, "alerts") if a["labels"]["alertname"] == "RedisInstanceDown"
+            and a["labels"].get("instance") == replica], interval=2)
+        assert held[0]["status"]["state"] == "suppressed", held
+        now = time.time()
+        window = {"startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+                  "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 300))}
+        alertmanager(host, "alerts", [dict(window, labels=labels) for labels in others])
+        for labels in others:
+            wait_until(f"{labels} firing in the sink", 30, lambda labels=labels: [
+                a for a in sink_alerts(host, labels["alertname"], "firing", now)
+                if all(a["labels"].get(k) == v for k, v in labels.items())], interval=2)
+    finally:
+        ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        alertmanager(host, "alerts", [{"labels": labels, "startsAt": ended, "endsAt": ended} for labels in others])
+        activated = run_playbook(LAB, "playbooks/node_maintenance.yml", "-e", "node=worker2", "-e", "maintenance=activate")
+    assert activated.returncode == 0, activated.stdout[-3000:]
+    ours = [s for s in alertmanager(host, "silences")
+            if s["createdBy"] == "swarmlab.cluster" and s["comment"].startswith(subject + ":")]
+    assert ours and {s["status"]["state"] for s in ours} == {"expired"}, ours
+    # Lifted once the alerts resolved: nothing about worker2's replica reached the on-call.
+    time.sleep(2 * SCRAPE)
+    assert not [a for a in sink_alerts(host, "RedisInstanceDown", "firing", started)
+                if a["labels"].get("instance") == replica]
+    assert not sink_alerts(host, "RedisReplicaDown", "firing", started)
     wait_until("replica-2 linked again", 60, lambda: scalar(
         host, 'redis_master_link_up{job="redis", instance="redis-replica-2"}') == 1, interval=2)

@@ -1,0 +1,150 @@
+"""The monitoring role's `silence` entry point (what node maintenance silences from the drain to the
+activation) against a real Alertmanager, Debian's prometheus-alertmanager, started here on loopback.
+
+The alerts are posted to Alertmanager's API as Prometheus would send them; what a silence holds
+back is read from the same API (an alert's state `suppressed` and the silences muting it)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from ansible_collections.swarmlab.cluster.tests.integration.support.local_run import run_role_tasks
+from ansible_collections.swarmlab.cluster.tests.integration.support.ports import free_port
+from monitoringtest_support import stop, tool, wait_for_port
+
+SUBJECT = "node maintenance of worker2"
+# What node maintenance silences when a drain of worker2 reduces redis-replica-2.
+WANTED = [{"alertname": "NodeDown", "node": "worker2"},
+          {"alertname": "RedisInstanceDown|RedisReplicaLinkDown", "instance": "redis-replica-2"}]
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n")
+    proc = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={config}",
+                             f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--cluster.listen-address="], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def api(url: str, path: str, body=None, method: str | None = None):
+    req = urllib.request.Request(f"{url}/api/v2/{path}", method=method, headers={"Content-Type": "application/json"},
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def fire(url: str, *label_sets: dict, resolved: bool = False) -> None:
+    """Alerts as Prometheus posts them: firing for the next 5 minutes, or resolved now."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ends = now if resolved else now + dt.timedelta(minutes=5)
+    api(url, "alerts", [{"labels": labels, "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+                         "endsAt": ends.isoformat()} for labels in label_sets])
+
+
+def states(url: str) -> dict[tuple, str]:
+    return {tuple(sorted(a["labels"].items())): a["status"]["state"] for a in api(url, "alerts")}
+
+
+def key(**labels: str) -> tuple:
+    return tuple(sorted(labels.items()))
+
+
+def silence(tmp_path, url: str, state: str = "present", *options: str, **extra) -> tuple[subprocess.CompletedProcess, dict]:
+    """The entry point as node maintenance includes it; returns the run and its monitoring_silence_result."""
+    variables = {"monitoring_silence_url": url, "monitoring_silence_state": state,
+                 "monitoring_silence_subject": SUBJECT, "monitoring_silence_alerts": WANTED, **extra}
+    done = run_role_tasks(tmp_path, "monitoring", "silence.yml", variables, *options, callback="json")
+    result = {}
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return done, result
+    for task in report["plays"][0]["tasks"]:
+        facts = task["hosts"].get("localhost", {}).get("ansible_facts", {})
+        result = facts.get("monitoring_silence_result", result)
+    done.changed = report["stats"]["localhost"]["changed"]
+    return done, result
+
+
+def test_it_silences_what_it_names_and_nothing_else(tmp_path, alertmanager):
+    fire(alertmanager, {"alertname": "NodeDown", "node": "worker2"},
+         {"alertname": "RedisInstanceDown", "instance": "redis-replica-2"},
+         {"alertname": "RedisInstanceDown", "instance": "redis-replica-1"},   # another replica
+         {"alertname": "NodeDown", "node": "worker22"},                      # a prefix is no match
+         {"alertname": "RedisMasterMissing"})
+    done, result = silence(tmp_path, alertmanager)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert len(result["created"]) == 2 and done.changed == 1
+    assert states(alertmanager) == {
+        key(alertname="NodeDown", node="worker2"): "suppressed",
+        key(alertname="RedisInstanceDown", instance="redis-replica-2"): "suppressed",
+        key(alertname="RedisInstanceDown", instance="redis-replica-1"): "active",
+        key(alertname="NodeDown", node="worker22"): "active",
+        key(alertname="RedisMasterMissing"): "active",
+    }
+    made = [s for s in api(alertmanager, "silences") if s["status"]["state"] == "active"]
+    assert {s["createdBy"] for s in made} == {"swarmlab.cluster"}
+    assert all(s["comment"].startswith(SUBJECT + ": ") for s in made)
+    # At most monitoring_silence_duration (60 minutes) if nothing lifts them.
+    for item in made:
+        length = dt.datetime.fromisoformat(item["endsAt"].replace("Z", "+00:00")) - \
+            dt.datetime.fromisoformat(item["startsAt"].replace("Z", "+00:00"))
+        assert dt.timedelta(minutes=59) < length <= dt.timedelta(minutes=60, seconds=5), length
+
+    again, result = silence(tmp_path, alertmanager)
+    assert again.returncode == 0 and again.changed == 0, again.stdout[-3000:]
+    assert result["created"] == [] and sorted(result["kept"]) == sorted(s["id"] for s in made)
+
+
+def test_an_empty_or_malformed_request_is_refused_before_any_change(tmp_path, alertmanager):
+    for extra in ({"monitoring_silence_alerts": [{}]},                       # would silence everything
+                  {"monitoring_silence_alerts": ["NodeDown"]},
+                  {"monitoring_silence_subject": "drain: worker2"},
+                  {"monitoring_silence_duration": 0}):
+        done, _result = silence(tmp_path, alertmanager, **extra)
+        assert done.returncode != 0, extra
+        assert "monitoring_silence_state must be present or absent" in done.stdout, done.stdout[-2000:]
+    assert api(alertmanager, "silences") == []
+
+
+def test_check_mode_creates_nothing(tmp_path, alertmanager):
+    done, _result = silence(tmp_path, alertmanager, "present", "--check")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert api(alertmanager, "silences") == []
+
+
+def test_lifting_waits_for_the_silenced_alerts_to_resolve(tmp_path, alertmanager):
+    """Lifted while its alerts still fire, a silence lets each notify once: lifting waits first
+    (up to monitoring_silence_settle_timeout), then expires the silences all the same and names
+    what still fires."""
+    fire(alertmanager, {"alertname": "RedisInstanceDown", "instance": "redis-replica-2"},
+         {"alertname": "RedisInstanceDown", "instance": "redis-replica-1"})
+    assert silence(tmp_path, alertmanager)[0].returncode == 0
+    done, result = silence(tmp_path, alertmanager, "absent", monitoring_silence_settle_timeout=6)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert len(result["expired"]) == 2
+    assert result["still_firing"] == [{"alertname": "RedisInstanceDown", "instance": "redis-replica-2"}]
+    assert states(alertmanager)[key(alertname="RedisInstanceDown", instance="redis-replica-2")] == "active"
+    assert {s["status"]["state"] for s in api(alertmanager, "silences")} == {"expired"}
+
+    # Resolved first: nothing to wait for, nothing left firing.
+    assert silence(tmp_path, alertmanager)[0].returncode == 0
+    fire(alertmanager, {"alertname": "RedisInstanceDown", "instance": "redis-replica-2"}, resolved=True)
+    done, result = silence(tmp_path, alertmanager, "absent")
+    assert done.returncode == 0 and done.changed == 1
+    assert len(result["expired"]) == 2 and result["still_firing"] == []
+    # Nothing of this subject left to lift: no change.
+    again, result = silence(tmp_path, alertmanager, "absent")
+    assert again.returncode == 0 and again.changed == 0 and result["expired"] == []
