@@ -52,6 +52,10 @@ wait_value() { # the reads may go to a replica: give replication a moment
     done
     fail "counter is '$v', expected $1"
 }
+sentinel_logs() { # since (RFC 3339): what the stack's Sentinels logged
+    docker exec "$M" sh -c 'for s in $(docker service ls -q --filter "name=$1_redis-sentinel-"); do
+        timeout 30 docker service logs --raw --since "$2" "$s" 2>&1; done' sh "$STACK" "$1"
+}
 nodes() { docker ps --filter "label=org.swarmlab.lab=$LAB" --format '{{.Names}}' | sort; }
 registry() { docker exec "$M" ls /etc/docker/certs.d | head -n 1; }
 catalog() { # repo:tag lines (without the registry's address: a lab made anew may get another
@@ -79,8 +83,14 @@ if [ -z "${DR_FROM:-}" ]; then
     cas > "$DR_BACKUP_DIR/ca.before"
     say "catalog: $(tr '\n' ' ' < "$DR_BACKUP_DIR/catalog.before")"
 
+    since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     step backup "$PLAYBOOK" playbooks/backup.yml -e "backup_dir=$DR_BACKUP_DIR"
     wait_value "$COUNT"
+    # The backup stops the manager's engine; the Redis master must have been handed over before,
+    # not found down by the Sentinels (a failover of their own loses unreplicated writes).
+    odown=$(sentinel_logs "$since" | grep -c '+odown master' || true)
+    [ "$odown" = 0 ] || fail "the Sentinels found the Redis master down during the backup and failed over on their own"
+    say "no failover of the Sentinels' own during the backup"
     step destroy "$PLAYBOOK" playbooks/lab.yml -e lab_state=down
     [ -z "$(nodes)" ] || fail "lab nodes still there: $(nodes)"
     step create "$PLAYBOOK" playbooks/lab.yml
