@@ -11,9 +11,10 @@ class ModuleDocFragment:
 options:
   poll_interval:
     description:
-      - Seconds between two looks at the Swarm while waiting.
-    type: int
-    default: 2
+      - Seconds between two looks at the Swarm while waiting. Each look is a few reads of the
+        manager's API; a longer interval only adds to every wait.
+    type: float
+    default: 0.5
   docker_host:
     description:
       - The Docker daemon's Unix socket, as a C(unix://) URL. Other schemes are not supported.

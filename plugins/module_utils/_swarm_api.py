@@ -30,7 +30,7 @@ DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 
 # Options every Swarm maintenance module takes; documented in doc_fragments/swarm.py.
 SWARM_API_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-    'poll_interval': {'type': 'int', 'default': 2},
+    'poll_interval': {'type': 'float', 'default': 0.5},
     'docker_host': {'type': 'str', 'default': DEFAULT_DOCKER_HOST},
     'api_timeout': {'type': 'int', 'default': 60},
 }
