@@ -148,3 +148,21 @@ def test_lifting_waits_for_the_silenced_alerts_to_resolve(tmp_path, alertmanager
     # Nothing of this subject left to lift: no change.
     again, result = silence(tmp_path, alertmanager, "absent")
     assert again.returncode == 0 and again.changed == 0 and result["expired"] == []
+
+
+def test_an_alertmanager_that_does_not_answer_fails_the_silence_unless_best_effort(tmp_path):
+    """Nothing listens where Alertmanager should answer (stopped, or on the node under maintenance):
+    without best effort the silence fails with a message that says so; with it (what node maintenance
+    asks for) the run goes on, changes nothing and says why nothing was silenced or lifted."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    done, _result = silence(tmp_path, nowhere)
+    assert done.returncode != 0
+    assert f"Alertmanager at {nowhere}/api/v2 did not answer as expected, so nothing was silenced" in done.stdout, \
+        done.stdout[-2000:]
+    for state, said in (("present", "nothing silenced: the alerts notify"),
+                        ("absent", "nothing lifted: the silences end by themselves")):
+        done, result = silence(tmp_path, nowhere, state, monitoring_silence_best_effort=True)
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert done.changed == 0
+        assert result["skipped"].startswith(f"Alertmanager at {nowhere}/api/v2 did not answer (") and said in result["skipped"], result
+        assert result["created"] == [] and result["expired"] == []
