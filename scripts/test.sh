@@ -20,7 +20,12 @@ done
 # 20 min side by side, 25 in turn). The default scenario's drills put load on the stack and count
 # lost writes and failed requests: it runs after, on its own.
 # SWARMLAB_ALONGSIDE="" runs everything in turn.
-alongside=${SWARMLAB_ALONGSIDE-"lab swarm ha"}
+alongside=${SWARMLAB_ALONGSIDE-"lab swarm"}
+# These start once the other stages have ended, beside default's create, check, converge and
+# idempotence (Ansible runs, not load tests): default's verify waits until they have ended
+# (SWARMLAB_VERIFY_AFTER, molecule/conftest.py), and fails if they did. Their log:
+# results/test/later.log. SWARMLAB_LATER="" runs them in turn instead.
+later=${SWARMLAB_LATER-"ha"}
 results="$here/results/test"
 # SWARMLAB_TEST_STARTED: set for the run of the other stages beside the scenarios (below).
 nested=${SWARMLAB_TEST_STARTED:-}
@@ -84,15 +89,30 @@ run_scenario() {
     fi
 }
 
-# Which scenarios run beside the other stages, and which stages those are.
-others=() beside=()
+# Which scenarios run beside the other stages, which after them beside default, and which stages
+# those are.
+others=() beside=() after=()
 for stage in "${stages[@]}"; do [ "$stage" = molecule ] || others+=("$stage"); done
 if [ -z "$nested" ] && [ ${#others[@]} -gt 0 ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
     for sc in $alongside; do [[ " $scenarios " != *" $sc "* ]] || beside+=("$sc"); done
+    if [[ " $scenarios " == *" default "* ]]; then
+        for sc in $later; do [[ " $scenarios " != *" $sc "* || " ${beside[*]} " == *" $sc "* ]] || after+=("$sc"); done
+    fi
 fi
-others_pid='' others_rc=''
-# A failing scenario ends the run, and the other stages' run with it (its own session).
-trap '[ -z "$others_pid" ] || kill -- -"$others_pid" 2>/dev/null || true' EXIT
+others_pid='' others_rc='' later_pid=''
+later_done="$results/later.status" later_pidfile="$results/later.pid"
+# A failing scenario ends the run, and the other stages' and the later scenarios' runs with it
+# (each in its own session).
+trap '[ -z "$others_pid" ] || kill -- -"$others_pid" 2>/dev/null || true
+      [ -z "$later_pid" ] || [ ! -s "$later_pidfile" ] || kill -- -"$(cat "$later_pidfile")" 2>/dev/null || true' EXIT
+
+# In the run of the later scenarios: wait until the other stages have ended, so that they never
+# run beside those and default at once (2 CPUs).
+if [ -n "${SWARMLAB_LATER_AFTER_PID:-}" ]; then
+    echo $$ > "$later_pidfile"
+    while kill -0 "$SWARMLAB_LATER_AFTER_PID" 2>/dev/null; do sleep 5; done
+    step "${SWARMLAB_SCENARIOS:-}: the other stages have ended"
+fi
 
 [ -n "$nested" ] || bash scripts/setup.sh
 # shellcheck disable=SC1091
@@ -114,9 +134,21 @@ if [ ${#beside[@]} -gt 0 ]; then
     SWARMLAB_TEST_STARTED=$started setsid bash "$0" "${others[@]}" > "$results/others.log" 2>&1 &
     others_pid=$!
     for sc in "${beside[@]}"; do others_ended; run_scenario "$sc"; done
-    [ -n "$others_rc" ] || step "${others[*]}: waiting for them"
-    others_ended wait
-    [[ " ${others[*]} " != *" pytest "* ]] || count_pytest
+    if [ ${#after[@]} -gt 0 ]; then
+        others_ended
+        step "${after[*]} once ${others[*]} have ended, beside default until its verify (log: results/test/later.log)"
+        rm -f "$later_done" "$later_pidfile"
+        { rc=0
+          SWARMLAB_TEST_STARTED=$started SWARMLAB_SCENARIOS="${after[*]}" SWARMLAB_LATER_AFTER_PID="${others_pid:-}" \
+              setsid bash "$0" molecule > "$results/later.log" 2>&1 || rc=$?
+          echo "$rc" > "$later_done"; } &
+        later_pid=$!
+        export SWARMLAB_VERIFY_AFTER=$later_done
+    else
+        [ -n "$others_rc" ] || step "${others[*]}: waiting for them"
+        others_ended wait
+        [[ " ${others[*]} " != *" pytest "* ]] || count_pytest
+    fi
     stages=(molecule)
 fi
 
@@ -151,13 +183,23 @@ for stage in "${stages[@]}"; do
         ;;
     molecule)
         for sc in $scenarios; do
-            [[ " ${beside[*]} " == *" $sc "* ]] || run_scenario "$sc"
+            [[ " ${beside[*]} ${after[*]} " == *" $sc "* ]] || run_scenario "$sc"
         done
         ;;
     *)
         echo "unknown stage: $stage" >&2; exit 2 ;;
     esac
 done
+if [ -n "$later_pid" ]; then
+    [ -s "$later_done" ] || step "${after[*]}: waiting for them"
+    wait "$later_pid" || true
+    later_pid=''
+    cat "$results/later.log"
+    [ "$(cat "$later_done" 2>/dev/null)" = 0 ] || { echo "molecule scenario(s) ${after[*]} FAILED" >&2; exit 1; }
+    passed=$((passed + ${#after[@]}))
+    others_ended wait
+    [[ " ${others[*]} " != *" pytest "* ]] || count_pytest
+fi
 step "done${nested:+ (${stages[*]})}"
 [ -n "$nested" ] || echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
