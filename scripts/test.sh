@@ -95,7 +95,8 @@ others=() beside=() after=()
 for stage in "${stages[@]}"; do [ "$stage" = molecule ] || others+=("$stage"); done
 if [ -z "$nested" ] && [ ${#others[@]} -gt 0 ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
     for sc in $alongside; do [[ " $scenarios " != *" $sc "* ]] || beside+=("$sc"); done
-    if [[ " $scenarios " == *" default "* ]]; then
+    # (Only with scenarios beside the other stages: they are what the later ones wait behind.)
+    if [ ${#beside[@]} -gt 0 ] && [[ " $scenarios " == *" default "* ]]; then
         for sc in $later; do [[ " $scenarios " != *" $sc "* || " ${beside[*]} " == *" $sc "* ]] || after+=("$sc"); done
     fi
 fi
