@@ -215,10 +215,13 @@ def test_sentinel_switchover_right_after_a_reset_waits_for_a_good_replica(topo, 
 # ODOWN and their own failover 4 s into a 5 s pause).
 
 def stuck_failover(sentinel) -> None:
-    """A failover that stays under way on ``sentinel`` (its failover-timeout, 20 s here): the
-    REPLICAOF it sends the chosen replica is renamed to a command that does not exist."""
+    """A failover that stays under way on ``sentinel`` for the rest of the test: the REPLICAOF it
+    sends the chosen replica is renamed to a command that does not exist, and its failover-timeout
+    is 10 min. With the harness's 20 s, a 90 s stall of a loaded CI machine had let it end before
+    the module looked, and the module rightly went on."""
     client = sentinel.client()
     client.execute_command('SENTINEL', 'SET', 'mymaster', 'rename-command', 'SLAVEOF', 'NO-SUCH-COMMAND')
+    client.execute_command('SENTINEL', 'SET', 'mymaster', 'failover-timeout', '600000')
     client.execute_command('SENTINEL', 'FAILOVER', 'mymaster')
 
 
@@ -236,6 +239,7 @@ def test_sentinel_switchover_while_a_failover_is_under_way_is_refused_before_any
     assert 'already failing over mymaster' in result['msg'] and topo.sentinels[runs_it].addr in result['msg']
     assert result['msg'].endswith('nothing was changed')
     assert masters(topo) == [topo.master]
+    assert 'failover_in_progress' in topo.sentinels[runs_it].client().sentinel_master('mymaster')['flags']
     assert writer.longest_wait < 0.5, 'writes were held %.1f s' % writer.longest_wait
     assert_no_acknowledged_write_lost(values, int(topo.master.client().get('counter')))
 
@@ -358,8 +362,7 @@ def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fai
 
     def fail_over_meanwhile():
         # After the module's check for a failover under way (it refuses to begin during one), and
-        # a second at least before its paused wait gives up; that failover then lasts 20 s (the
-        # Sentinels' failover-timeout).
+        # a second at least before its paused wait gives up; that failover then stays under way.
         wait_held_back(topo)
         stuck_failover(topo.sentinels[1])
 
@@ -376,7 +379,7 @@ def test_sentinel_switchover_that_fails_keeps_writes_paused_while_a_sentinel_fai
 
 def test_sentinel_switchover_whose_own_failover_stalls_keeps_writes_paused(topo):
     # The Sentinel the module asks begins the failover but promotes nothing within the module's
-    # timeout (the REPLICAOF NO ONE it sends is renamed away; its failover-timeout is 20 s): the
+    # timeout (the REPLICAOF NO ONE it sends is renamed away; its failover-timeout is 10 min): the
     # old master must not take writes again, which that failover would lose when it demotes it.
     # Renamed on every Sentinel: under CI's load the others, seeing the paused master as down,
     # had finished a failover of their own within the 8 s (a pass the test did not mean to check).
@@ -384,6 +387,7 @@ def test_sentinel_switchover_whose_own_failover_stalls_keeps_writes_paused(topo)
     asked = topo.sentinels[0]
     for sentinel in topo.sentinels:
         sentinel.client().execute_command('SENTINEL', 'SET', 'mymaster', 'rename-command', 'SLAVEOF', 'NO-SUCH-COMMAND')
+        sentinel.client().execute_command('SENTINEL', 'SET', 'mymaster', 'failover-timeout', '600000')
     writer = writing(topo)
     result = sentinel_switchover(topo, topo.replicas[0], timeout=8)
     assert result.get('failed'), result
