@@ -122,25 +122,58 @@ def test_redis_replicas_and_sentinels_spread_over_the_nodes(host):
     assert len(set(sentinels)) == 3
 
 
-def test_draining_a_worker_is_accepted_in_check_mode():
-    # Before, each Sentinel was pinned without a group: draining any worker stranded one and was
-    # refused. Now the worker's replica and Sentinel are reduced (their groups keep running). Check
-    # mode plans without changing the node.
+def node_maintenance(*args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """playbooks/node_maintenance.yml on this lab; the run and its JSON report."""
     root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "SWARMLAB_LAB_NAME": LAB, "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
            "ANSIBLE_STDOUT_CALLBACK": "json"}
     run = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml",
-         "-e", "node=worker1", "-e", "maintenance=drain", "--check"],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/node_maintenance.yml", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run, json.loads(run.stdout)
+
+
+def task_results(report: dict, name: str) -> list[dict]:
+    return [hostres for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == name
+            for hostres in task["hosts"].values()]
+
+
+def test_draining_a_worker_is_accepted_in_check_mode():
+    # Before, each Sentinel was pinned without a group: draining any worker stranded one and was
+    # refused. Now the worker's replica and Sentinel are reduced (their groups keep running). Check
+    # mode plans without changing the node.
+    run, report = node_maintenance("-e", "node=worker1", "-e", "maintenance=drain", "--check")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     # The drain's own result (the plan before it, for the silences, reports the same).
-    results = [hostres for play in json.loads(run.stdout)["plays"] for task in play["tasks"]
-               if task["task"]["name"] == "Drain the node and wait until its work runs elsewhere"
-               for hostres in task["hosts"].values() if "reduced" in hostres]
+    results = [hostres for hostres in task_results(report, "Drain the node and wait until its work runs elsewhere")
+               if "reduced" in hostres]
     assert len(results) == 1 and results[0]["stranded"] == [], results
     reduced = {item["name"] for item in results[0]["reduced"]}
     assert {f"{STACK}_redis-sentinel-2", f"{STACK}_redis-replica-1"} <= reduced, results[0]["reduced"]
+
+
+def test_draining_the_masters_node_when_the_drain_would_strand_work_is_refused_before_the_handover(host):
+    # manager1 runs the Redis master and the edge, which runs on managers only: the drain would
+    # strand the edge even once the master is handed over. Refused at the plan, before the handover:
+    # the master stays, nothing is silenced, the node stays active. (With the plan's refusal made
+    # non-fatal, the master moved to a worker for a drain the drain task then refused.)
+    def master_node() -> str:
+        named = redis_cli(host, "redis-sentinel-1", "SENTINEL get-master-addr-by-name mymaster").split()[0]
+        return host.check_output(f"docker service ps {STACK}_{named} --filter desired-state=running "
+                                 "--format '{{.Node}}'").strip()
+
+    assert master_node() == "manager1"
+    run, report = node_maintenance("-e", "node=manager1", "-e", "maintenance=drain")
+    assert run.returncode != 0, run.stdout[-3000:]
+    plan = task_results(report, "Plan the drain")
+    assert len(plan) == 1 and plan[0].get("failed"), plan
+    assert plan[0]["msg"].startswith("Refusing to drain manager1:"), plan[0]["msg"]
+    assert f"{STACK}_edge" in [item["name"] for item in plan[0]["stranded"]], plan[0]["stranded"]
+    ran = {task["task"]["name"] for play in report["plays"] for task in play["tasks"]}
+    assert not {n for n in ran if n.startswith(("Switch the master over", "Silence the alerts"))}, ran
+    assert all(stats["changed"] == 0 for stats in report["stats"].values()), report["stats"]
+    assert master_node() == "manager1"
+    assert host.check_output("docker node inspect manager1 --format '{{.Spec.Availability}}'").strip() == "active"
 
 
 def test_redis_master_sees_two_replicas(host):
