@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.swarmlab.cluster.plugins.module_utils._swarm import quorum_loss
+
 DOCUMENTATION = r"""
 name: swarm_backup_source
 short_description: Choose the manager whose Swarm state the backup copies, without losing the Raft quorum
@@ -97,15 +99,12 @@ def swarm_backup_source(managers: list, hosts: dict, first: str, redis_master_no
     candidates = [h for h, node_id in hosts.items() if node_id in followers] if len(managers) >= 3 else []
     candidates = [h for h in candidates if h != first] + [h for h in candidates if h == first]
     host = (candidates + list(hosts))[0]
-    left = len(reachable) - 1
-    quorum = len(managers) // 2 + 1
-    problem = ""
     if hosts[host] not in set(m["ID"] for m in reachable):
         problem = "Raft does not reach %s, the manager to copy the state from: its copy may be stale" % host
-    elif len(managers) >= 3 and left < quorum:
-        problem = ("stopping the engine of %s would leave %d of the %d managers reachable, fewer than the %d a Raft "
-                   "quorum needs (unreachable: %s): the Swarm could not be managed until it came back, and not at "
-                   "all if it did not" % (host, left, len(managers), quorum, ", ".join(unreachable)))
+    else:
+        lost = quorum_loss([(str(m.get("Hostname")), m in reachable) for m in managers],
+                           next(str(m.get("Hostname")) for m in reachable if m["ID"] == hosts[host]))
+        problem = lost
     return {"host": host, "follower": bool(candidates), "managers": len(managers), "reachable": len(reachable),
             "unreachable": unreachable, "problem": problem}
 

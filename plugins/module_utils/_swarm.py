@@ -71,6 +71,32 @@ def find_node(nodes: t.Iterable[Node], ref: str) -> Node:
     return named[0]
 
 
+def quorum_loss(managers: t.Iterable[tuple[str, bool]], leaving: str) -> str:
+    """Why the manager ``leaving`` going down would cost the Raft quorum, or '' when it would not.
+
+    ``managers``: (hostname, reachable by Raft) of every manager of the Swarm. Only with 3 or more:
+    1 manager is the whole Raft, and 2 have no majority without each other, so there is no quorum to
+    keep. A manager Raft does not reach counts as down (also 'unknown', seen briefly after a join).
+    """
+    managers = list(managers)
+    if len(managers) < 3:
+        return ''
+    reachable = [name for name, up in managers if up]
+    left = len(reachable) - (1 if leaving in reachable else 0)
+    quorum = len(managers) // 2 + 1
+    if left >= quorum:
+        return ''
+    return ('with %s down, %d of the %d managers would be reachable, fewer than the %d a Raft quorum needs '
+            '(unreachable: %s): the Swarm could not be managed until it came back, and not at all if it did not'
+            % (leaving, left, len(managers), quorum, ', '.join(sorted(name for name, up in managers if not up))))
+
+
+def manager_reachability(nodes: t.Iterable[Node]) -> list[tuple[str, bool]]:
+    """(hostname, reachable by Raft) of each manager among the API's nodes."""
+    return [(node_hostname(node), str((node.get('ManagerStatus') or {}).get('Reachability', '')) == 'reachable')
+            for node in nodes if node.get('Spec', {}).get('Role') == 'manager']
+
+
 # Services
 
 def service_name(service: Service) -> str:
@@ -338,7 +364,8 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
     (node_maintenance.yml does, with a Redis switchover). A primary never counts among the services
     that keep its group running (a group of replicas keeps running replicas).
 
-    ``problems`` are the reasons of a refusal: the last active node, and each stranded service.
+    ``problems`` are the reasons of a refusal: the last active node, each stranded service, and a
+    manager whose maintenance would cost the Raft quorum (another manager already unreachable).
     Not checked: CPU and memory reservations, and placement preferences (they spread tasks, they
     never forbid a node). Pure: the caller's snapshot of the API's nodes, services and tasks.
     """
@@ -354,6 +381,11 @@ def drain_plan(target: Node, nodes: t.Iterable[Node], services: t.Iterable[Servi
     if not remaining:
         plan['problems'].append(
             '%s is the last active node: no other node is active and ready to take its tasks.' % name)
+    # A manager is drained to be taken down (a reboot, an engine restart): not when that costs the quorum.
+    if target.get('Spec', {}).get('Role') == 'manager':
+        lost = quorum_loss(manager_reachability(nodes), name)
+        if lost:
+            plan['problems'].append('%s is a manager: %s.' % (name, lost))
     for service in sorted(services, key=service_name):
         sid = service['ID']
         on_target = sum(1 for task in tasks if task.get('ServiceID') == sid

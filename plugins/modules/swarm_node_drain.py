@@ -30,6 +30,10 @@ description:
     with C(node.hostname == <node>), the only task of a global service, any service of the last active
     node); its work would be lost, so the drain is refused unless O(force=true). The last active node
     is always refused without O(force). CPU and memory reservations are not checked.
+  - A manager is drained to be taken down (a reboot, an engine restart). With 3 or more managers, its
+    drain is refused unless O(force=true) when the managers Raft reaches without it would be fewer than
+    a majority of all (another manager already unreachable); the Swarm would lose its quorum while it is
+    down. Docker itself drains such a manager without a word.
   - Separate services that are redundant for one another, each pinned to its own node with its data
     there (the stack's Redis replicas and Sentinels), carry the service labels
     C(org.swarmlab.redundancy.group=<group>) and C(org.swarmlab.redundancy.min=<n>) (default 1). Such a
@@ -175,7 +179,7 @@ node:
     availability_before: active
     availability: drain
 capacity_problems:
-  description: Why the drain would lose work (the reasons of a refusal); empty when it would not.
+  description: Why the drain would lose work, or the Raft quorum once the manager is down (the reasons of a refusal); empty when it would not.
   returned: success, and with the failure when refused or timed out
   type: list
   elements: str

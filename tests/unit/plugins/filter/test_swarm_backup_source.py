@@ -1,6 +1,6 @@
 """Unit tests of the swarm_backup_source filter (which manager's engine playbooks/backup.yml stops). The
 managers are as docker_swarm_info returns them (nodes, role=manager). On a real Swarm: molecule/ha's
-test_30_backup.py (a drained follower) and test_40_backup_quorum.py (refused with a manager down)."""
+test_30_backup.py (a drained follower) and test_40_manager_down.py (refused with a manager down)."""
 from __future__ import annotations
 
 import pytest
@@ -56,8 +56,8 @@ def test_three_managers_one_down_refused(hosts):
     # manager3 is never the one: Raft does not reach it, its copy may be stale.
     assert (chosen["host"], chosen["reachable"], chosen["unreachable"]) == ("manager2", 2, ["manager3"])
     assert chosen["problem"] == (
-        "stopping the engine of manager2 would leave 1 of the 3 managers reachable, fewer than the 2 a Raft quorum "
-        "needs (unreachable: manager3): the Swarm could not be managed until it came back, and not at all if it did not")
+        "with manager2 down, 1 of the 3 managers would be reachable, fewer than the 2 a Raft quorum needs "
+        "(unreachable: manager3): the Swarm could not be managed until it came back, and not at all if it did not")
 
 
 def test_five_managers_keep_their_quorum_with_one_down_not_with_two():
@@ -66,7 +66,7 @@ def test_five_managers_keep_their_quorum_with_one_down_not_with_two():
     two_down = one_down[:3] + [manager(4, "Unreachable", "down"), one_down[4]]
     chosen = choose(two_down)
     assert chosen["unreachable"] == ["manager4", "manager5"]
-    assert "leave 2 of the 5 managers reachable, fewer than the 3" in chosen["problem"]
+    assert "with manager2 down, 2 of the 5 managers would be reachable, fewer than the 3" in chosen["problem"]
 
 
 def test_a_reachable_follower_that_is_not_ready_is_not_chosen():

@@ -117,6 +117,41 @@ class TestDrainPlan:
         nodes = [node('m1', 'manager1', availability='drain'), node('w1', 'worker1')]
         assert 'last active node' in sw.drain_plan(nodes[1], nodes, [], [])['problems'][0]
 
+    @staticmethod
+    def managers(*reachability):
+        nodes = [node('m%d' % i, 'manager%d' % i, role='manager', state='ready' if r == 'reachable' else 'down')
+                 for i, r in enumerate(reachability, 1)]
+        for n, r in zip(nodes, reachability):
+            n['ManagerStatus'] = {'Reachability': r, 'Leader': n['ID'] == 'm1'}
+        return nodes + [node('w1', 'worker1')]
+
+    def test_a_manager_whose_maintenance_would_cost_the_quorum_is_refused(self):
+        nodes = self.managers('reachable', 'reachable', 'unreachable')
+        plan = sw.drain_plan(nodes[1], nodes, [], [])
+        assert plan['problems'] == [
+            'manager2 is a manager: with manager2 down, 1 of the 3 managers would be reachable, fewer than the 2 a '
+            'Raft quorum needs (unreachable: manager3): the Swarm could not be managed until it came back, and '
+            'not at all if it did not.']
+        # The unreachable one itself costs nothing more; a worker never does.
+        assert sw.drain_plan(nodes[2], nodes, [], [])['problems'] == []
+        assert sw.drain_plan(nodes[3], nodes, [], [])['problems'] == []
+
+    @pytest.mark.parametrize('reachability', [
+        ('reachable', 'reachable', 'reachable'),
+        ('reachable', 'reachable', 'reachable', 'reachable', 'unreachable'),
+        ('reachable',),
+        ('reachable', 'reachable'),  # no majority without each other: no quorum to keep
+    ])
+    def test_a_manager_drained_with_its_quorum_kept(self, reachability):
+        nodes = self.managers(*reachability)
+        assert sw.drain_plan(nodes[1] if len(reachability) > 1 else nodes[0], nodes, [], [])['problems'] == []
+
+    def test_five_managers_two_down(self):
+        nodes = self.managers('reachable', 'reachable', 'reachable', 'unknown', 'unreachable')
+        problems = sw.drain_plan(nodes[1], nodes, [], [])['problems']
+        assert len(problems) == 1 and '2 of the 5 managers would be reachable, fewer than the 3' in problems[0]
+        assert '(unreachable: manager4, manager5)' in problems[0]
+
     def test_pinned_service_is_stranded_and_refused(self):
         svc = service('pinned', replicas=1, constraints=self.PINNED)
         plan = sw.drain_plan(NODES[1], NODES, [svc], [task('pinned', 'w1')])

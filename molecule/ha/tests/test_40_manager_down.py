@@ -1,5 +1,6 @@
-"""The Swarm state's backup with a manager down, as a user runs it: playbooks/backup.yml with
-ansible-playbook (-e backup_redis=false -e backup_registry=false: no stack and no registry here).
+"""With a manager down, as a user runs the playbooks: the Swarm state's backup (playbooks/backup.yml,
+-e backup_redis=false -e backup_registry=false: no stack and no registry here) and node maintenance
+(playbooks/node_maintenance.yml) of another manager refuse before the Raft quorum is at stake.
 
 A follower's node container is paused, as a host that stopped answering: Raft marks it unreachable
 within seconds, and Ansible cannot reach it. Before the fix (found on this lab, 2026-12-06):
@@ -7,6 +8,7 @@ within seconds, and Ansible cannot reach it. Before the fix (found on this lab, 
   its engine, leaving the leader alone of 3 managers: no Raft quorum until it came back;
 - with it in the run, the plays after the unreachable host's still ran, and the backup ended on
   "src (or content) is required" instead of saying what was missing;
+- node maintenance drained the other follower, to be taken down (Docker drains it without a word);
 - with --limit leaving out localhost (whose play makes the backup's directory), a follower was
   drained before the run failed on the missing directory.
 Runs after test_30_backup.py (file order).
@@ -52,6 +54,11 @@ def wait_for(host, name: str, state: str) -> None:
     assert reachability(host).get(name) == state, reachability(host)
 
 
+def said(done) -> str:
+    """The run's output with its lines joined: Ansible wraps long messages where it likes."""
+    return " ".join(done.stdout.split())
+
+
 def availability(host) -> dict[str, str]:
     return {name: n["Spec"]["Availability"] for name, n in managers(host).items()}
 
@@ -64,6 +71,8 @@ def one_down(host, tmp_path_factory):
     up = [n for n in NAMES if n != down]
     started = engine_started(up)
     runs = {}
+    # The other follower, which node maintenance is asked to drain.
+    other = sorted(name for name, n in managers(host).items() if name != down and not n["ManagerStatus"].get("Leader"))[0]
     subprocess.run(["docker", "pause", "%s-%s" % (LAB, down)], check=True)
     try:
         wait_for(host, down, "unreachable")
@@ -72,8 +81,12 @@ def one_down(host, tmp_path_factory):
             done = run_playbook(LAB, "playbooks/backup.yml", "-e", "backup_dir=%s" % backups,
                                 "-e", "backup_redis=false", "-e", "backup_registry=false", *limit)
             runs[case] = done, backups, availability(host)
+        done = run_playbook(LAB, "playbooks/node_maintenance.yml", "-e", "node=%s" % other, "-e", "maintenance=drain")
+        runs["maintenance"] = done, other, availability(host)
     finally:
         subprocess.run(["docker", "unpause", "%s-%s" % (LAB, down)], check=True)
+        # Before the fix the drain happened: the lab is left as it was for the tests after.
+        host.run("docker node update --availability active %s" % other)
     wait_for(host, down, "reachable")
     return down, up, started, runs
 
@@ -82,8 +95,8 @@ def test_with_the_down_manager_left_out_the_backup_refuses_before_stopping_a_sec
     down, up, started, runs = one_down
     done, backups, availability_after = runs["left out"]
     assert done.returncode != 0
-    assert "Refusing to back up the Swarm state: stopping the engine of" in done.stdout, done.stdout[-3000:]
-    assert "fewer than the 2 a Raft quorum needs (unreachable: %s)" % down in done.stdout
+    assert "for the Swarm state's backup: with manager" in said(done), done.stdout[-3000:]
+    assert "fewer than the 2 a Raft quorum needs (unreachable: %s)" % down in said(done)
     assert all(counts["changed"] == 0 for host, counts in recap(done.stdout).items() if host != "localhost")
     assert availability_after == {n: "active" for n in NAMES}
     assert not list(backups.glob("*/manifest.yml"))
@@ -94,9 +107,19 @@ def test_with_the_down_manager_in_the_run_the_backup_says_what_it_lacks(one_down
     done, backups, availability_after = runs["in the run"]
     assert done.returncode != 0
     assert "fatal: [%s]: UNREACHABLE!" % down in done.stdout
-    assert "This backup lacks the Swarm state" in done.stdout, done.stdout[-3000:]
+    assert "This backup lacks the Swarm state" in said(done), done.stdout[-3000:]
     assert availability_after == {n: "active" for n in NAMES}
     assert not list(backups.glob("*/manifest.yml"))
+
+
+def test_node_maintenance_refuses_to_drain_another_manager(one_down):
+    down, up, started, runs = one_down
+    done, other, availability_after = runs["maintenance"]
+    assert done.returncode != 0
+    assert "Refusing to drain %s: %s is a manager: with %s down, 1 of the 3 managers would be reachable" % (
+        other, other, other) in said(done), done.stdout[-3000:]
+    assert "(unreachable: %s)" % down in said(done)
+    assert availability_after == {n: "active" for n in NAMES}
 
 
 def test_no_engine_restarted_and_raft_whole_again(one_down, host):
@@ -110,7 +133,7 @@ def test_a_limit_without_localhost_is_refused_before_any_drain(tmp_path):
     done = run_playbook(LAB, "playbooks/backup.yml", "-e", "backup_dir=%s" % tmp_path,
                         "-e", "backup_redis=false", "-e", "backup_registry=false", "--limit", "all")
     assert done.returncode != 0
-    assert "The controller's play did not run, so this backup has no directory" in done.stdout, done.stdout[-3000:]
+    assert "The controller's play did not run, so this backup has no directory" in said(done), done.stdout[-3000:]
     assert availability(node("manager1")) == {n: "active" for n in NAMES}
     assert engine_started(NAMES) == started
     assert not list(tmp_path.iterdir())
