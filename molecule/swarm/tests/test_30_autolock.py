@@ -77,3 +77,27 @@ def test_a_restarted_manager_is_locked_and_the_playbook_unlocks_it(host, key):
 
     again = unlock_playbook()
     assert again.returncode == 0 and re.search(r"manager1\s+: ok=\d+\s+changed=0\s", again.stdout), again.stdout[-3000:]
+
+
+def test_the_engines_restarted_in_turn_stop_at_the_manager_that_comes_back_locked(host, key):
+    """docker_engine.yml with docker_engine_restart_swarm_nodes: true and a new configuration: the
+    manager's engine restarts locked, the rollout stops there and says to unlock it. Its restart is
+    done, so no restart is left waiting: once unlocked, the same run changes nothing (a restart left
+    marked would lock it again on every run)."""
+    current = json.loads(host.file("/etc/docker/daemon.json").content_string)["log-opts"]["max-file"]
+    args = ["--limit", "manager1", "-e", json.dumps({"docker_engine_image_archives": []}),
+            "-e", "docker_engine_restart_swarm_nodes=true", "-e", "docker_engine_log_max_file=%d" % (int(current) + 1)]
+    done = run_playbook(LAB, "playbooks/docker_engine.yml", *args)
+    assert done.returncode != 0
+    assert "Stopped restarting the engines in turn at manager1 (Stop at a locked manager:" in " ".join(done.stdout.split())
+    assert "playbooks/swarm_unlock.yml" in done.stdout
+    assert swarm_state(host)["LocalNodeState"] == "locked"
+    assert not host.file("/etc/docker/swarmlab-restart-pending").exists
+    assert key not in done.stdout + done.stderr
+
+    assert unlock_playbook().returncode == 0
+    assert swarm_state(host)["LocalNodeState"] == "active"
+    again = run_playbook(LAB, "playbooks/docker_engine.yml", *args)
+    assert again.returncode == 0
+    assert re.search(r"manager1\s+: ok=\d+\s+changed=0\s", again.stdout), again.stdout[-3000:]
+    assert swarm_state(host)["LocalNodeState"] == "active"

@@ -1,0 +1,130 @@
+"""A new engine configuration with docker_engine_restart_swarm_nodes: true on 3 managers and 2 workers,
+as a user runs it: `playbooks/docker_engine.yml -e docker_engine_restart_swarm_nodes=true`.
+
+Before (found on this lab, 2026-12-06): the role's handler restarted the engine of every node the run
+changed at once, all 3 managers included. The Raft group lost its leader and its quorum until they
+were all back, and a daemon.json the engine refused stopped every engine of the Swarm, not one.
+Now the engines restart in turn: workers first, the Raft leader last, each back in the Swarm before
+the next one stops. (The rollout that stops at an engine that refuses its configuration: the swarm
+scenario's test_25_engine_refused.py.)
+Runs after test_40_manager_down.py (file order); leaves the new configuration on every node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+import testinfra
+from lab_checks import recap, run_playbook
+
+LAB = os.environ.get("SWARMLAB_LAB_NAME", "molecule-ha")
+testinfra_hosts = ["docker://%s-manager1" % LAB]
+MANAGERS = ["manager1", "manager2", "manager3"]
+WORKERS = ["worker1", "worker2"]
+MARKER = "/etc/docker/swarmlab-restart-pending"
+
+
+def node(name: str):
+    return testinfra.get_host("docker://%s-%s" % (LAB, name))
+
+
+def engine_times(names: list[str]) -> dict[str, tuple[int, int]]:
+    """(when docker.service last stopped, when it last became active) per node, in µs of the one
+    kernel's monotonic clock that every node container shares: comparable across nodes."""
+    times = {}
+    for name in names:
+        shown = dict(line.split("=", 1) for line in node(name).check_output(
+            "systemctl show docker -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic").splitlines())
+        times[name] = (int(shown["ActiveExitTimestampMonotonic"]), int(shown["ActiveEnterTimestampMonotonic"]))
+    return times
+
+
+def engine_config(*args: str) -> subprocess.CompletedProcess:
+    # No image archives: the images are not what this run is about, and loading them is slow.
+    return run_playbook(LAB, "playbooks/docker_engine.yml", "-e", json.dumps({"docker_engine_image_archives": []}),
+                        "-e", "docker_engine_restart_swarm_nodes=true", *args)
+
+
+class QuorumWatch:
+    """Asks each manager for the node list every 0.25 s until stopped (all 3 at once), and counts the
+    ones that answer within 5 s: a manager answers only inside a Raft group with a leader. (While an
+    engine restarts, systemd holds its socket: a question waits for the new engine, hence the limit.)"""
+
+    def __init__(self) -> None:
+        self.ticks: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _ask(name: str) -> subprocess.Popen:
+        return subprocess.Popen(["docker", "exec", "%s-%s" % (LAB, name), "timeout", "5", "docker", "node", "ls", "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 300  # bounded, whatever the run does
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            asked = [self._ask(name) for name in MANAGERS]
+            self.ticks.append(sum(1 for each in asked if each.wait(timeout=30) == 0))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> QuorumWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def rollout(host):
+    """The lab's engines given a new log option (max-file one more than now), restarted in turn, under
+    watch; then the same run again."""
+    current = json.loads(node("worker1").file("/etc/docker/daemon.json").content_string)["log-opts"]["max-file"]
+    option = ["-e", "docker_engine_log_max_file=%d" % (int(current) + 1)]
+    leader = host.check_output("docker node ls --filter role=manager --format '{{.Hostname}} {{.ManagerStatus}}'")
+    leader = [line.split()[0] for line in leader.splitlines() if line.endswith(" Leader")][0]
+    before = engine_times(MANAGERS + WORKERS)
+    with QuorumWatch() as watch:
+        done = engine_config(*option)
+    after = engine_times(MANAGERS + WORKERS)
+    again = engine_config(*option)
+    return {"option": option, "max_file": str(int(current) + 1), "leader": leader, "before": before,
+            "done": done, "after": after, "watch": watch, "again": again, "after_again": engine_times(MANAGERS + WORKERS)}
+
+
+def test_every_engine_restarts_with_the_new_configuration(rollout):
+    assert rollout["done"].returncode == 0
+    for name in MANAGERS + WORKERS:
+        assert rollout["after"][name][1] > rollout["before"][name][1], name
+        daemon = json.loads(node(name).file("/etc/docker/daemon.json").content_string)
+        assert daemon["log-opts"]["max-file"] == rollout["max_file"]
+        assert not node(name).file(MARKER).exists, name
+
+
+def test_one_engine_at_a_time_workers_first_and_the_leader_last(rollout):
+    after = rollout["after"]
+    order = sorted(after, key=lambda name: after[name][0])
+    assert set(order[:2]) == set(WORKERS), order
+    assert order[-1] == rollout["leader"], order
+    for earlier, later in zip(order, order[1:]):
+        # The next engine stopped only once the one before it was running again.
+        assert after[later][0] > after[earlier][1], (earlier, later, after)
+
+
+def test_the_managers_keep_their_quorum_throughout(rollout):
+    ticks = rollout["watch"].ticks
+    assert len(ticks) >= 20, ticks  # watched the whole rollout, not a moment of it
+    # 2 of the 3 managers answering at every moment: one restarting at a time, a leader all along.
+    assert min(ticks) >= 2, ticks
+
+
+def test_a_second_run_restarts_nothing(rollout):
+    assert rollout["again"].returncode == 0
+    assert all(counts["changed"] == 0 for counts in recap(rollout["again"].stdout).values()), recap(rollout["again"].stdout)
+    assert rollout["after_again"] == rollout["after"]
