@@ -60,11 +60,15 @@ PY
     passed=$((passed + p)); failed=$((failed + f))
 }
 # A CI log shows only its tail, where destroy's long output buries the failure: the failed tasks
-# (the last ones, as the rescued failures of bad-input checks come first) are printed again at the end.
+# (the last ones, as the rescued failures of bad-input checks come first) and the verifier's failed
+# tests (pytest's -ra summary, or why it stopped) are printed again at the end.
 failed_tasks() {
     echo "---- failed tasks in $1 ----"
     sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E -A 12 '(fatal|failed): \[|FAILED!|^ERROR!|ERROR +Ansible return code' \
         | cut -c1-300 | tail -n 150 || true
+    echo "---- failed tests in $1 ----"
+    sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '(FAILED|ERROR) [^ ]+\.py::|^E  |Exit: |[0-9]+ (failed|error)' \
+        | cut -c1-400 | tail -n 60 || true
 }
 run_scenario() {
     local s=$1 log="$results/molecule-$1.log" last
@@ -84,6 +88,14 @@ run_scenario() {
     else
         failed=$((failed + 1))
         failed_tasks "$last" >&2
+        # default's verify stops when the scenarios run beside it failed: theirs is the failure to show.
+        if [ -n "${SWARMLAB_VERIFY_AFTER:-}" ] && [ "$(cat "$SWARMLAB_VERIFY_AFTER" 2>/dev/null || echo 0)" != 0 ]; then
+            local sc
+            for sc in "${after[@]}"; do
+                [ ! -s "$results/molecule-$sc.log" ] || failed_tasks "$results/molecule-$sc.log" >&2
+            done
+            echo "molecule scenario(s) ${after[*]} FAILED" >&2
+        fi
         echo "molecule scenario $s FAILED" >&2
         exit 1
     fi
