@@ -126,10 +126,15 @@ def test_every_tasks_from_used_from_outside_has_an_entry_point(role, tasks_from,
     assert (ROOT / 'roles' / role / 'tasks' / tasks_from).is_file()
 
 
-def test_the_engine_restart_hook_clears_the_mark_the_docker_engine_role_writes():
-    # A playbook hook cannot read a role's vars: the path is written twice, and must stay one path.
+def test_the_engine_restart_hook_restarts_as_the_role_does_and_clears_its_mark():
+    # One restart for node maintenance's hook and the role's rollout in turn: the role's entry point,
+    # which clears the mark the role writes (a playbook hook cannot read the role's vars).
     marker = load(ROOT / 'roles' / 'docker_engine' / 'vars' / 'main.yml')['docker_engine_restart_marker']
     hook = load(ROOT / 'playbooks' / 'tasks' / 'engine_restart.yml')
-    cleared = [t['ansible.builtin.file']['path'] for t in hook
+    included = [t['ansible.builtin.include_role'] for block in hook for t in block.get('block', [])
+                if 'ansible.builtin.include_role' in t]
+    assert [(i['name'], i['tasks_from']) for i in included] == [('swarmlab.cluster.docker_engine', 'restart.yml')]
+    restart = load(ROOT / 'roles' / 'docker_engine' / 'tasks' / 'restart.yml')
+    cleared = [t['ansible.builtin.file']['path'] for block in restart for t in block['block']
                if t.get('ansible.builtin.file', {}).get('state') == 'absent']
-    assert cleared == [marker]
+    assert cleared == ['{{ docker_engine_restart_marker }}'] and marker.startswith('/etc/docker/')
