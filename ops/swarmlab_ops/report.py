@@ -23,6 +23,7 @@ DRILL_TARGETS = {
     "node-loss": "rescheduled <= 30 s",
     "engine-config": "the role restarts no engine, the cycle this one only, 0 failed, 0 lost",
     "engine-upgrade": "the role restarts no engine, the cycle this one only onto its new binaries, 0 failed, 0 lost",
+    "engine-rollout": "every worker's engine restarted in the run, one at a time, 0 lost (failed requests counted)",
     "registry": "100 % pullable",
     "manager-loss": "new leader <= 30 s, service update ok",
 }

@@ -23,7 +23,7 @@ from ..lab.prometheus import observe
 from ..options import comma_list
 from ..report import log, render_drills
 from .common import Ctx, Opts
-from .maintenance import drain, engine_config, master_drain, node_loss
+from .maintenance import drain, engine_config, engine_rollout, master_drain, node_loss
 from .redis import redis_kill, redis_password, redis_renewal, web_partition
 from .registry import registry
 from .web import bad_deploy, edge_renewal, rolling_update, scale, web_kill
@@ -47,6 +47,7 @@ DRILLS: dict[str, Callable[[Ctx], dict]] = {
     # Last: they restart a worker's engine (drained).
     "engine-config": engine_config,
     "engine-upgrade": lambda ctx: engine_config(ctx, upgrade=True),
+    "engine-rollout": engine_rollout,
 }
 ALL = list(DRILLS)
 

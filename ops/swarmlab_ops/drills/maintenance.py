@@ -342,3 +342,38 @@ def engine_config(ctx: Ctx, upgrade: bool = False) -> dict:
                                               "play_failures": (run.failures() + cycle["_failures"])[-3:]}},
                run.ok and not by_role and cycle["_ok"] and restarted == [node]
                and summary["failed_requests"] == 0 and acc["lost"] == 0 and upgraded)
+
+
+def engine_rollout(ctx: Ctx) -> dict:
+    """A new Docker Engine configuration (a log option) for the workers through playbooks/docker_engine.yml
+    with docker_engine_restart_swarm_nodes=true, under load: the role restarts their engines in this
+    run, undrained, one at a time, each back with its tasks before the next. Their tasks stop with
+    each engine: failed requests are counted, not expected to be 0 (node maintenance's cycle, the
+    engine-config drill, is the restart without one). The managers are left out (--limit): the lab's
+    only manager runs the edge, whose restart is an outage however it is done. Then the configuration
+    goes back the same way (no load). Target: every worker restarted, one at a time, 0 lost."""
+    workers = [n.name for n in ctx.lab.group("swarm_workers")]
+    hosts = ",".join(inventory_name(ctx.lab.name, ctx.lab.nodes[n]) for n in workers)
+    before = _engines_started(ctx)
+    start_value = ctx.counter()
+    load = ctx.with_load(300)
+    log("engine-rollout: %s on %s with docker_engine_log_max_file=4, docker_engine_restart_swarm_nodes=true"
+        % (ENGINE, ", ".join(workers)))
+    run = run_playbook(ENGINE, ctx.lab.name, {"docker_engine_log_max_file": 4, "docker_engine_restart_swarm_nodes": True},
+                       limit=hosts)
+    ops, summary, acc = ctx.finish(load, start_value, tail=3)
+    after = _engines_started(ctx)
+    restarted = sorted(n for n in after if after[n] != before.get(n))
+    # systemd's start times, in order: how far apart the engines came back.
+    starts = sorted(after[n] for n in restarted)
+    gaps = [round(b - a, 1) for a, b in zip(starts, starts[1:])]
+    text = "play %s in %s, engines restarted: %s%s" % (
+        "ok" if run.ok else "FAILED", fmt_seconds(run.seconds), ", ".join(restarted) or "none",
+        ", %s s apart" % "/".join(str(g) for g in gaps) if gaps else "")
+    log("engine-rollout: %s; putting the configuration back" % text)
+    back = run_playbook(ENGINE, ctx.lab.name, {"docker_engine_restart_swarm_nodes": True}, limit=hosts)
+    return met({"drill": "engine-rollout", "recover": run.seconds, "recover_text": text, "load": summary,
+                "accounting": acc, "detail": {"workers": workers, "play_ok": run.ok, "restarted": restarted,
+                                              "apart": gaps, "failures": failure_kinds(ops), "restored": back.ok,
+                                              "play_failures": (run.failures() + back.failures())[-3:]}},
+               run.ok and back.ok and restarted == sorted(workers) and acc["lost"] == 0)
