@@ -61,13 +61,14 @@ PY
 }
 # A CI log shows only its tail, where destroy's long output buries the failure: the failed tasks
 # (the last ones, as the rescued failures of bad-input checks come first) and the verifier's failed
-# tests (pytest's -ra summary, or why it stopped) are printed again at the end.
+# tests (pytest's -ra summary, its E lines, or why it stopped; Molecule boxes the verifier's output in
+# "│ " lines) are printed again at the end.
 failed_tasks() {
     echo "---- failed tasks in $1 ----"
     sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E -A 12 '(fatal|failed): \[|FAILED!|^ERROR!|ERROR +Ansible return code' \
         | cut -c1-300 | tail -n 150 || true
     echo "---- failed tests in $1 ----"
-    sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '(FAILED|ERROR) [^ ]+\.py::|^E  |Exit: |[0-9]+ (failed|error)' \
+    sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '(FAILED|ERROR) [^ ]+\.py::|(^|│ )E  |Exit: |[0-9]+ (failed|error)' \
         | cut -c1-400 | tail -n 60 || true
 }
 run_scenario() {

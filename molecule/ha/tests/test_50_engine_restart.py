@@ -62,7 +62,7 @@ class QuorumWatch:
 
     def __init__(self) -> None:
         self.ticks: list[int] = []
-        self.probe: list[int] = []
+        self.probe: list[tuple[int, ...]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
